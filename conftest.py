@@ -1,0 +1,5 @@
+"""Root conftest: wires the fixture modules under fixtures/ into every suite."""
+
+pytest_plugins = [
+    "fixtures.postgres",
+]
