@@ -1,0 +1,94 @@
+"""Paired measurements: ours and a baseline alternate round by round on the same machine.
+
+On shared, noisy 2-core machines absolute times drift; alternating the two sides every round and
+comparing medians cancels most of that drift, so the *ratio* is what we gate on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds of each round of one side of a comparison."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def percentile(self, q: float) -> float:
+        data = sorted(self.seconds)
+        if not data:
+            raise ValueError("no timings")
+        k = min(len(data) - 1, max(0, round(q / 100 * (len(data) - 1))))
+        return data[k]
+
+
+def paired_rounds(ours: Callable[[], Any], baseline: Callable[[], Any], *, rounds: int,
+                  warmup: int = 3, benchmark: Any = None) -> tuple[Timings, Timings]:
+    """Run `baseline` then `ours`, `rounds` times, timing each call separately.
+
+    With a pytest-benchmark fixture, `ours` is driven through `benchmark.pedantic` (baseline in its
+    untimed `setup`), so pytest-benchmark's table, JSON and `--benchmark-compare` cover our side too.
+    """
+    ours_t, base_t = Timings(), Timings()
+    for _ in range(warmup):
+        baseline()
+        ours()
+
+    def timed_baseline() -> None:
+        start = time.perf_counter()
+        baseline()
+        base_t.seconds.append(time.perf_counter() - start)
+
+    def timed_ours() -> None:
+        start = time.perf_counter()
+        ours()
+        ours_t.seconds.append(time.perf_counter() - start)
+
+    if benchmark is not None and not getattr(benchmark, "disabled", False):
+        benchmark.pedantic(timed_ours, setup=timed_baseline, rounds=rounds, iterations=1)
+    else:
+        for _ in range(rounds):
+            timed_baseline()
+            timed_ours()
+    return ours_t, base_t
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One gated ratio: ours / baseline for a metric, and the bound it must meet."""
+
+    name: str
+    metric: str  # e.g. "p50 latency", "throughput"
+    unit: str  # unit of `ours` and `baseline`, e.g. "ms", "keys/s"
+    ours: float
+    baseline: float
+    higher_is_better: bool
+    target: float  # bound on the ratio: >= target if higher is better, else <= target
+    rounds: int = 0
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+    def describe(self) -> str:
+        op = ">=" if self.higher_is_better else "<="
+        verdict = "met" if self.passed else "MISSED"
+        return (f"{self.name}: {self.metric} ours {self.ours:.4g} {self.unit} vs baseline "
+                f"{self.baseline:.4g} {self.unit} -> ratio {self.ratio:.3f} "
+                f"(target {op} {self.target}) {verdict}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "passed": self.passed}
