@@ -36,7 +36,9 @@ class EmbeddedPostgres:
     kind = "embedded"
 
     def __init__(self, *, host: str = "127.0.0.1", settings: dict[str, str] | None = None,
-                 base_dir: str | os.PathLike[str] | None = None) -> None:
+                 base_dir: str | os.PathLike[str] | None = None, detached: bool = False) -> None:
+        """`detached=True` (for `authstate-harness pg up`): no reaper, the server outlives us
+        until `pg down`; everything else is stopped when its owner ends, however it ends."""
         self.host = host
         self.port = 0
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
@@ -49,13 +51,29 @@ class EmbeddedPostgres:
         if self._user:
             self._user.chown(self.base_dir)
         os.chmod(self.base_dir, 0o700)
-        self._reaper = Reaper.spawn(CleanupPlan(
+        self._reaper = None if detached else Reaper.spawn(CleanupPlan(
             commands=[{"argv": [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m",
                                 "immediate", "-w", "-t", "20", "stop"],
                        "uid": self._user.uid if self._user else None}],
             remove_paths=[str(self.base_dir)],
         ))
         self._closed = False
+
+    @classmethod
+    def attach(cls, base_dir: str | os.PathLike[str], port: int,
+               host: str = "127.0.0.1") -> EmbeddedPostgres:
+        """A handle on a detached server started earlier (for `pg status` / `pg down`)."""
+        self = cls.__new__(cls)
+        self.host, self.port, self.settings = host, port, dict(DEFAULT_SETTINGS)
+        self._user = service_user()
+        self._bin = bin_dir_for(self._user)
+        self.version = server_version(self._bin)
+        self.base_dir = Path(base_dir)
+        self.data_dir = self.base_dir / "data"
+        self.log_path = self.base_dir / "postgresql.log"
+        self._reaper = None
+        self._closed = False
+        return self
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> EmbeddedPostgres:
@@ -121,7 +139,8 @@ class EmbeddedPostgres:
             self.stop("fast")
         finally:
             shutil.rmtree(self.base_dir, ignore_errors=True)
-            self._reaper.release()
+            if self._reaper is not None:
+                self._reaper.release()
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start() if not self.is_running() else self
