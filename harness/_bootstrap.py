@@ -73,9 +73,13 @@ def ensure_environment() -> None:
         _say("installing the harness and its dependencies into .venv")
         cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                "-e", f"{root}[dev]"]
-        if subprocess.call(cmd) != 0:
-            raise SystemExit(f"authstate-harness: `{' '.join(cmd)}` failed; see pip's output "
-                             "above (network access to PyPI is needed on first use).")
+        log_path = venv_dir / "bootstrap.log"
+        with log_path.open("w") as log:
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+            raise SystemExit(f"{tail}\nauthstate-harness: `{' '.join(cmd)}` failed (full log: "
+                             f"{log_path}). Network access to PyPI is needed on first use.")
         stamp_file.write_text(_stamp_of(root) + "\n")
     env = dict(os.environ, **{_GUARD: "1"})
     os.execve(str(python), [str(python), "-m", "harness", *sys.argv[1:]], env)
