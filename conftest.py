@@ -3,4 +3,5 @@
 pytest_plugins = [
     "fixtures.postgres",
     "fixtures.bench",
+    "fixtures.store",
 ]

@@ -34,8 +34,9 @@ def paired_rounds(ours: Callable[[], Any], baseline: Callable[[], Any], *, round
                   warmup: int = 3, benchmark: Any = None) -> tuple[Timings, Timings]:
     """Run `baseline` then `ours`, `rounds` times, timing each call separately.
 
-    With a pytest-benchmark fixture, `ours` is driven through `benchmark.pedantic` (baseline in its
-    untimed `setup`), so pytest-benchmark's table, JSON and `--benchmark-compare` cover our side too.
+    With a pytest-benchmark fixture, `ours` is driven through `benchmark.pedantic` (baseline in
+    its untimed `setup`), so pytest-benchmark's table, JSON and `--benchmark-compare` cover our
+    side too.
     """
     ours_t, base_t = Timings(), Timings()
     for _ in range(warmup):

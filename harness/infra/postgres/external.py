@@ -21,8 +21,8 @@ def run_coro_blocking(coro):  # type: ignore[no-untyped-def]
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _server_version(dsn: str, timeout: float) -> str:
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+async def _server_version(dsn: str, connect_timeout: float) -> str:
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     try:
         return str(await conn.fetchval("SHOW server_version"))
     finally:
@@ -33,7 +33,7 @@ def probe_server(dsn: str, timeout: float = 10.0) -> str:
     """Connect once and return the server version, or raise a ProvisioningError that says why."""
     try:
         return run_coro_blocking(_server_version(dsn, timeout))
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
         raise ProvisioningError(
             f"cannot connect to PostgreSQL at {redact(dsn)}: {type(exc).__name__}: {exc}",
             hint="check the DSN (postgresql://user:pass@host:port/db), that the server runs and "

@@ -1,0 +1,336 @@
+"""The reference auth-state store: Baileys' `AuthenticationState` on PostgreSQL via asyncpg.
+
+    store = await PostgresAuthStore.open(dsn)
+    state = await store.load("acme")             # AuthState: .creds, .keys, .save_creds()
+    await state.keys.get("pre-key", ["1", "2"])  # {id: value}; missing ids omitted
+    await state.keys.set({"pre-key": {"1": v, "2": None}})  # JS-falsy value = delete
+    await state.save_creds()
+    await store.close()
+
+Guarantees (each has a test):
+- Loading creds tells *absent* (fresh `initAuthCreds()`-shaped creds, not written until saved)
+  from *error* (`StoreUnavailable`): an outage never yields new creds over paired ones.
+- One `keys.set` call is atomic across all its types: one statement when it fits, else one
+  transaction; multi-row `unnest` upserts (not one round trip per key); rows sorted so concurrent
+  writers lock in the same order; per-type `expires_at`.
+- Writes of one company are applied in call order (FIFO lock), so an older session can never
+  overwrite a newer one because two saves raced on the pool.
+- Every input is validated and encoded before any I/O: a bad company id, key or value raises and
+  nothing is written. Parameterized SQL only; every statement is scoped by company_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import asyncpg
+
+from harness.authstate import codec
+from harness.authstate.company import validate_company_id
+from harness.authstate.creds import init_auth_creds
+from harness.authstate.errors import InvalidKey, StoreUnavailable
+from harness.authstate.key_types import (
+    is_js_falsy,
+    ttl_seconds,
+    validate_key_id,
+    validate_key_type,
+)
+from harness.authstate.schema import migrate
+from harness.infra.postgres.dsn import redact
+
+UPSERT_BATCH = 1000  # rows per statement; arrays, so no 32767-parameter limit applies
+
+_GET_KEYS = ("SELECT key_id, value::text FROM whatsapp_keys "
+             "WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])")
+_UPSERT_KEYS = """
+INSERT INTO whatsapp_keys AS k (company_id, key_type, key_id, value, updated_at, expires_at)
+SELECT $1, t.key_type, t.key_id, t.value::jsonb, now(), now() + t.ttl * interval '1 second'
+FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[]) AS t(key_type, key_id, value, ttl)
+ON CONFLICT (company_id, key_type, key_id) DO UPDATE
+SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
+"""
+_DELETE_KEYS = """
+DELETE FROM whatsapp_keys
+WHERE company_id = $1 AND (key_type, key_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
+_GET_CREDS = "SELECT creds::text FROM whatsapp_auth WHERE company_id = $1"
+_PUT_CREDS = """
+INSERT INTO whatsapp_auth (company_id, creds, updated_at) VALUES ($1, $2::jsonb, now())
+ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = EXCLUDED.updated_at
+"""
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+              OSError, asyncio.TimeoutError)
+
+
+def _connection_is_suspect(exc: BaseException) -> bool:
+    """After these, the connection may be dead or mid-protocol: never give it back to the pool.
+
+    Seen for real: after `pg_terminate_backend`, asyncpg returned the dead connection to the pool
+    and the next query failed with InternalClientError ("another operation is in progress").
+    A statement timeout (QueryCanceledError) or a plain SQL error leaves the connection healthy.
+    """
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return False
+    return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                            asyncpg.InternalClientError, asyncpg.OperatorInterventionError,
+                            OSError, asyncio.TimeoutError, asyncio.CancelledError))
+
+
+class _Lease:
+    """`async with store._conn() as conn`: acquire with a timeout; evict suspect connections."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+        self._pool, self._timeout = pool, timeout
+        self._conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._conn = await self._pool.acquire(timeout=self._timeout)
+        return self._conn
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if exc is not None and _connection_is_suspect(exc):
+            conn.terminate()  # the pool opens a fresh connection on the next acquire
+        await self._pool.release(conn)
+
+KeyWrites = Mapping[str, Mapping[str, Any]]
+
+
+@contextlib.contextmanager
+def _unavailable_on_db_error(operation: str, company_id: str) -> Iterator[None]:
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        raise StoreUnavailable(
+            f"{operation} for company {company_id!r} failed: {type(exc).__name__}: {exc}",
+            hint="PostgreSQL is unreachable or failing; the operation did not complete. Retry "
+            "when it is back (a resilient wrapper would serve cache and journal writes)",
+        ) from exc
+
+
+class PreparedKeyWrite:
+    """A validated, encoded `keys.set` call: rows to upsert and rows to delete, sorted."""
+
+    __slots__ = ("delete_ids", "delete_types", "upsert_ids", "upsert_ttls", "upsert_types",
+                 "upsert_values")
+
+    def __init__(self, data: KeyWrites) -> None:
+        upserts: list[tuple[str, str, str, int]] = []
+        deletes: list[tuple[str, str]] = []
+        if not isinstance(data, Mapping):
+            raise InvalidKey(f"keys.set expects {{type: {{id: value}}}}, got {type(data).__name__}")
+        for key_type, entries in data.items():
+            validate_key_type(key_type)
+            if not isinstance(entries, Mapping):
+                raise InvalidKey(f"keys.set[{key_type!r}] must be a mapping of id to value, got "
+                                 f"{type(entries).__name__}")
+            ttl = ttl_seconds(key_type)
+            for key_id, value in entries.items():
+                validate_key_id(key_id)
+                if is_js_falsy(value):
+                    deletes.append((key_type, key_id))
+                else:
+                    upserts.append((key_type, key_id, codec.dumps_for_postgres(value), ttl))
+        upserts.sort()
+        deletes.sort()
+        self.upsert_types = [r[0] for r in upserts]
+        self.upsert_ids = [r[1] for r in upserts]
+        self.upsert_values = [r[2] for r in upserts]
+        self.upsert_ttls = [r[3] for r in upserts]
+        self.delete_types = [r[0] for r in deletes]
+        self.delete_ids = [r[1] for r in deletes]
+
+    def statements(self, company_id: str) -> list[tuple[str, tuple[Any, ...]]]:
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        for i in range(0, len(self.upsert_ids), UPSERT_BATCH):
+            s = slice(i, i + UPSERT_BATCH)
+            out.append((_UPSERT_KEYS, (company_id, self.upsert_types[s], self.upsert_ids[s],
+                                       self.upsert_values[s], self.upsert_ttls[s])))
+        if self.delete_ids:
+            out.append((_DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
+        return out
+
+
+class PostgresAuthStore:
+    """Auth state of many companies in one PostgreSQL database, through one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float,
+                 query_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout  # waiting for a pooled connection (exhaustion)
+        self.query_timeout = query_timeout  # client-side: a black-holed network never answers
+        self._key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._creds_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @classmethod
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
+                   connect_timeout: float = 10.0, statement_timeout: float = 30.0,
+                   command_timeout: float | None = None, statement_cache_size: int = 100,
+                   migrate_schema: bool = True) -> PostgresAuthStore:
+        """Create the pool (origin defaults: 10 s connect, 30 s statement timeout) and schema.
+
+        `command_timeout` bounds each query client-side (default: statement timeout + 5 s);
+        the server's statement timeout cannot fire when the network itself is severed.
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                command_timeout=command_timeout, statement_cache_size=statement_cache_size,
+                server_settings={"application_name": "authstate-harness",
+                                 "statement_timeout": str(int(statement_timeout * 1000))})
+        except (*_DB_ERRORS, ValueError) as exc:
+            raise StoreUnavailable(
+                f"cannot open the auth-state store at {redact(dsn)}: {type(exc).__name__}: {exc}",
+                hint="check the DSN and that PostgreSQL accepts connections from here") from exc
+        query_timeout = command_timeout if command_timeout else statement_timeout + 5.0
+        store = cls(pool, acquire_timeout=connect_timeout, query_timeout=query_timeout)
+        if migrate_schema:
+            try:
+                with _unavailable_on_db_error("schema migration", "*"):
+                    async with pool.acquire(timeout=connect_timeout) as conn:
+                        await migrate(conn)
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except (TimeoutError, *_DB_ERRORS):
+            self.pool.terminate()
+
+    async def __aenter__(self) -> PostgresAuthStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- creds -----------------------------------------------------------------------------------
+    async def read_creds(self, company_id: str) -> dict[str, Any] | None:
+        """Stored creds, or None when the company has none. Errors raise StoreUnavailable."""
+        company_id = validate_company_id(company_id)
+        with _unavailable_on_db_error("loading creds", company_id):
+            async with self._conn() as conn:
+                text = await conn.fetchval(_GET_CREDS, company_id, timeout=self.query_timeout)
+        return None if text is None else codec.loads(text)
+
+    async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
+        """Replace the company's creds (whole blob, as Baileys' saveCreds does)."""
+        company_id = validate_company_id(company_id)
+        text = codec.dumps_for_postgres(dict(creds))  # snapshot now, before any await
+        async with self._creds_locks[company_id]:
+            with _unavailable_on_db_error("saving creds", company_id):
+                async with self._conn() as conn:
+                    await conn.execute(_PUT_CREDS, company_id, text, timeout=self.query_timeout)
+
+    async def load(self, company_id: str) -> AuthState:
+        """The company's auth state; fresh creds (unsaved) when it has none yet."""
+        company_id = validate_company_id(company_id)
+        creds = await self.read_creds(company_id)
+        return AuthState(self, company_id, creds if creds is not None else init_auth_creds())
+
+    # -- keys ------------------------------------------------------------------------------------
+    async def get_keys(self, company_id: str, key_type: str,
+                       ids: Iterable[str]) -> dict[str, Any]:
+        company_id = validate_company_id(company_id)
+        validate_key_type(key_type)
+        id_list = list(ids)
+        for key_id in id_list:
+            validate_key_id(key_id)
+        if not id_list:
+            return {}
+        with _unavailable_on_db_error(f"reading {key_type} keys", company_id):
+            async with self._conn() as conn:
+                rows = await conn.fetch(_GET_KEYS, company_id, key_type, id_list,
+                                        timeout=self.query_timeout)
+        return {key_id: codec.loads(text) for key_id, text in rows}
+
+    async def set_keys(self, company_id: str, data: KeyWrites) -> None:
+        company_id = validate_company_id(company_id)
+        write = PreparedKeyWrite(data)
+        statements = write.statements(company_id)
+        if not statements:
+            return
+        async with self._key_locks[company_id]:
+            with _unavailable_on_db_error("writing keys", company_id):
+                async with self._conn() as conn:
+                    if len(statements) == 1:  # a single statement is atomic on its own
+                        sql, args = statements[0]
+                        await conn.execute(sql, *args, timeout=self.query_timeout)
+                        return
+                    async with conn.transaction():
+                        for sql, args in statements:
+                            await conn.execute(sql, *args, timeout=self.query_timeout)
+
+    async def clear_keys(self, company_id: str) -> int:
+        """Delete every key of the company (Baileys' `keys.clear`); returns the count."""
+        company_id = validate_company_id(company_id)
+        async with self._key_locks[company_id]:
+            with _unavailable_on_db_error("clearing keys", company_id):
+                async with self._conn() as conn:
+                    status = await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1",
+                                                company_id, timeout=self.query_timeout)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def delete_company(self, company_id: str) -> None:
+        """Remove creds and keys of one company in one transaction (logout)."""
+        company_id = validate_company_id(company_id)
+        async with self._key_locks[company_id], self._creds_locks[company_id]:
+            with _unavailable_on_db_error("deleting company", company_id):
+                async with self._conn() as conn, conn.transaction():
+                    for table in ("whatsapp_keys", "whatsapp_auth"):
+                        await conn.execute(f"DELETE FROM {table} WHERE company_id = $1",
+                                           company_id, timeout=self.query_timeout)
+
+    async def companies(self) -> list[str]:
+        """Company ids having creds or keys, sorted."""
+        with _unavailable_on_db_error("listing companies", "*"):
+            async with self._conn() as conn:
+                rows = await conn.fetch("SELECT company_id FROM whatsapp_auth UNION "
+                                        "SELECT DISTINCT company_id FROM whatsapp_keys ORDER BY 1",
+                                        timeout=self.query_timeout)
+        return [r[0] for r in rows]
+
+    def _conn(self) -> _Lease:
+        """A pooled connection; waiting longer than `acquire_timeout` raises (pool exhausted)."""
+        return _Lease(self.pool, self.acquire_timeout)
+
+
+class SignalKeyStore:
+    """`state.keys` of one company: Baileys' SignalKeyStore surface."""
+
+    def __init__(self, store: PostgresAuthStore, company_id: str) -> None:
+        self._store = store
+        self.company_id = company_id
+
+    async def get(self, key_type: str, ids: Iterable[str]) -> dict[str, Any]:
+        return await self._store.get_keys(self.company_id, key_type, ids)
+
+    async def set(self, data: KeyWrites) -> None:
+        await self._store.set_keys(self.company_id, data)
+
+    async def clear(self) -> None:
+        await self._store.clear_keys(self.company_id)
+
+
+class AuthState:
+    """Baileys' `{state: {creds, keys}, saveCreds}` for one company."""
+
+    def __init__(self, store: PostgresAuthStore, company_id: str, creds: dict[str, Any]) -> None:
+        self.company_id = company_id
+        self.creds = creds
+        self.keys = SignalKeyStore(store, company_id)
+        self._store = store
+
+    async def save_creds(self) -> None:
+        await self._store.write_creds(self.company_id, self.creds)

@@ -1,0 +1,243 @@
+"""The reference store against real PostgreSQL: every guarantee in its docstring."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import asyncpg
+import pytest
+
+from harness.authstate import (
+    InvalidCompanyId,
+    InvalidKey,
+    PostgresAuthStore,
+    StoreUnavailable,
+    UnsupportedValue,
+)
+from harness.authstate.schema import migrate
+
+PRE_KEY = {"public": bytes(range(32)), "private": bytes(range(32, 64))}
+
+
+@pytest.fixture
+async def store(pg_dsn: str):
+    s = await PostgresAuthStore.open(pg_dsn, command_timeout=5)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def db(pg_dsn: str):
+    conn = await asyncpg.connect(pg_dsn)
+    yield conn
+    await conn.close()
+
+
+async def _count(db: asyncpg.Connection, table: str) -> int:
+    return await db.fetchval(f"SELECT count(*) FROM {table}")
+
+
+async def test_open_is_idempotent_and_safe_concurrently(pg_dsn: str) -> None:
+    stores = await asyncio.gather(*(PostgresAuthStore.open(pg_dsn) for _ in range(5)))
+    for s in stores:
+        await s.close()
+    again = await PostgresAuthStore.open(pg_dsn)
+    await again.close()
+
+
+async def test_new_company_gets_fresh_creds_that_are_not_written(store, db) -> None:
+    state = await store.load("acme")
+    assert set(state.creds) >= {"noiseKey", "signedIdentityKey", "signedPreKey",
+                                "registrationId", "advSecretKey"}
+    assert len(state.creds["noiseKey"]["private"]) == 32
+    assert await _count(db, "whatsapp_auth") == 0
+    await state.save_creds()
+    assert (await store.load("acme")).creds == state.creds
+
+
+async def test_creds_round_trip_bytes_exactly(store) -> None:
+    state = await store.load("acme")
+    state.creds["me"] = {"id": "5511999999999:12@s.whatsapp.net", "name": "Zoë 🚀"}
+    state.creds["routingInfo"] = bytes(range(256))
+    await state.save_creds()
+    loaded = await store.load("acme")
+    assert loaded.creds == state.creds
+    assert loaded.creds["routingInfo"] == bytes(range(256))
+
+
+async def test_error_while_loading_creds_raises_and_never_gives_fresh_creds(pg_dsn, db) -> None:
+    """A DB blip (here: a lock held by another session, so our query times out) must not be
+    mistaken for "no creds": fresh creds saved over paired ones would log the account out."""
+    store = await PostgresAuthStore.open(pg_dsn, command_timeout=0.5)
+    try:
+        state = await store.load("acme")
+        await state.save_creds()
+        original = state.creds
+        async with db.transaction():
+            await db.execute("LOCK TABLE whatsapp_auth IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StoreUnavailable) as err:
+                await store.load("acme")
+        assert "loading creds" in str(err.value) and err.value.hint
+        assert (await store.load("acme")).creds == original
+    finally:
+        await store.close()
+
+
+async def test_terminated_connections_surface_as_store_unavailable(store, db) -> None:
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
+    await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = 'authstate-harness' AND pid <> pg_backend_pid()")
+    with pytest.raises(StoreUnavailable):
+        await store.get_keys("acme", "pre-key", ["1"])
+    # the pool replaces dead connections: the next call works and the data is intact
+    assert await store.get_keys("acme", "pre-key", ["1"]) == {"1": PRE_KEY}
+
+
+async def test_keys_get_omits_missing_ids(store) -> None:
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY, "3": PRE_KEY}})
+    assert await store.get_keys("acme", "pre-key", ["1", "2", "3", "4"]) == {"1": PRE_KEY,
+                                                                             "3": PRE_KEY}
+    assert await store.get_keys("acme", "pre-key", []) == {}
+
+
+@pytest.mark.parametrize("falsy", [None, False, 0, 0.0, ""])
+async def test_js_falsy_value_deletes(store, falsy) -> None:
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
+    await store.set_keys("acme", {"pre-key": {"1": falsy}})
+    assert await store.get_keys("acme", "pre-key", ["1"]) == {}
+
+
+@pytest.mark.parametrize("truthy_empty", [b"", {}, []])
+async def test_values_truthy_in_js_are_stored_even_if_empty(store, truthy_empty) -> None:
+    await store.set_keys("acme", {"device-list": {"u": truthy_empty}})
+    assert await store.get_keys("acme", "device-list", ["u"]) == {"u": truthy_empty}
+
+
+async def test_one_set_spans_types_and_mixes_writes_and_deletes(store) -> None:
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY, "2": PRE_KEY}})
+    await store.set_keys("acme", {
+        "pre-key": {"1": None},
+        "session": {"123_1.2": {"_sessions": {"BQ==": {"registrationId": 7}}, "version": "v1"}},
+        "app-state-sync-key": {"AAAAAP/+=": {"keyData": b"\x01" * 32, "timestamp": 5}},
+    })
+    assert await store.get_keys("acme", "pre-key", ["1", "2"]) == {"2": PRE_KEY}
+    assert (await store.get_keys("acme", "app-state-sync-key", ["AAAAAP/+="]))[
+        "AAAAAP/+="]["keyData"] == b"\x01" * 32
+
+
+async def test_812_pre_keys_are_written_in_one_transaction(store, db) -> None:
+    """Batching, shown by the server's own commit counter rather than by timing."""
+    keys = {str(i): PRE_KEY for i in range(1, 813)}
+    before = await db.fetchval("SELECT xact_commit FROM pg_stat_database "
+                               "WHERE datname = current_database()")
+    await store.set_keys("acme", {"pre-key": keys})
+    await asyncio.sleep(0.6)  # stats are flushed by backends at most every ~500 ms
+    await db.execute("SELECT pg_stat_force_next_flush()")
+    after = await db.fetchval("SELECT xact_commit FROM pg_stat_database "
+                              "WHERE datname = current_database()")
+    assert after - before <= 4, f"{after - before} commits for one keys.set of 812 keys"
+    assert len(await store.get_keys("acme", "pre-key", list(keys))) == 812
+
+
+async def test_multi_statement_set_is_atomic(store, db) -> None:
+    """2,500 rows take three statements; a real failure in the last rolls back all of them."""
+    await db.execute("""
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.key_id = 'boom' THEN RAISE EXCEPTION 'injected failure'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
+    """)
+    keys = {f"{i:05d}": PRE_KEY for i in range(2499)} | {"boom": PRE_KEY}
+    with pytest.raises(StoreUnavailable):
+        await store.set_keys("acme", {"pre-key": keys, "session": {"s": {"a": 1}}})
+    assert await _count(db, "whatsapp_keys") == 0
+
+
+async def test_invalid_value_anywhere_means_nothing_written(store, db) -> None:
+    with pytest.raises(UnsupportedValue):
+        await store.set_keys("acme", {"pre-key": {"1": PRE_KEY},
+                                      "session": {"s": {"name": "nul\x00inside"}}})
+    with pytest.raises(InvalidKey):
+        await store.set_keys("acme", {"pre-key": {"1": PRE_KEY, 2: PRE_KEY}})
+    assert await _count(db, "whatsapp_keys") == 0
+
+
+@pytest.mark.parametrize("bad", ["", "a" * 51, "acme corp", "x'; DROP TABLE whatsapp_keys;--",
+                                 "acme\n", "ａｃｍｅ", "../etc", None, 42])
+async def test_invalid_company_ids_rejected_and_nothing_written(store, db, bad) -> None:
+    for call in (store.load(bad), store.set_keys(bad, {"pre-key": {"1": PRE_KEY}}),
+                 store.write_creds(bad, {"a": 1}), store.get_keys(bad, "pre-key", ["1"])):
+        with pytest.raises(InvalidCompanyId):
+            await call
+    assert await _count(db, "whatsapp_keys") == 0 and await _count(db, "whatsapp_auth") == 0
+    assert await db.fetchval("SELECT to_regclass('whatsapp_keys')") is not None
+
+
+async def test_tenants_are_isolated(store) -> None:
+    await store.set_keys("a", {"pre-key": {"1": PRE_KEY}})
+    await store.set_keys("b", {"pre-key": {"1": {"public": b"b", "private": b"b"}}})
+    await store.clear_keys("a")
+    assert await store.get_keys("a", "pre-key", ["1"]) == {}
+    assert await store.get_keys("b", "pre-key", ["1"]) == {"1": {"public": b"b", "private": b"b"}}
+    await store.write_creds("b", {"registered": True})
+    await store.delete_company("b")
+    assert await store.read_creds("b") is None
+    assert await store.companies() == []
+
+
+async def test_expiry_follows_key_type(store, db) -> None:
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY},
+                                  "app-state-sync-key": {"k": {"keyData": b"x"}}})
+    rows = dict(await db.fetch("SELECT key_type, expires_at - updated_at FROM whatsapp_keys"))
+    assert rows["pre-key"] == dt.timedelta(days=7)
+    assert rows["app-state-sync-key"] == dt.timedelta(days=14)
+
+
+async def test_writes_of_one_company_apply_in_call_order(store) -> None:
+    """50 concurrent saves through a pool of 10: the last call's value is what persists."""
+    state = await store.load("acme")
+
+    async def save(n: int) -> None:
+        state.creds["accountSyncCounter"] = n
+        await state.save_creds()
+
+    await asyncio.gather(*(save(n) for n in range(50)))
+    assert (await store.read_creds("acme"))["accountSyncCounter"] == 49
+    await asyncio.gather(*(store.set_keys("acme", {"session": {"s": {"n": n}}})
+                           for n in range(50)))
+    assert await store.get_keys("acme", "session", ["s"]) == {"s": {"n": 49}}
+
+
+async def test_migrates_a_node_service_schema_without_expiry(pg_dsn, db) -> None:
+    await db.execute("""
+        CREATE TABLE whatsapp_auth (company_id VARCHAR(50) PRIMARY KEY, creds JSONB NOT NULL);
+        CREATE TABLE whatsapp_keys (company_id VARCHAR(50), key_type VARCHAR(64), key_id TEXT,
+                                    value JSONB, UNIQUE (company_id, key_type, key_id));
+        INSERT INTO whatsapp_keys VALUES ('acme', 'pre-key', '1',
+            '{"public": {"type": "Buffer", "data": [1, 2]}, "private": {"0": 3}}');
+    """)
+    store = await PostgresAuthStore.open(pg_dsn)
+    try:
+        assert await store.get_keys("acme", "pre-key", ["1"]) == {
+            "1": {"public": b"\x01\x02", "private": b"\x03"}}
+        await store.set_keys("acme", {"pre-key": {"2": PRE_KEY}})
+    finally:
+        await store.close()
+
+
+async def test_schema_without_unique_key_is_refused_with_a_fix(pg_dsn, db) -> None:
+    await db.execute("CREATE TABLE whatsapp_keys (company_id TEXT, key_type TEXT, key_id TEXT, "
+                     "value JSONB)")
+    with pytest.raises(StoreUnavailable) as err:
+        await migrate(db)
+    assert "UNIQUE" in err.value.hint
+
+
+async def test_unreachable_database_is_a_clear_error() -> None:
+    from harness.infra.ports import free_port
+
+    with pytest.raises(StoreUnavailable) as err:
+        await PostgresAuthStore.open(f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+                                     connect_timeout=2)
+    assert "cannot open" in err.value.message and err.value.hint
