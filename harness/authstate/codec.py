@@ -8,7 +8,8 @@ reviver:
      Node Buffers; v7 does NOT revive this, we do),
   3. an object whose keys all parse as integers and whose values are all numbers, i.e. a JSON'd
      Uint8Array `{"0": 1, "1": 2}` (v7 revives it; same key order and byte truncation as V8).
-Values are plain Python: dict, list, str, int, float, bool, None and bytes.
+Values are plain Python: dict, list, str, int, float, bool, None and bytes. Writing refuses what
+a trip through JavaScript would silently change (tuples, sets, non-str keys, NaN, cycles).
 """
 
 from __future__ import annotations
@@ -18,16 +19,28 @@ import binascii
 import json
 import math
 import re
+from base64 import b64encode
 from typing import Any
 
 from harness.authstate.errors import UnsupportedValue
 
-_INT_PREFIX = re.compile(r"\s*[+-]?\d")  # what JS parseInt(k, 10) accepts as numeric
-_ARRAY_INDEX = re.compile(r"0|[1-9]\d*")
+# What JS parseInt(k, 10) reads as a number: JS whitespace (not Python's \s), sign, ASCII digit.
+_INT_PREFIX = re.compile(
+    "[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[+-]?[0-9]")
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")  # ASCII only: Python's \d also matches '٣'
+_MAX_SAFE_INTEGER = 2**53
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON escape of NUL or of a surrogate, preceded by an even number of backslashes.
+_UNSTORABLE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})")
 
 
 def _to_uint8(number: float) -> int:
     """ECMAScript ToUint8: what Buffer.from(array) does to each element."""
+    if not isinstance(number, float) and not -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+        try:
+            number = float(number)  # JSON.parse reads every number as a double
+        except OverflowError:
+            return 0  # a literal too large for a double is Infinity in JS
     if isinstance(number, float):
         if math.isnan(number) or math.isinf(number):
             return 0
@@ -79,49 +92,145 @@ def _b64decode_like_node(text: str) -> bytes:
         raise UnsupportedValue(f"undecodable base64 in a Buffer: {exc}") from exc
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"type": "Buffer", "data": base64.b64encode(value).decode("ascii")}
+def _array_index(key: str) -> int | None:
+    """The integer of a canonical array-index key ("0", "17"; not "01", "-1", "٣"), else None."""
+    if key.isdigit() and key.isascii() and (key[0] != "0" or key == "0") and len(key) <= 10:
+        index = int(key)
+        return index if index < 2**32 - 1 else None
+    return None
+
+
+def _js_key_order(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with its keys in the order V8 gives them (array indices first, ascending)."""
+    previous, named_seen = -1, False
+    for key in obj:  # fast path: already in V8 order (the usual case)
+        index = _array_index(key)
+        if index is None:
+            named_seen = True
+        elif named_seen or index < previous:
+            break
+        else:
+            previous = index
+    else:
+        return obj
+    indexed = sorted((i, k) for k in obj if (i := _array_index(k)) is not None)
+    ordered = {k: obj[k] for _, k in indexed}
+    ordered.update((k, v) for k, v in obj.items() if k not in ordered)
+    return ordered
+
+
+def _prepare(value: Any) -> Any:
+    """The JSON-ready form of `value`: what `JSON.stringify` would see after the replacer.
+
+    Refuses what a JS round trip would silently change (tuples, sets, non-str keys, NaN),
+    writes bytes as base64 Buffers, integral floats as integers (V8 prints `1`, not `1.0`) and
+    puts integer-like keys first, as V8 orders them.
+    """
+    cls = value.__class__
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is dict:
+        out = {}
+        digit_key = False
+        for k, v in value.items():
+            if k.__class__ is not str:
+                if not isinstance(k, str):
+                    raise UnsupportedValue(
+                        f"object key {k!r} is a {type(k).__name__}; JSON object keys are strings",
+                        hint="convert keys with str() before saving, as JavaScript would")
+                k = str(k)
+            if not digit_key and k[:1].isdigit():
+                digit_key = True
+            vcls = v.__class__
+            out[k] = v if vcls is str or vcls is int or vcls is bool or v is None else _prepare(v)
+        return _js_key_order(out) if digit_key else out
+    if cls is bytes:
+        return {"type": "Buffer", "data": b64encode(value).decode("ascii")}
+    if cls is list:
+        return [v if v.__class__ is str or v.__class__ is int else _prepare(v) for v in value]
+    if cls is float:
+        if math.isnan(value) or math.isinf(value):
+            raise UnsupportedValue(f"{value!r} is not a JSON number (JSON.stringify writes null)",
+                                   hint="store None, or a finite number")
+        if value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+            return int(value)
+        return value
+    return _prepare_uncommon(value)
+
+
+def _prepare_uncommon(value: Any) -> Any:
+    if isinstance(value, (bytearray, memoryview)):
+        return _prepare(bytes(value))
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _prepare(float(value))
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return _prepare(dict(value))
+    if isinstance(value, list):
+        return _prepare(list(value))
     if isinstance(value, (tuple, set, frozenset)):
-        raise UnsupportedValue(f"{type(value).__name__} is not a Baileys value; use a list")
+        raise UnsupportedValue(f"{type(value).__name__} is not a Baileys value; use a list",
+                               hint="a tuple or set would come back as a list")
     raise UnsupportedValue(
         f"{type(value).__name__} cannot be stored: values must be JSON types or bytes")
 
 
+def _escape_surrogates(text: str) -> str:
+    # JSON.stringify (ES2019) writes a lone surrogate as an escape; Python leaves it raw.
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def dumps(value: Any) -> str:
-    """JSON text as `JSON.stringify(value, BufferJSON.replacer)` writes it (compact, UTF-8)."""
+    """JSON text as `JSON.stringify(value, BufferJSON.replacer)` writes it (compact, UTF-8).
+
+    Identical to V8's text except for floats below 1e-4 or integral floats beyond 2**53 (Python
+    writes `1e-05`, V8 `0.00001`; both parse to the same number) and integers beyond 2**53,
+    which a JS number cannot hold exactly.
+    """
     try:
-        text = json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False, check_circular=True)
-    except ValueError as exc:  # NaN/Infinity or a circular structure
-        if isinstance(exc, UnsupportedValue):
-            raise
-        raise UnsupportedValue(f"value cannot be written as JSON: {exc}") from exc
-    except TypeError as exc:  # non-string dict keys
-        raise UnsupportedValue(f"value cannot be written as JSON: {exc}") from exc
-    return text
+        structure = _prepare(value)
+    except RecursionError as exc:
+        raise UnsupportedValue("value is nested too deeply or refers to itself",
+                               hint="Baileys values are trees; break the cycle") from exc
+    text = json.dumps(structure, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      check_circular=False)
+    return _escape_surrogates(text)
 
 
 def dumps_for_postgres(value: Any) -> str:
-    """`dumps`, refusing what PostgreSQL JSONB cannot hold (NUL, lone surrogates)."""
+    """`dumps`, refusing what PostgreSQL JSONB cannot hold (NUL, lone surrogates).
+
+    Both reach the text as escapes (`\\u0000`, `\\ud800`) that JSONB rejects; catching them
+    here keeps a bad value from surfacing as a database error (or a retry storm).
+    """
     text = dumps(value)
-    if "\x00" in text:
-        raise UnsupportedValue(
-            "value holds a NUL character (U+0000), which PostgreSQL JSONB cannot store",
-            hint="strip NUL from strings before saving; binary data belongs in bytes")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise UnsupportedValue(
-            "value holds a lone UTF-16 surrogate, which is not valid UTF-8 and cannot be stored",
-            hint="repair the string (it is not valid Unicode text)") from exc
+    if "\\u" in text:
+        match = _UNSTORABLE_ESCAPE.search(text)
+        if match is not None and match.group().endswith("\\u0000"):
+            raise UnsupportedValue(
+                "value holds a NUL character (U+0000), which PostgreSQL JSONB cannot store",
+                hint="strip NUL from strings before saving; binary data belongs in bytes")
+        if match is not None:
+            raise UnsupportedValue(
+                "value holds a lone UTF-16 surrogate, which is not valid Unicode text and "
+                "cannot be stored in PostgreSQL", hint="repair the string before saving")
     return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise UnsupportedValue(f"{name} is not valid JSON (JSON.parse rejects it)",
+                           hint="the stored text was not written by JSON.stringify")
 
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON and revive every Buffer form (BufferJSON.reviver, plus the v6 array form)."""
     try:
-        return json.loads(text, object_hook=revive)
+        return json.loads(text, object_hook=revive, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise UnsupportedValue(f"malformed JSON at line {exc.lineno} column {exc.colno}: "
                                f"{exc.msg}") from exc
