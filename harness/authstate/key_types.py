@@ -35,6 +35,7 @@ SHORT_TTL_SECONDS: Final = 7 * DAY
 DEFAULT_TTL_SECONDS: Final = 14 * DAY
 _SHORT_TTL_TYPES: Final = frozenset({LID_MAPPING, PRE_KEY, SESSION, SENDER_KEY})
 
+_KNOWN_TYPES: Final = frozenset(KEY_TYPES)
 MAX_KEY_TYPE_CHARS: Final = 64
 MAX_KEY_ID_CHARS: Final = 1024
 
@@ -51,6 +52,8 @@ def _has_lone_surrogate(text: str) -> bool:
 
 def validate_key_type(key_type: object) -> str:
     """Return `key_type` if it can name a key type; raise `InvalidKey` otherwise."""
+    if key_type in _KNOWN_TYPES:  # the hot path: one set lookup
+        return key_type  # type: ignore[return-value]
     if not isinstance(key_type, str):
         raise InvalidKey(f"key type must be a str, got {type(key_type).__name__}")
     if not key_type or len(key_type) > MAX_KEY_TYPE_CHARS:

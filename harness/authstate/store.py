@@ -46,13 +46,23 @@ UPSERT_BATCH = 1000  # rows per statement; arrays, so no 32767-parameter limit a
 
 _GET_KEYS = ("SELECT key_id, value::text FROM whatsapp_keys "
              "WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])")
-_UPSERT_KEYS = """
-INSERT INTO whatsapp_keys AS k (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, t.key_type, t.key_id, t.value::jsonb, now(), now() + t.ttl * interval '1 second'
-FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[]) AS t(key_type, key_id, value, ttl)
+_ON_CONFLICT = """
 ON CONFLICT (company_id, key_type, key_id) DO UPDATE
 SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
 """
+# Rows of several types (one keys.set spanning types).
+_UPSERT_KEYS = """
+INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
+SELECT $1, t.key_type, t.key_id, t.value::jsonb, now(), now() + t.ttl * interval '1 second'
+FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[]) AS t(key_type, key_id, value, ttl)
+""" + _ON_CONFLICT
+# Rows of one type (the common case: 812 pre-keys, a batch of sessions): type and TTL are scalars,
+# so the server does less per row.
+_UPSERT_KEYS_ONE_TYPE = """
+INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
+SELECT $1, $2, t.key_id, t.value::jsonb, now(), now() + $3 * interval '1 second'
+FROM unnest($4::text[], $5::text[]) AS t(key_id, value)
+""" + _ON_CONFLICT
 _DELETE_KEYS = """
 DELETE FROM whatsapp_keys
 WHERE company_id = $1 AND (key_type, key_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
@@ -91,7 +101,14 @@ class _Lease:
         self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
-        self._conn = await self._pool.acquire(timeout=self._timeout)
+        pool = self._pool
+        if pool.get_idle_size() > 0:  # a connection is free: acquire cannot wait
+            self._conn = await pool.acquire()
+        else:
+            # asyncio.timeout, not acquire(timeout=): asyncpg implements that with wait_for,
+            # which creates a task per call (~8 us, measured) on every operation's hot path.
+            async with asyncio.timeout(self._timeout):
+                self._conn = await pool.acquire()
         return self._conn
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
@@ -151,10 +168,17 @@ class PreparedKeyWrite:
 
     def statements(self, company_id: str) -> list[tuple[str, tuple[Any, ...]]]:
         out: list[tuple[str, tuple[Any, ...]]] = []
+        one_type = bool(self.upsert_types) and self.upsert_types[0] == self.upsert_types[-1]
         for i in range(0, len(self.upsert_ids), UPSERT_BATCH):
             s = slice(i, i + UPSERT_BATCH)
-            out.append((_UPSERT_KEYS, (company_id, self.upsert_types[s], self.upsert_ids[s],
-                                       self.upsert_values[s], self.upsert_ttls[s])))
+            if one_type:  # sorted, so first == last means a single type
+                out.append((_UPSERT_KEYS_ONE_TYPE, (company_id, self.upsert_types[0],
+                                                    self.upsert_ttls[0], self.upsert_ids[s],
+                                                    self.upsert_values[s])))
+            else:
+                out.append((_UPSERT_KEYS, (company_id, self.upsert_types[s],
+                                           self.upsert_ids[s], self.upsert_values[s],
+                                           self.upsert_ttls[s])))
         if self.delete_ids:
             out.append((_DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
         return out
@@ -244,16 +268,20 @@ class PostgresAuthStore:
                        ids: Iterable[str]) -> dict[str, Any]:
         company_id = validate_company_id(company_id)
         validate_key_type(key_type)
-        id_list = list(ids)
+        id_list = ids if isinstance(ids, list) else list(ids)
         for key_id in id_list:
             validate_key_id(key_id)
         if not id_list:
             return {}
-        with _unavailable_on_db_error(f"reading {key_type} keys", company_id):
+        try:
             async with self._conn() as conn:
                 rows = await conn.fetch(_GET_KEYS, company_id, key_type, id_list,
                                         timeout=self.query_timeout)
-        return {key_id: codec.loads(text) for key_id, text in rows}
+        except _DB_ERRORS as exc:  # inline, not the context manager: this is the hot path
+            with _unavailable_on_db_error(f"reading {key_type} keys", company_id):
+                raise exc
+        loads = codec.loads
+        return {key_id: loads(text) for key_id, text in rows}
 
     async def set_keys(self, company_id: str, data: KeyWrites) -> None:
         company_id = validate_company_id(company_id)
