@@ -1,0 +1,137 @@
+"""Our store vs raw asyncpg on the same database, in the same run: the ratios are the result.
+
+- bulk: `keys.set` of 812 pre-keys (Baileys' first connect) vs one raw multi-row upsert of the
+  same rows, pre-encoded (so our encoding, validation and locking are what the ratio charges us);
+- point get: `keys.get` of one key vs a raw asyncpg fetch of the same row through the same pool
+  (per-call latency timed inside the loop, sides alternating);
+- codec: encode/decode of an ~8 KB libsignal session record (absolute figures only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import pytest
+
+from harness.authstate import PostgresAuthStore, codec
+from harness.bench.compare import Comparison, paired_calls, paired_rounds
+
+pytestmark = pytest.mark.bench
+
+ROUNDS = int(os.environ.get("AUTHSTATE_BENCH_ROUNDS", "30"))
+POINT_CALLS = int(os.environ.get("AUTHSTATE_BENCH_POINT_CALLS", "3000"))
+
+RAW_UPSERT = """
+INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
+SELECT $1, 'pre-key', t.id, t.v::jsonb, now(), now() + interval '7 days'
+FROM unnest($2::text[], $3::text[]) AS t(id, v)
+ON CONFLICT (company_id, key_type, key_id) DO UPDATE
+SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
+"""
+RAW_GET = ("SELECT key_id, value::text FROM whatsapp_keys "
+           "WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])")
+
+
+def _pre_keys(n: int) -> dict[str, dict[str, bytes]]:
+    return {str(i): {"public": os.urandom(32), "private": os.urandom(32)} for i in range(1, n + 1)}
+
+
+def _b64(n: int) -> str:
+    return base64.b64encode(os.urandom(n)).decode()
+
+
+def _session(chains: int = 6, skipped_message_keys: int = 20) -> dict[str, object]:
+    """A libsignal session record as Baileys v7 stores it (~8 KB with these defaults)."""
+    return {"_sessions": {_b64(33): {
+        "registrationId": 4242,
+        "currentRatchet": {"ephemeralKeyPair": {"pubKey": _b64(33), "privKey": _b64(32)},
+                           "lastRemoteEphemeralKey": _b64(33), "previousCounter": 3,
+                           "rootKey": _b64(32)},
+        "indexInfo": {"baseKey": _b64(33), "baseKeyType": 1, "closed": -1,
+                      "used": 1_700_000_000_000, "created": 1_700_000_000_000,
+                      "remoteIdentityKey": _b64(33)},
+        "_chains": {_b64(33): {"chainKey": {"counter": 40, "key": _b64(32)}, "chainType": 1,
+                               "messageKeys": {str(i): _b64(32)
+                                               for i in range(skipped_message_keys)}}
+                    for _ in range(chains)}}},
+        "version": "v1"}
+
+
+@pytest.fixture
+def store(bench_loop: asyncio.AbstractEventLoop, pg_dsn: str):  # type: ignore[no-untyped-def]
+    s = bench_loop.run_until_complete(PostgresAuthStore.open(pg_dsn, min_size=2, max_size=2))
+    yield s
+    bench_loop.run_until_complete(s.close())
+
+
+def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, store, record_comparison,
+                                     bench_target) -> None:
+    keys = _pre_keys(812)
+    ids = list(keys)
+    texts = [codec.dumps(v) for v in keys.values()]
+    run = bench_loop.run_until_complete
+
+    async def raw() -> None:
+        async with store.pool.acquire() as conn:
+            await conn.execute(RAW_UPSERT, "raw-co", ids, texts)
+
+    ours_t, base_t = paired_rounds(lambda: run(store.set_keys("our-co", {"pre-key": keys})),
+                                   lambda: run(raw()), rounds=ROUNDS, benchmark=benchmark)
+    c = record_comparison(Comparison(
+        "keys.set 812 pre-keys", "throughput", "keys/s", 812 / ours_t.median(),
+        812 / base_t.median(), higher_is_better=True,
+        target=bench_target("bench-bulk-min-ratio"), rounds=ROUNDS,
+        note="raw = one unnest upsert of pre-encoded rows on the same pool"))
+    benchmark.extra_info.update(ratio=c.ratio, baseline_keys_per_s=c.baseline)
+    assert c.passed, c.describe()
+
+
+@pytest.mark.parametrize("kind", ["pre-key", "session"])
+def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, store, record_comparison,
+                                bench_target) -> None:
+    value = _pre_keys(1)["1"] if kind == "pre-key" else _session()
+    key_id = "1" if kind == "pre-key" else "5511999999999.0"
+    run = bench_loop.run_until_complete
+    run(store.set_keys("co", {kind: {key_id: value}}))
+
+    async def ours() -> None:
+        got = await store.get_keys("co", kind, [key_id])
+        assert got[key_id]
+
+    async def raw() -> None:
+        async with store.pool.acquire() as conn:
+            rows = await conn.fetch(RAW_GET, "co", kind, [key_id])
+        assert rows
+
+    ours_t, base_t = run(paired_calls(ours, raw, iterations=POINT_CALLS))
+
+    async def hundred_gets() -> None:
+        for _ in range(100):
+            await ours()
+
+    benchmark.pedantic(lambda: run(hundred_gets()), rounds=max(3, ROUNDS // 5), iterations=1)
+    size = len(codec.dumps(value))
+    c = record_comparison(Comparison(
+        f"keys.get one {kind} ({size} B)", "p50 latency", "ms", ours_t.percentile(50) * 1e3,
+        base_t.percentile(50) * 1e3, higher_is_better=False,
+        target=bench_target("bench-point-get-max-ratio"), rounds=POINT_CALLS,
+        note=f"p99 ours {ours_t.percentile(99) * 1e3:.3f} ms vs raw "
+             f"{base_t.percentile(99) * 1e3:.3f} ms; raw returns undecoded JSON text",
+        # The gate is the issue's single-key point get (a pre-key). A session's ratio is mostly
+        # the parse of ~8 KB of JSON, which the undecoded raw fetch never pays: shown, not gated.
+        gated=kind == "pre-key"))
+    benchmark.extra_info.update(ratio=c.ratio)
+    assert c.passed or not c.gated, c.describe()
+
+
+@pytest.mark.parametrize("direction", ["encode", "decode"])
+def test_codec_8kb_session(direction, benchmark) -> None:
+    session = _session()
+    text = codec.dumps(session)
+    assert 6000 <= len(text) <= 10000
+    if direction == "encode":
+        assert benchmark(codec.dumps_for_postgres, session) == text
+    else:
+        assert benchmark(codec.loads, text) == session
