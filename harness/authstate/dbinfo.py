@@ -15,9 +15,13 @@ from harness.authstate.errors import AuthStateError
 TABLES = ("whatsapp_auth", "whatsapp_keys")
 
 
+async def missing_tables(conn: asyncpg.Connection) -> list[str]:
+    return [t for t in TABLES if await conn.fetchval("SELECT to_regclass($1)", t) is None]
+
+
 async def require_tables(conn: asyncpg.Connection) -> None:
     """Raise `AuthStateError` naming the database when the auth-state tables are missing."""
-    missing = [t for t in TABLES if await conn.fetchval("SELECT to_regclass($1)", t) is None]
+    missing = await missing_tables(conn)
     if missing:
         where = await conn.fetchval("SELECT current_database() || ' (search_path: ' || "
                                     "current_setting('search_path') || ')'")

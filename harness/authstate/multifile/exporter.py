@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.authstate import codec
 from harness.authstate.company import validate_company_id
+from harness.authstate.dbinfo import require_tables
 from harness.authstate.multifile import db, manifest
 from harness.authstate.multifile.errors import ExportRefused
 from harness.authstate.multifile.names import (
@@ -175,6 +176,7 @@ async def export_company(store: PostgresAuthStore, company_id: str, directory: s
     try:
         try:
             async with db.snapshot(store) as conn:
+                await require_tables(conn)
                 creds_text = await db.read_creds_text(conn, company_id,
                                                       query_timeout=timeout)
                 if creds_text is None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.authstate import codec
 from harness.authstate.company import validate_company_id
+from harness.authstate.dbinfo import missing_tables
 from harness.authstate.errors import AuthStateError
 from harness.authstate.key_types import is_js_falsy, validate_key_id, validate_key_type
 from harness.authstate.multifile import db, manifest
@@ -171,8 +172,11 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
     try:
         async with store.pool.acquire(timeout=store.acquire_timeout) as conn, \
                 conn.transaction():
-            has_creds, old_keys = await db.existing_state(conn, company_id,
-                                                          query_timeout=store.query_timeout)
+            if dry_run and await missing_tables(conn):  # a dry run creates no tables
+                has_creds, old_keys = False, 0
+            else:
+                has_creds, old_keys = await db.existing_state(
+                    conn, company_id, query_timeout=store.query_timeout)
             if (has_creds or old_keys) and not replace:
                 raise AuthStateError(
                     f"company {company_id!r} already has auth state in the database "

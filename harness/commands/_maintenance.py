@@ -1,0 +1,73 @@
+"""Shared plumbing of the maintenance commands (export-files, import-files, cleanup, health).
+
+They operate on a user's own database: the DSN must be given (`--dsn` or `AUTHSTATE_DSN`);
+they never start an embedded PostgreSQL behind the user's back. Output carries counts, never
+key values or key ids (JIDs are phone numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.authstate.store import PostgresAuthStore
+from harness.errors import ConfigError
+
+T = TypeVar("T")
+console = Console(soft_wrap=True)
+DSN_HELP = ("PostgreSQL DSN of the database holding whatsapp_auth/whatsapp_keys, e.g. "
+            "postgresql://user:pass@host:5432/db (default: $AUTHSTATE_DSN)")
+
+
+def add_dsn_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dsn", default=None, metavar="DSN", help=DSN_HELP)
+
+
+def resolve_dsn(args: argparse.Namespace) -> str:
+    dsn = args.dsn or os.environ.get("AUTHSTATE_DSN")
+    if not dsn:
+        raise ConfigError(
+            f"`{args.command}` needs the database to work on: no --dsn and no AUTHSTATE_DSN",
+            hint="pass --dsn postgresql://user:pass@host:5432/db or export AUTHSTATE_DSN "
+            "(for a scratch server: `authstate-harness pg up`)")
+    return dsn
+
+
+def with_store(dsn: str, work: Callable[[PostgresAuthStore], Awaitable[T]], *,
+               migrate: bool = False) -> T:
+    """Open the store (creating tables only when `migrate`), run `work`, always close."""
+    async def main() -> T:
+        store = await PostgresAuthStore.open(dsn, migrate_schema=migrate)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def counts_table(title: str, counts: Mapping[str, int], *, creds: bool = True) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("type")
+    table.add_column("files" if creds else "rows", justify="right")
+    if creds:
+        table.add_row("creds", "1")
+    for key_type, n in counts.items():
+        table.add_row(key_type, str(n))
+    table.add_row("[bold]keys total[/]", f"[bold]{sum(counts.values())}[/]")
+    return table
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
