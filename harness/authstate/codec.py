@@ -94,7 +94,7 @@ def _b64decode_like_node(text: str) -> bytes:
     """Node's Buffer.from(s, 'base64'): lenient (url-safe chars, missing padding, whitespace)."""
     try:
         return binascii.a2b_base64(text, strict_mode=True)  # fast path: canonical base64
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or ValueError for non-ASCII text (Node skips it)
         pass
     cleaned = re.sub(r"[^A-Za-z0-9+/\-_]", "", text.split("=", 1)[0])
     cleaned = cleaned.replace("-", "+").replace("_", "/")
