@@ -12,15 +12,15 @@ from harness.authstate.errors import InvalidCompanyId
 
 COMPANY_ID_RULE = "1 to 50 characters from A-Z, a-z, 0-9, '_' and '-'"
 _COMPANY_ID = re.compile(r"[A-Za-z0-9_-]{1,50}")
-_PREVIEW_CHARS = 40
+PREVIEW_CHARS = 40
 
 
 def _preview(value: str) -> str:
     """An ASCII repr cut to a few dozen characters: shows look-alikes, never echoes a payload."""
     text = ascii(value)
-    if len(text) <= _PREVIEW_CHARS:
+    if len(text) <= PREVIEW_CHARS:
         return text
-    return f"{text[:_PREVIEW_CHARS]}... ({len(value)} characters)"
+    return f"{text[:PREVIEW_CHARS]}... ({len(value)} characters)"
 
 
 def validate_company_id(company_id: object) -> str:
