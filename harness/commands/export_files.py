@@ -24,9 +24,9 @@ Creds and keys come from one consistent database snapshot. Files are staged, fsy
 into place (atomic per file, mode 0600); a failure before that leaves DIR untouched. A DIR that
 is not empty is refused unless --overwrite, which replaces the auth-state files in it and
 removes stale ones (other files are left alone). Ids whose file names Baileys' naming makes
-ambiguous are recorded in {MANIFEST_NAME} so import-files restores them exactly; keys whose
-names would collide, or that are too long for a file name, make the export refuse with nothing
-written.
+ambiguous are recorded in {MANIFEST_NAME} (Baileys ignores it) so
+import-files restores them exactly; keys whose names would collide, or that are too long for a
+file name, make the export refuse with nothing written.
 
 exit codes: 0 exported; 2 error (bad company id, DIR not empty, no creds, database unreachable)
 """

@@ -361,3 +361,16 @@ def test_bad_folder_message_is_bounded() -> None:
     err = BadFolder("/x", [(f"pre-key-{i}.json", "empty file") for i in range(120)])
     assert "... and 70 more" in str(err) and len(err.problems) == 120
     assert os.sep in err.directory
+
+
+async def test_values_postgresql_cannot_hold_are_listed(store, tmp_path: Path) -> None:
+    (tmp_path / "creds.json").write_text(codec.dumps(init_auth_creds()))
+    (tmp_path / "device-list-1.json").write_text('["a\\u0000b"]')  # NUL: JSONB refuses it
+    (tmp_path / "device-list-2.json").write_text('["\\ud800"]')  # a lone surrogate
+    (tmp_path / "device-list-3.json").write_text('["fine"]')
+    with pytest.raises(BadFolder) as err:
+        await import_folder(store, "acme", tmp_path)
+    listed = dict(err.value.problems)
+    assert set(listed) == {"device-list-1.json", "device-list-2.json"}
+    assert "NUL" in listed["device-list-1.json"] and "surrogate" in listed["device-list-2.json"]
+    assert await store.read_creds("acme") is None
