@@ -164,6 +164,7 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if x is None:
         return False
     big_r = signature[:32]
+    # s is not required to be < L (TweetNaCl does not check): same acceptance set as libsignal.
     s = int.from_bytes(signature[32:], "little") & (2**255 - 1)
     h = _sha512_mod_l(big_r, public_ed, message)
     neg_a: _Point = ((-x) % _P, y, 1, (-x) * y % _P)
