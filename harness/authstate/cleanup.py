@@ -33,7 +33,7 @@ import asyncpg
 
 from harness.authstate.dbinfo import TableSizes, require_tables, table_sizes
 from harness.authstate.errors import StoreUnavailable
-from harness.authstate.store import PostgresAuthStore
+from harness.authstate.store import DB_ERRORS, PostgresAuthStore
 from harness.errors import ConfigError
 
 DEFAULT_RETENTION_DAYS: Final = 30
@@ -43,8 +43,6 @@ AGE_BUCKETS: Final[tuple[tuple[str, int, int | None], ...]] = (
     ("<1d", 0, 1), ("1-7d", 1, 7), ("7-14d", 7, 14), ("14-30d", 14, 30), (">30d", 30, None))
 """(label, lower, upper) in days of expiry age; a row is in a bucket when lower < age <= upper."""
 
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-              OSError, TimeoutError)
 
 
 def _bucket_filter(lower: int, upper: int | None) -> str:
@@ -190,7 +188,7 @@ async def cleanup_expired_keys(
     """
     _check_args(retention_days, max_delete, batch_size)
     try:
-        async with store.pool.acquire(timeout=store.acquire_timeout) as conn:
+        async with store.connection() as conn:
             await require_tables(conn)
             if as_of is None:
                 as_of = await conn.fetchval("SELECT now()")
@@ -210,7 +208,7 @@ async def cleanup_expired_keys(
                 if out is not None:
                     out.close()
             after = await collect_metrics(conn, as_of, cutoff)
-    except _DB_ERRORS as exc:
+    except DB_ERRORS as exc:
         raise StoreUnavailable(
             f"cleanup failed: {type(exc).__name__}: {exc}",
             hint="batches committed before the failure stay deleted (and archived); run again "

@@ -38,13 +38,11 @@ import asyncpg
 from harness.authstate.company import validate_company_id
 from harness.authstate.dbinfo import require_tables
 from harness.authstate.errors import StoreUnavailable
-from harness.authstate.store import PostgresAuthStore
+from harness.authstate.store import DB_ERRORS, PostgresAuthStore
 
 Status = Literal["ok", "warning", "unhealthy"]
 _RANK: Final[dict[str, int]] = {"ok": 0, "warning": 1, "unhealthy": 2}
 DEFAULT_SAMPLES: Final = 50
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-              OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -279,7 +277,7 @@ async def _pick_read(conn: asyncpg.Connection, company_id: str | None
 async def _latency(store: PostgresAuthStore, kind: str, ref: tuple[str, ...], samples: int,
                    t: Thresholds, clock: Callable[[], float] = time.perf_counter) -> CheckResult:
     async def ping() -> Any:
-        async with store.pool.acquire(timeout=store.acquire_timeout) as c:
+        async with store.connection() as c:
             return await c.fetchval("SELECT 1", timeout=store.query_timeout)
 
     if kind == "key":
@@ -312,7 +310,7 @@ async def check_health(store: PostgresAuthStore, company_id: str | None = None, 
     if samples < 1:
         raise ValueError("samples must be at least 1")
     try:
-        async with store.pool.acquire(timeout=store.acquire_timeout) as conn:
+        async with store.connection() as conn:
             await require_tables(conn)
             as_of: dt.datetime = await conn.fetchval("SELECT now()")
             checks = [await _auth_row(conn, company_id),
@@ -322,7 +320,7 @@ async def check_health(store: PostgresAuthStore, company_id: str | None = None, 
             kind, ref = await _pick_read(conn, company_id)
         # timed after releasing our connection: a pool of one must not wait on itself
         checks.append(await _latency(store, kind, ref, samples, thresholds))
-    except _DB_ERRORS as exc:
+    except DB_ERRORS as exc:
         raise StoreUnavailable(f"health check failed: {type(exc).__name__}: {exc}",
                                hint="PostgreSQL is unreachable or failing: that is itself the "
                                "finding; check the DSN and the server") from exc

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 import asyncpg
@@ -68,13 +68,13 @@ DELETE FROM whatsapp_keys
 WHERE company_id = $1 AND (key_type, key_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
 """
 _GET_CREDS = "SELECT creds::text FROM whatsapp_auth WHERE company_id = $1"
-_PUT_CREDS = """
+PUT_CREDS = """
 INSERT INTO whatsapp_auth (company_id, creds, updated_at) VALUES ($1, $2::jsonb, now())
 ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = EXCLUDED.updated_at
 """
 
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-              OSError, asyncio.TimeoutError)
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+             OSError, asyncio.TimeoutError)
 
 
 def _connection_is_suspect(exc: BaseException) -> bool:
@@ -92,7 +92,7 @@ def _connection_is_suspect(exc: BaseException) -> bool:
 
 
 class _Lease:
-    """`async with store._conn() as conn`: acquire with a timeout; evict suspect connections."""
+    """`async with store.connection() as conn`: acquire with a timeout; evict suspect ones."""
 
     __slots__ = ("_conn", "_pool", "_timeout")
 
@@ -126,7 +126,7 @@ KeyWrites = Mapping[str, Mapping[str, Any]]
 def _unavailable_on_db_error(operation: str, company_id: str) -> Iterator[None]:
     try:
         yield
-    except _DB_ERRORS as exc:
+    except DB_ERRORS as exc:
         raise StoreUnavailable(
             f"{operation} for company {company_id!r} failed: {type(exc).__name__}: {exc}",
             hint="PostgreSQL is unreachable or failing; the operation did not complete. Retry "
@@ -157,7 +157,18 @@ class PreparedKeyWrite:
                     deletes.append((key_type, key_id))
                 else:
                     upserts.append((key_type, key_id, codec.dumps_for_postgres(value), ttl))
-        upserts.sort()
+        self._fill(upserts, deletes)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str, str]]) -> PreparedKeyWrite:
+        """Upserts of already-encoded, already-validated `(type, id, JSON text)` rows (imports)."""
+        self = cls.__new__(cls)
+        self._fill([(t, i, text, ttl_seconds(t)) for t, i, text in rows], [])
+        return self
+
+    def _fill(self, upserts: list[tuple[str, str, str, int]],
+              deletes: list[tuple[str, str]]) -> None:
+        upserts.sort()  # sorted: concurrent writers take row locks in the same order
         deletes.sort()
         self.upsert_types = [r[0] for r in upserts]
         self.upsert_ids = [r[1] for r in upserts]
@@ -211,7 +222,7 @@ class PostgresAuthStore:
                 command_timeout=command_timeout, statement_cache_size=statement_cache_size,
                 server_settings={"application_name": "authstate-harness",
                                  "statement_timeout": str(int(statement_timeout * 1000))})
-        except (*_DB_ERRORS, ValueError) as exc:
+        except (*DB_ERRORS, ValueError) as exc:
             raise StoreUnavailable(
                 f"cannot open the auth-state store at {redact(dsn)}: {type(exc).__name__}: {exc}",
                 hint="check the DSN and that PostgreSQL accepts connections from here") from exc
@@ -230,7 +241,7 @@ class PostgresAuthStore:
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.pool.close(), timeout=10)
-        except (TimeoutError, *_DB_ERRORS):
+        except (TimeoutError, *DB_ERRORS):
             self.pool.terminate()
 
     async def __aenter__(self) -> PostgresAuthStore:
@@ -244,7 +255,7 @@ class PostgresAuthStore:
         """Stored creds, or None when the company has none. Errors raise StoreUnavailable."""
         company_id = validate_company_id(company_id)
         with _unavailable_on_db_error("loading creds", company_id):
-            async with self._conn() as conn:
+            async with self.connection() as conn:
                 text = await conn.fetchval(_GET_CREDS, company_id, timeout=self.query_timeout)
         return None if text is None else codec.loads(text)
 
@@ -254,8 +265,8 @@ class PostgresAuthStore:
         text = codec.dumps_for_postgres(dict(creds))  # snapshot now, before any await
         async with self._creds_locks[company_id]:
             with _unavailable_on_db_error("saving creds", company_id):
-                async with self._conn() as conn:
-                    await conn.execute(_PUT_CREDS, company_id, text, timeout=self.query_timeout)
+                async with self.connection() as conn:
+                    await conn.execute(PUT_CREDS, company_id, text, timeout=self.query_timeout)
 
     async def load(self, company_id: str) -> AuthState:
         """The company's auth state; fresh creds (unsaved) when it has none yet."""
@@ -274,10 +285,10 @@ class PostgresAuthStore:
         if not id_list:
             return {}
         try:
-            async with self._conn() as conn:
+            async with self.connection() as conn:
                 rows = await conn.fetch(_GET_KEYS, company_id, key_type, id_list,
                                         timeout=self.query_timeout)
-        except _DB_ERRORS as exc:  # inline, not the context manager: this is the hot path
+        except DB_ERRORS as exc:  # inline, not the context manager: this is the hot path
             with _unavailable_on_db_error(f"reading {key_type} keys", company_id):
                 raise exc
         loads = codec.loads
@@ -291,7 +302,7 @@ class PostgresAuthStore:
             return
         async with self._key_locks[company_id]:
             with _unavailable_on_db_error("writing keys", company_id):
-                async with self._conn() as conn:
+                async with self.connection() as conn:
                     if len(statements) == 1:  # a single statement is atomic on its own
                         sql, args = statements[0]
                         await conn.execute(sql, *args, timeout=self.query_timeout)
@@ -305,7 +316,7 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         async with self._key_locks[company_id]:
             with _unavailable_on_db_error("clearing keys", company_id):
-                async with self._conn() as conn:
+                async with self.connection() as conn:
                     status = await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1",
                                                 company_id, timeout=self.query_timeout)
         return int(status.rsplit(" ", 1)[-1])
@@ -315,7 +326,7 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         async with self._key_locks[company_id], self._creds_locks[company_id]:
             with _unavailable_on_db_error("deleting company", company_id):
-                async with self._conn() as conn, conn.transaction():
+                async with self.connection() as conn, conn.transaction():
                     for table in ("whatsapp_keys", "whatsapp_auth"):
                         await conn.execute(f"DELETE FROM {table} WHERE company_id = $1",
                                            company_id, timeout=self.query_timeout)
@@ -323,15 +334,26 @@ class PostgresAuthStore:
     async def companies(self) -> list[str]:
         """Company ids having creds or keys, sorted."""
         with _unavailable_on_db_error("listing companies", "*"):
-            async with self._conn() as conn:
+            async with self.connection() as conn:
                 rows = await conn.fetch("SELECT company_id FROM whatsapp_auth UNION "
                                         "SELECT DISTINCT company_id FROM whatsapp_keys ORDER BY 1",
                                         timeout=self.query_timeout)
         return [r[0] for r in rows]
 
-    def _conn(self) -> _Lease:
-        """A pooled connection; waiting longer than `acquire_timeout` raises (pool exhausted)."""
+    def connection(self) -> _Lease:
+        """`async with store.connection() as conn`: a pooled connection (waiting longer than
+        `acquire_timeout` raises: pool exhausted); a connection that failed at connection level
+        is closed rather than returned to the pool."""
         return _Lease(self.pool, self.acquire_timeout)
+
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, company_id: str) -> AsyncIterator[None]:
+        """Hold the company's write locks: writes of this store wait until the block ends
+        (bulk replacement, e.g. an import, must not interleave with live saves)."""
+        company_id = validate_company_id(company_id)
+        async with self._key_locks[company_id], self._creds_locks[company_id]:
+            yield
 
 
 class SignalKeyStore:

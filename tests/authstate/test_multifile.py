@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from harness.authstate import InvalidCompanyId, PostgresAuthStore, codec
+from harness.authstate import InvalidCompanyId, PostgresAuthStore, StoreUnavailable, codec
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.multifile import (
     MANIFEST_NAME,
@@ -316,27 +316,20 @@ async def test_import_over_existing_state_needs_replace(store, db, tmp_path: Pat
     assert await store.get_keys("beta", "pre-key", ["1"]) == {"1": PAIR}
 
 
-async def test_import_is_one_transaction(store, db, tmp_path: Path, monkeypatch) -> None:
-    """A failure after creds and some keys are written leaves nothing behind."""
+async def test_import_is_one_transaction(store, db, tmp_path: Path) -> None:
+    """A real failure in the last of several statements (creds and 2,000 keys already written
+    by then) leaves nothing behind."""
     await _seed(store, keys={"pre-key": {str(i): PAIR for i in range(2500)}})
     await export_company(store, "acme", tmp_path / "o")
-    calls = 0
-    original = multifile_db._INSERT_KEYS
-
-    async def failing_execute(self, query, *args, **kwargs):
-        nonlocal calls
-        if query is original:
-            calls += 1
-            if calls == 2:
-                raise asyncpg.PostgresError("injected failure on the second batch")
-        return await real_execute(self, query, *args, **kwargs)
-
-    real_execute = asyncpg.connection.Connection.execute
-    monkeypatch.setattr(asyncpg.connection.Connection, "execute", failing_execute)
-    with pytest.raises(Exception, match="injected failure"):
+    await db.execute("""
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.company_id = 'beta' AND NEW.key_id = '999' THEN
+            RAISE EXCEPTION 'injected failure'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
+    """)  # rows are written sorted, so '999' is the very last of the 2,500
+    with pytest.raises(StoreUnavailable, match="injected failure"):
         await import_folder(store, "beta", tmp_path / "o")
-    monkeypatch.undo()
-    assert calls == 2
     assert await db.fetchval("SELECT count(*) FROM whatsapp_keys WHERE company_id='beta'") == 0
     assert await db.fetchval("SELECT count(*) FROM whatsapp_auth WHERE company_id='beta'") == 0
 

@@ -10,31 +10,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 
+from harness.authstate import store as store_module
 from harness.authstate.errors import StoreUnavailable
-from harness.authstate.key_types import ttl_seconds
-from harness.authstate.store import PostgresAuthStore
+from harness.authstate.store import PostgresAuthStore, PreparedKeyWrite
 
 FETCH_BATCH = 1000  # rows per cursor round trip while streaming keys
-WRITE_BATCH = 1000  # rows per multi-row upsert
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
-             TimeoutError)
-
-_INSERT_KEYS = """
-INSERT INTO whatsapp_keys AS k (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, t.key_type, t.key_id, t.value::jsonb, now(), now() + t.ttl * interval '1 second'
-FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[]) AS t(key_type, key_id, value, ttl)
-ON CONFLICT (company_id, key_type, key_id) DO UPDATE
-SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-"""
-_PUT_CREDS = """
-INSERT INTO whatsapp_auth (company_id, creds, updated_at) VALUES ($1, $2::jsonb, now())
-ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = EXCLUDED.updated_at
-"""
+DB_ERRORS = store_module.DB_ERRORS
 
 
 def db_failure(operation: str, exc: BaseException) -> StoreUnavailable:
@@ -46,8 +31,8 @@ def db_failure(operation: str, exc: BaseException) -> StoreUnavailable:
 @asynccontextmanager
 async def snapshot(store: PostgresAuthStore) -> AsyncIterator[asyncpg.Connection]:
     """A connection inside a REPEATABLE READ, READ ONLY transaction: one consistent view."""
-    async with store.pool.acquire(timeout=store.acquire_timeout) as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True):
+    async with store.connection() as conn, conn.transaction(isolation="repeatable_read",
+                                                            readonly=True):
         yield conn
 
 
@@ -95,9 +80,6 @@ async def write_company_state(conn: asyncpg.Connection, company_id: str, creds_t
     if replace:
         await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1", company_id,
                            timeout=query_timeout)
-    await conn.execute(_PUT_CREDS, company_id, creds_text, timeout=query_timeout)
-    for start in range(0, len(rows), WRITE_BATCH):
-        chunk = rows[start:start + WRITE_BATCH]
-        args: list[Any] = [[r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk],
-                           [ttl_seconds(r[0]) for r in chunk]]
-        await conn.execute(_INSERT_KEYS, company_id, *args, timeout=query_timeout)
+    await conn.execute(store_module.PUT_CREDS, company_id, creds_text, timeout=query_timeout)
+    for sql, args in PreparedKeyWrite.from_rows(rows).statements(company_id):
+        await conn.execute(sql, *args, timeout=query_timeout)

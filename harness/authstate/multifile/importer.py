@@ -170,7 +170,7 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
     assert parsed.creds_text is not None  # _parse_folder raises otherwise
     counts = dict(sorted(Counter(r[0] for r in parsed.rows).items()))
     try:
-        async with store.pool.acquire(timeout=store.acquire_timeout) as conn, \
+        async with store.exclusive(company_id), store.connection() as conn, \
                 conn.transaction():
             if dry_run and await missing_tables(conn):  # a dry run creates no tables
                 has_creds, old_keys = False, 0
