@@ -21,19 +21,6 @@ US = dt.timedelta(microseconds=1)
 PAIR = {"public": bytes(range(32)), "private": bytes(range(32, 64))}
 
 
-@pytest.fixture
-async def store(pg_dsn: str):
-    s = await PostgresAuthStore.open(pg_dsn)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def db(pg_dsn: str):
-    conn = await asyncpg.connect(pg_dsn)
-    yield conn
-    await conn.close()
-
 
 @pytest.fixture
 async def as_of(db) -> dt.datetime:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import asyncpg
 import pytest
 
-from harness.authstate import InvalidCompanyId, PostgresAuthStore
+from harness.authstate import InvalidCompanyId
 from harness.authstate.health import (
     Thresholds,
     check_health,
@@ -103,20 +102,6 @@ def test_thresholds_can_be_tightened() -> None:
 
 
 # -- against PostgreSQL ------------------------------------------------------------------------
-@pytest.fixture
-async def store(pg_dsn: str):
-    s = await PostgresAuthStore.open(pg_dsn)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def db(pg_dsn: str):
-    conn = await asyncpg.connect(pg_dsn)
-    yield conn
-    await conn.close()
-
-
 def _by_name(report) -> dict:
     return {c.name: c for c in report.checks}
 

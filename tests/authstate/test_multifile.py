@@ -7,7 +7,6 @@ import os
 import stat
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from harness.authstate import InvalidCompanyId, PostgresAuthStore, StoreUnavailable, codec
@@ -49,19 +48,6 @@ REAL_KEYS = {
     "identity-key": {"5511999999999.0": bytes([5]) + bytes(32)},
 }
 
-
-@pytest.fixture
-async def store(pg_dsn: str):
-    s = await PostgresAuthStore.open(pg_dsn)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def db(pg_dsn: str):
-    conn = await asyncpg.connect(pg_dsn)
-    yield conn
-    await conn.close()
 
 
 async def _seed(store: PostgresAuthStore, company: str = "acme", keys=REAL_KEYS) -> dict:

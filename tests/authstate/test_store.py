@@ -20,19 +20,6 @@ from harness.authstate.schema import migrate
 PRE_KEY = {"public": bytes(range(32)), "private": bytes(range(32, 64))}
 
 
-@pytest.fixture
-async def store(pg_dsn: str):
-    s = await PostgresAuthStore.open(pg_dsn, command_timeout=5)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def db(pg_dsn: str):
-    conn = await asyncpg.connect(pg_dsn)
-    yield conn
-    await conn.close()
-
 
 async def _count(db: asyncpg.Connection, table: str) -> int:
     return await db.fetchval(f"SELECT count(*) FROM {table}")
