@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.property_store",
     "fixtures.hypothesis_profiles",
     "fixtures.node_packages",
+    "fixtures.faults",
 ]

@@ -1,0 +1,1 @@
+"""Metrics computed from what a run recorded: operation histories and fault timelines."""
