@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,16 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        # DEV-ONLY until every command module has landed: remove at integration
-        if importlib.util.find_spec(f"harness.commands.{name}") is None:
-            continue
         importlib.import_module(f"harness.commands.{name}").register(sub)
     return parser
 
 
+# Commands whose arguments after the command name go verbatim to another tool (pytest).
+PASSTHROUGH_COMMANDS = frozenset({"test"})
+
+
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Split `[-v] test ARGS...` so ARGS reach pytest untouched (argparse would eat `-k`, `-x`)."""
+    for i, token in enumerate(argv):
+        if not token.startswith("-"):
+            return (argv[: i + 1], argv[i + 1:]) if token in PASSTHROUGH_COMMANDS else (argv, None)
+    return argv, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    if passthrough is not None:
+        args.pytest_args = passthrough
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

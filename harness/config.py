@@ -1,0 +1,145 @@
+"""Gates and run profiles: `[tool.authstate-harness]` in pyproject.toml, overridden by `--gate`.
+
+One loader for everyone who needs a threshold (the benchmarks inside pytest, the main job that
+writes the report), so a gate is never read two different ways. Unknown keys and non-numeric
+values are errors, not silently ignored: a typo in a gate name must not turn a gate off.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from harness.errors import ConfigError
+
+TABLE = "tool.authstate-harness"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """A known gate: what it bounds, in which direction, and its built-in default."""
+
+    name: str
+    default: float
+    higher_is_better: bool  # True: the measured value must be >= the gate, else <=
+    doc: str
+
+    @property
+    def op(self) -> str:
+        return ">=" if self.higher_is_better else "<="
+
+
+KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
+    GateSpec("bench-bulk-min-ratio", 0.8, True,
+             "store keys.set of 812 pre-keys: throughput vs a raw asyncpg upsert"),
+    GateSpec("bench-point-get-max-ratio", 1.25, False,
+             "store keys.get of one pre-key: p50 latency vs a raw asyncpg fetch"),
+    GateSpec("proxy-p50-max-ratio", 1.3, False,
+             "asyncpg point read through the fault proxy (no toxics): p50 vs direct"),
+    GateSpec("proxy-bulk-min-ratio", 0.7, True,
+             "asyncpg bulk upsert through the fault proxy (no toxics): throughput vs direct"),
+)})
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How thoroughly `run` checks: Hypothesis profile and what it means for the report."""
+
+    name: str
+    hypothesis_profile: str
+    description: str
+
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (
+    Profile("quick", "dev",
+            "property suites with 100 random examples per property, benchmarks"),
+    Profile("ci", "ci",
+            "property suites derandomized (the same 100 examples every run, so a red build "
+            "reproduces), benchmarks"),
+    Profile("thorough", "thorough",
+            "property suites with 1000 random examples per property, benchmarks"),
+)})
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """Effective gates, and where each value came from (for the report)."""
+
+    gates: Mapping[str, float]
+    sources: Mapping[str, str] = field(default_factory=dict)  # gate -> "default" | file | "--gate"
+
+    def gate(self, name: str) -> float:
+        if name not in self.gates:
+            raise ConfigError(f"unknown gate {name!r}",
+                              hint=f"known gates: {', '.join(sorted(KNOWN_GATES))}")
+        return self.gates[name]
+
+    def describe(self) -> list[dict[str, object]]:
+        return [{"name": n, "value": v, "op": KNOWN_GATES[n].op, "source": self.sources[n],
+                 "doc": KNOWN_GATES[n].doc} for n, v in sorted(self.gates.items())]
+
+
+def _number(name: str, raw: object, where: str) -> float:
+    if isinstance(raw, bool):
+        raw = None  # True is an int in Python; never a threshold
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"gate {name} = {raw!r} in {where} is not a positive number",
+                          hint=f"write e.g. {name} = {KNOWN_GATES[name].default}")
+    return value
+
+
+def _check_name(name: str, where: str) -> None:
+    if name not in KNOWN_GATES:
+        raise ConfigError(f"unknown gate {name!r} in {where}",
+                          hint=f"known gates: {', '.join(sorted(KNOWN_GATES))}")
+
+
+def parse_gate_override(text: str) -> tuple[str, float]:
+    """`NAME=VALUE` from the command line, validated like the pyproject table."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ConfigError(f"--gate {text!r} is not NAME=VALUE",
+                          hint="e.g. --gate bench-bulk-min-ratio=0.9")
+    _check_name(name, "--gate")
+    return name, _number(name, raw.strip(), "--gate")
+
+
+def load_config(pyproject: Path | None, overrides: Iterable[str] = ()) -> HarnessConfig:
+    """Defaults < `[tool.authstate-harness]` of `pyproject` (if it exists) < `--gate` overrides."""
+    gates = {name: spec.default for name, spec in KNOWN_GATES.items()}
+    sources = dict.fromkeys(gates, "default")
+    if pyproject is not None and pyproject.is_file():
+        try:
+            doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{pyproject} is not valid TOML: {exc}",
+                              hint="fix the file (its other tables matter too: pip reads it)"
+                              ) from None
+        table = doc.get("tool", {}).get("authstate-harness", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{TABLE}] in {pyproject} is not a table",
+                              hint="write gates as `name = value` lines under the table")
+        for name, raw in table.items():
+            _check_name(name, f"[{TABLE}] of {pyproject}")
+            gates[name] = _number(name, raw, f"[{TABLE}] of {pyproject}")
+            sources[name] = str(pyproject.name)
+    for text in overrides:
+        name, value = parse_gate_override(text)
+        gates[name] = value
+        sources[name] = "--gate"
+    return HarnessConfig(gates=MappingProxyType(gates), sources=MappingProxyType(sources))
+
+
+def profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}", hint=f"use one of: {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,121 @@
+"""`report.md`: the run as a CI job summary, rendered only from `report.json`'s content.
+
+Written to be pasted into `$GITHUB_STEP_SUMMARY` as is: verdict first, then what failed, then
+the numbers, then the environment. Every cell is escaped (test ids contain `|` and `[`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
+        "interrupted": "⏹️"}
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def render(report: dict[str, Any]) -> str:
+    run, results = report["run"], report["results"]
+    status = run["status"]
+    checks = results["checks"]
+    failed = [c for c in checks if not c["passed"]]
+    out = [f"# authstate-harness run {run['id']}", "",
+           f"**{ICON.get(status, '')} {status.upper()}** — profile `{run['profile']}`, "
+           f"suites {', '.join(run['suites'])}, {run['duration_s']:.0f} s, "
+           f"exit code {run['exit_code']}. "
+           + (f"{len(failed)} of {len(checks)} checks did not pass." if failed
+              else f"All {len(checks)} checks passed."), ""]
+    if run.get("error"):
+        out += ["## Harness error", "", "```", run["error"], "```", ""]
+
+    out += ["## Checks", ""]
+    out += _table(["", "check", "result"],
+                  [[ICON.get(c["status"], ""), c["name"], c["detail"]] for c in checks])
+
+    failures = [(s["name"], f) for s in report["suites"] for f in s["failures"]]
+    if failures:
+        out += ["## Failures", ""]
+        for suite, f in failures[:50]:
+            out += [f"- **{_cell(f['test'])}** ({suite}, {f['outcome']} in {f['phase']})", "",
+                    "  ```", *["  " + line for line in (f["message"] or "").splitlines()],
+                    "  ```", ""]
+        if len(failures) > 50:
+            out += [f"... and {len(failures) - 50} more (see junit.xml / pytest.log)", ""]
+
+    out += ["## Suites", ""]
+    out += _table(["suite", "passed", "failed", "errors", "skipped", "duration"],
+                  [[s["name"], s["counts"]["passed"], s["counts"]["failed"],
+                    s["counts"]["error"], s["counts"]["skipped"], f"{s['duration_s']:.1f} s"]
+                   for s in report["suites"]])
+    skips = [(s["name"], k) for s in report["suites"] for k in s["skipped"]]
+    if skips:
+        out += ["Skipped:", ""]
+        out += [f"- {suite}: {k['count']} × {_cell(k['reason'])}" for suite, k in skips]
+        out += [""]
+
+    benches = report["figures"]["benchmarks"]
+    if benches:
+        out += ["## Benchmarks (ours vs a baseline measured in the same run)", ""]
+        rows = []
+        for b in benches:
+            op = ">=" if b["higher_is_better"] else "<="
+            verdict = ("met" if b["passed"] else "MISSED") if b["gated"] else "not gated"
+            rows.append([b["name"], b["metric"], f"{_fmt(b['ours'])} {b['unit']}",
+                         f"{_fmt(b['baseline'])} {b['unit']}", f"{b['ratio']:.3f}",
+                         f"{op} {b['target']}", verdict])
+        out += _table(["benchmark", "metric", "ours", "baseline", "ratio", "target", ""], rows)
+        out += [f"- {_cell(b['name'])}: {_cell(b['note'])}" for b in benches if b.get("note")]
+        out += [""]
+    stats = report["figures"]["benchmark_stats"]
+    if stats:
+        out += ["<details><summary>pytest-benchmark statistics</summary>", ""]
+        out += _table(["benchmark", "median", "mean", "stddev", "rounds"],
+                      [[s["name"], _seconds(s["median"]), _seconds(s["mean"]),
+                        _seconds(s["stddev"]), s["rounds"]] for s in stats])
+        out += ["</details>", ""]
+
+    env = report["environment"]
+    pg = env.get("postgres", {})
+    out += ["## Environment", ""]
+    out += _table(["", ""], [
+        ["harness", f"{env['harness']['version']} ({_commit(env['harness'])})"],
+        ["python", f"{env['python']['version']} ({env['python']['implementation']})"],
+        ["machine", f"{env['machine']['platform']}, {env['machine']['usable_cpus']} usable CPUs"
+                    + (", as root" if env["machine"]["as_root"] else "")],
+        ["postgres", f"{pg.get('version')} ({pg.get('kind')})"],
+        ["node", env["node"]["node"] or "absent (Baileys interop skipped)"],
+        ["gates", ", ".join(f"{g['name']} {g['op']} {g['value']}" +
+                            ("" if g["source"] == "pyproject.toml" else f" ({g['source']})")
+                            for g in report["config"]["gates"])],
+    ])
+    out += ["Files: " + ", ".join(f"`{name}`" for name in report["artifacts"].values()), ""]
+    return "\n".join(out)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def _commit(harness: dict[str, Any]) -> str:
+    commit = harness.get("commit")
+    if not commit:
+        return "not a git checkout"
+    return commit[:12] + (", uncommitted changes" if harness.get("dirty") else "")

@@ -1,0 +1,1 @@
+"""The main job's machinery: which suites exist, running them in pytest, following progress."""

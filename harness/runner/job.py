@@ -1,0 +1,227 @@
+"""The main job: provision, run the suites, check the gates, write the report, say the verdict.
+
+Whatever happens after the run folder exists -- a failing test, a missed gate, PostgreSQL that
+cannot start, Ctrl-C -- a report.json/report.md pair is written that says so, and everything
+started is stopped (PostgreSQL by its context manager, the child pytest by `interrupt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.config import HarnessConfig, Profile, load_config
+from harness.errors import ConfigError, HarnessError
+from harness.infra.postgres import provision_postgres
+from harness.report import environment
+from harness.report.checks import Check, gate_checks, suite_checks
+from harness.report.redact import scrub
+from harness.report.schema import (
+    STATUS_EXIT,
+    benchmark_stats,
+    build_report,
+    load_json_list,
+    run_status,
+)
+from harness.report.writer import scrub_junit, write_report
+from harness.runner.outcomes import RunOutcomes
+from harness.runner.progress import RunProgress
+from harness.runner.pytest_session import PYTEST_EXIT, Artifacts, PytestSession
+from harness.runner.suites import Suite
+
+
+@dataclass
+class RunOptions:
+    profile: Profile
+    suites: Sequence[Suite]
+    dsn: str | None = None
+    out_dir: Path | None = None
+    gate_overrides: Sequence[str] = ()
+    pytest_args: Sequence[str] = ()
+    live: bool = True
+    argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    status: str
+    out_dir: Path
+    report: dict[str, Any]
+    checks: list[Check]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def run_stamp(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def prepare_out_dir(requested: Path | None, root: Path, stamp: str) -> Path:
+    """`reports/<stamp>/` (made unique), or `--out DIR`: new, empty, or an earlier run's folder."""
+    if requested is None:
+        base = root / "reports" / stamp
+        out, n = base, 1
+        while out.exists():
+            n += 1
+            out = base.with_name(f"{stamp}-{n}")
+    else:
+        out = requested
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file", hint="give a directory for the run folder")
+        if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
+            raise ConfigError(f"--out {out} is not empty and holds no earlier report",
+                              hint="choose a new or empty directory (or a previous run folder, "
+                                   "which is overwritten)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {out}: {exc.strerror}",
+                          hint="choose a writable --out DIR") from None
+    for stale in ("report.json", "report.md", "pytest.log", "events.jsonl", "junit.xml",
+                  "bench.json", "benchmark.json"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / stale).unlink()
+    return out
+
+
+class MainJob:
+    def __init__(self, options: RunOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.root = repo_root()
+        self.started = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        # Read gates before starting anything: a typo in a gate must fail fast, not after a run.
+        self.config: HarnessConfig = load_config(self.root / "pyproject.toml",
+                                                 options.gate_overrides)
+        self.out_dir = prepare_out_dir(options.out_dir, self.root, run_stamp(self.started))
+        self.artifacts = Artifacts(self.out_dir)
+        self.outcomes = RunOutcomes(options.suites)
+        self.environment = environment.collect(self.root)
+        self.error: str | None = None
+        self.interrupted = False
+        self.pytest_exit: int | None = None
+
+    def run(self) -> RunResult:
+        failure: BaseException | None = None
+        try:
+            self._provision_and_test()
+        except HarnessError as exc:
+            self.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            failure = exc
+        except KeyboardInterrupt as exc:
+            self.interrupted = True
+            failure = exc
+        result = self._finish()
+        if failure is not None:
+            raise failure  # the CLI prints it and exits 2 / 130; the report is already written
+        return result
+
+    def _provision_and_test(self) -> None:
+        with contextlib.ExitStack() as stack:
+            with self._status("starting PostgreSQL"):
+                server = stack.enter_context(provision_postgres(self.options.dsn))
+            self.environment["postgres"] = environment.postgres_facts(
+                server.kind, server.version, server.dsn)
+            self.console.print(f"PostgreSQL {server.version} ({server.kind}); profile "
+                               f"{self.options.profile.name}; report in "
+                               f"{self._shown(self.out_dir)}", highlight=False)
+            self._run_pytest(server.dsn)
+
+    @contextlib.contextmanager
+    def _status(self, text: str) -> Iterator[None]:
+        if self.options.live:
+            with self.console.status(text + " ..."):
+                yield
+        else:
+            self.console.print(text + " ...", highlight=False)
+            yield
+
+    def _run_pytest(self, dsn: str) -> None:
+        session = PytestSession(
+            root=self.root, suites=self.options.suites, artifacts=self.artifacts, pg_dsn=dsn,
+            hypothesis_profile=self.options.profile.hypothesis_profile,
+            gate_overrides=self.options.gate_overrides, extra_args=self.options.pytest_args)
+        session.start()
+        with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:
+            try:
+                self.pytest_exit = session.follow(progress.update)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                session.interrupt()
+                with contextlib.suppress(Exception):
+                    self.pytest_exit = session.follow(progress.update)
+                raise
+        code = self.pytest_exit
+        if code == 2:
+            self.interrupted = True
+        elif code not in (0, 1):
+            tail = "\n".join(list(session.log_tail)[-15:])
+            self.error = f"pytest stopped: {PYTEST_EXIT.get(code, f'exit {code}')}\n{tail}"
+
+    def _finish(self) -> RunResult:
+        comparisons = load_json_list(self.artifacts.bench_ratios)
+        suites = list(self.outcomes.suites.values())
+        checks = suite_checks(suites)
+        if any(s.name == "bench" for s in self.options.suites) and self.pytest_exit is not None:
+            checks += gate_checks(self.config, comparisons)
+        status = run_status(checks, error=self.error, interrupted=self.interrupted)
+        if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
+            status, self.error = "error", "the pytest arguments deselected every test"
+        exit_code = STATUS_EXIT[status]
+        finished = datetime.now(UTC)
+        run = {
+            "id": self.out_dir.name, "started_at": self.started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "duration_s": round(time.monotonic() - self._t0, 3),
+            "command": " ".join(self.options.argv), "profile": self.options.profile.name,
+            "suites": [s.name for s in self.options.suites], "status": status,
+            "exit_code": exit_code, "pytest_exit": self.pytest_exit,
+            "error": scrub(self.error) if self.error else None,
+        }
+        config = {"profile": {"name": self.options.profile.name,
+                              "hypothesis_profile": self.options.profile.hypothesis_profile,
+                              "description": self.options.profile.description},
+                  "suites": {s.name: list(s.paths) for s in self.options.suites},
+                  "gates": self.config.describe(), "target": "reference",
+                  "pytest_args": list(self.options.pytest_args)}
+        artifacts = {key: path.name for key, path in (
+            ("report_md", self.out_dir / "report.md"), ("pytest_log", self.artifacts.pytest_log),
+            ("junit", self.artifacts.junit), ("events", self.artifacts.events),
+            ("bench_ratios", self.artifacts.bench_ratios),
+            ("benchmark_stats", self.artifacts.benchmark_stats)) if path.exists()
+            or key == "report_md"}
+        report = build_report(run=run, environment=self.environment, config=config,
+                              suites=suites, checks=checks, comparisons=comparisons,
+                              stats=benchmark_stats(self.artifacts.benchmark_stats),
+                              artifacts=artifacts, facts=self.outcomes.facts)
+        self._scrub_artifacts()
+        write_report(self.out_dir, report)
+        return RunResult(exit_code, status, self.out_dir, report, checks)
+
+    def _scrub_artifacts(self) -> None:
+        """junit.xml repeats failure text (Hypothesis examples); scrub it like pytest.log."""
+        if self.artifacts.junit.exists():
+            scrub_junit(self.artifacts.junit)
+
+    def _shown(self, path: Path) -> str:
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(Path.cwd()))
+        return str(path)
+
+
+def live_output(console: Console) -> bool:
+    """Live bars only for a person at a terminal; CI logs get plain lines."""
+    return console.is_terminal and not os.environ.get("CI")

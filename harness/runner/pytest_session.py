@@ -1,0 +1,160 @@
+"""Run the selected suites in a child pytest and stream its events back.
+
+Why a child process: the suites own event loops, Hypothesis state and module-level fixtures; a
+child keeps them out of the CLI, lets its whole output go (scrubbed) into `pytest.log` while the
+CLI shows a progress display, and makes Ctrl-C handling simple (the child gets the same SIGINT,
+finishes its teardown and reports). PostgreSQL is started by the parent and handed over through
+`AUTHSTATE_DSN` (never on the command line, where other users could read a password).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from harness.report.redact import scrub
+from harness.runner.suites import Suite
+
+# pytest's exit codes, for messages
+PYTEST_EXIT = {0: "all tests passed", 1: "some tests failed", 2: "interrupted",
+               3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Files of one run folder; names are part of the report contract."""
+
+    out_dir: Path
+
+    @property
+    def pytest_log(self) -> Path:
+        return self.out_dir / "pytest.log"
+
+    @property
+    def events(self) -> Path:
+        return self.out_dir / "events.jsonl"
+
+    @property
+    def junit(self) -> Path:
+        return self.out_dir / "junit.xml"
+
+    @property
+    def bench_ratios(self) -> Path:
+        return self.out_dir / "bench.json"
+
+    @property
+    def benchmark_stats(self) -> Path:
+        return self.out_dir / "benchmark.json"
+
+
+@dataclass
+class PytestSession:
+    root: Path
+    suites: Sequence[Suite]
+    artifacts: Artifacts
+    pg_dsn: str
+    hypothesis_profile: str
+    gate_overrides: Sequence[str] = ()
+    extra_args: Sequence[str] = ()
+    log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        a = self.artifacts
+        paths = [p for suite in self.suites for p in suite.paths]
+        gates = [arg for g in self.gate_overrides for arg in ("--gate", g)]
+        return [sys.executable, "-m", "pytest", *paths,
+                "-p", "harness.report.pytest_events", "--harness-events", str(a.events),
+                "--junitxml", str(a.junit), "--bench-results", str(a.bench_ratios),
+                "--benchmark-json", str(a.benchmark_stats),
+                "-p", "no:cacheprovider", "--color=no", *gates, *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        env = os.environ.copy()
+        env.update(AUTHSTATE_DSN=self.pg_dsn, AUTHSTATE_PG="external",
+                   HYPOTHESIS_PROFILE=self.hypothesis_profile, PYTHONUNBUFFERED="1")
+        return env
+
+    def start(self) -> None:
+        self.artifacts.events.touch()
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.root, env=self.environment(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._pump = threading.Thread(target=self._copy_log, name="pytest-log", daemon=True)
+        self._pump.start()
+
+    def _copy_log(self) -> None:
+        """Child output -> pytest.log, line by line, scrubbed of key material and passwords."""
+        assert self.process is not None and self.process.stdout is not None
+        with self.artifacts.pytest_log.open("w", encoding="utf-8") as log:
+            for raw in self.process.stdout:
+                line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+                log.write(line + "\n")
+                log.flush()
+                self.log_tail.append(line)
+
+    def follow(self, on_events: Callable[[list[dict[str, Any]]], None],
+               poll: float = 0.1) -> int:
+        """Feed events to `on_events` until the child exits; return pytest's exit code."""
+        assert self.process is not None
+        with self.artifacts.events.open("rb") as events:
+            tail = _EventTail(events)
+            while self.process.poll() is None:
+                batch = tail.read()
+                if batch:
+                    on_events(batch)
+                time.sleep(poll)
+            self._pump.join(timeout=10)
+            batch = tail.read(final=True)
+            if batch:
+                on_events(batch)
+        return int(self.process.returncode)
+
+    def interrupt(self, grace: float = 60.0) -> None:
+        """After Ctrl-C: the child got SIGINT too; give it time to tear down, then insist."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.process.wait(timeout=grace)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class _EventTail:
+    """Complete JSON lines appended since the last read (a partial last line waits)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._pending = b""
+
+    def read(self, final: bool = False) -> list[dict[str, Any]]:
+        self._pending += self._file.read()
+        *lines, self._pending = self._pending.split(b"\n")
+        if final and self._pending:
+            lines, self._pending = [*lines, self._pending], b""
+        return list(_parse(lines))
+
+
+def _parse(lines: list[bytes]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.strip():
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a torn line after a hard kill: the log has the story

@@ -1,0 +1,44 @@
+"""The suites `authstate-harness run` can run, by name, and which suite a test belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    paths: tuple[str, ...]  # relative to the repository root; a test belongs to the first match
+    description: str
+
+
+SUITES: Mapping[str, Suite] = MappingProxyType({s.name: s for s in (
+    Suite("property", ("scenarios/property",),
+          "fidelity: codec, store round trips through PostgreSQL, stateful model, company ids, "
+          "multi-file export/import, real Baileys interop"),
+    Suite("bench", ("scenarios/bench",),
+          "speed as ratios to a baseline measured in the same run: store vs raw asyncpg, "
+          "fault proxy vs direct"),
+)})
+DEFAULT_SUITES: tuple[str, ...] = ("property", "bench")
+
+
+def select_suites(names: Sequence[str] | None) -> list[Suite]:
+    """The named suites in registry order; all defaults when `names` is empty."""
+    wanted = list(names or DEFAULT_SUITES)
+    unknown = [n for n in wanted if n not in SUITES]
+    if unknown:
+        raise ConfigError(f"unknown suite(s): {', '.join(unknown)}",
+                          hint=f"choose from: {', '.join(SUITES)}")
+    return [s for name, s in SUITES.items() if name in wanted]
+
+
+def suite_of(nodeid: str, suites: Sequence[Suite]) -> str | None:
+    for suite in suites:
+        if any(nodeid == p or nodeid.startswith(p.rstrip("/") + "/") for p in suite.paths):
+            return suite.name
+    return None

@@ -1,0 +1,66 @@
+"""Gates: defaults < pyproject table < --gate; typos and nonsense are errors, never ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import KNOWN_GATES, load_config, parse_gate_override, profile
+from harness.errors import ConfigError
+
+
+def _pyproject(tmp_path: Path, table: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[project]\nname = 'x'\n\n[tool.authstate-harness]\n{table}\n")
+    return path
+
+
+def test_defaults_apply_without_a_pyproject(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "missing.toml")
+    assert dict(config.gates) == {n: g.default for n, g in KNOWN_GATES.items()}
+    assert set(config.sources.values()) == {"default"}
+
+
+def test_the_repository_pyproject_sets_every_gate() -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "pyproject.toml")
+    assert set(config.sources.values()) == {"pyproject.toml"}
+
+
+def test_pyproject_then_command_line_override(tmp_path: Path) -> None:
+    path = _pyproject(tmp_path, "bench-bulk-min-ratio = 0.9\nproxy-p50-max-ratio = 2")
+    config = load_config(path, ["proxy-p50-max-ratio=1.5"])
+    assert config.gate("bench-bulk-min-ratio") == 0.9
+    assert config.gate("proxy-p50-max-ratio") == 1.5
+    assert config.sources["proxy-p50-max-ratio"] == "--gate"
+    described = {d["name"]: d for d in config.describe()}
+    assert described["bench-bulk-min-ratio"]["op"] == ">="
+    assert described["bench-bulk-min-ratio"]["source"] == "pyproject.toml"
+
+
+@pytest.mark.parametrize("table, message", [
+    ("bench-bulk-min-ratoi = 0.8", "unknown gate 'bench-bulk-min-ratoi'"),
+    ("bench-bulk-min-ratio = 'fast'", "not a positive number"),
+    ("bench-bulk-min-ratio = true", "not a positive number"),
+    ("bench-bulk-min-ratio = -1", "not a positive number"),
+    ("bench-bulk-min-ratio = nan", "not a positive number"),
+    ("bench-bulk-min-ratio = [", "not valid TOML"),
+])
+def test_bad_tables_are_refused_with_a_hint(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(_pyproject(tmp_path, table))
+    assert err.value.hint
+
+
+@pytest.mark.parametrize("text", ["bench-bulk-min-ratio", "nope=1", "proxy-p50-max-ratio=x",
+                                  "proxy-p50-max-ratio=0"])
+def test_bad_overrides_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_gate_override(text)
+
+
+def test_unknown_profile_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown profile") as err:
+        profile("fast")
+    assert "quick" in (err.value.hint or "")
+    assert profile("ci").hypothesis_profile == "ci"
