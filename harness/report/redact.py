@@ -16,6 +16,7 @@ Heuristic by nature: it errs towards redacting (a long mixed-case token is treat
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
@@ -38,7 +39,7 @@ def _random_looking(part: str) -> bool:
         return False
     if any(c.isdigit() for c in part) or "+" in part:
         return True
-    flips = sum(a.isupper() != b.isupper() for a, b in zip(part, part[1:], strict=False))
+    flips = sum(a.isupper() != b.isupper() for a, b in pairwise(part))
     return flips > len(part) / 3  # random: ~0.6 per char; ConnectionResetError: 0.25
 
 

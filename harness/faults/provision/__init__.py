@@ -41,6 +41,7 @@ class ProvisionedToxiproxy:
     version: str
     client: ToxiproxyClient
     seed: int | None = None
+    pid: int | None = None  # the server process when we started it as one (CPU placement)
 
     @property
     def extensions(self) -> bool:
@@ -109,8 +110,10 @@ def provision_toxiproxy(url: str | None = None, *, prefer: str | None = None,
         log.warning("seed %d ignored: only the embedded server makes toxics reproducible", seed)
     client = ToxiproxyClient(server.url, timeout=timeout)
     try:
+        process = getattr(server, "process", None)
         yield ProvisionedToxiproxy(kind=kind, url=server.url, version=server.version,
-                                   client=client, seed=getattr(server, "seed", None))
+                                   client=client, seed=getattr(server, "seed", None),
+                                   pid=process.pid if process is not None else None)
     finally:
         client.close()
         server.close()
