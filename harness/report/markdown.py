@@ -96,7 +96,7 @@ def render(report: dict[str, Any]) -> str:
         ["machine", f"{env['machine']['platform']}, {env['machine']['usable_cpus']} usable CPUs"
                     + (", as root" if env["machine"]["as_root"] else "")],
         ["postgres", f"{pg.get('version')} ({pg.get('kind')})"],
-        ["node", env["node"]["node"] or "absent (Baileys interop skipped)"],
+        ["node", _node(env)],
         ["gates", ", ".join(f"{g['name']} {g['op']} {g['value']}" +
                             ("" if g["source"] == "pyproject.toml" else f" ({g['source']})")
                             for g in report["config"]["gates"])],
@@ -119,3 +119,11 @@ def _commit(harness: dict[str, Any]) -> str:
     if not commit:
         return "not a git checkout"
     return commit[:12] + (", uncommitted changes" if harness.get("dirty") else "")
+
+
+def _node(env: dict[str, Any]) -> str:
+    node = env["node"].get("node")
+    if not node:
+        return "absent (Baileys interop skipped)"
+    baileys = (env.get("session") or {}).get("baileys")
+    return f"{node}, Baileys {baileys['version']}" if baileys else f"{node} (Baileys not used)"

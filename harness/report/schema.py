@@ -75,6 +75,7 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
     env = dict(environment)
     versions = {"harness": env["harness"]["version"], "python": env["python"]["version"],
                 "postgres": env.get("postgres", {}).get("version"), "node": env["node"]["node"],
+                "baileys": (facts.get("baileys") or {}).get("version"),
                 **{k: v for k, v in env["packages"].items() if v}}
     report = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
