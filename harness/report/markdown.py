@@ -97,6 +97,7 @@ def render(report: dict[str, Any]) -> str:
                     + (", as root" if env["machine"]["as_root"] else "")],
         ["postgres", f"{pg.get('version')} ({pg.get('kind')})"],
         ["node", _node(env)],
+        ["fault proxy", (report.get("versions") or {}).get("fault_proxy") or "not used"],
         ["gates", ", ".join(f"{g['name']} {g['op']} {g['value']}" +
                             ("" if g["source"] == "pyproject.toml" else f" ({g['source']})")
                             for g in report["config"]["gates"])],

@@ -68,6 +68,12 @@ def run_status(checks: Sequence[Check], *, error: str | None, interrupted: bool)
     return "passed" if all(c.passed for c in checks) else "failed"
 
 
+def _fault_proxy(facts: dict[str, Any]) -> str | None:
+    """Which fault proxy the run measured through, e.g. "embedded-subprocess 2.12.0"."""
+    proxy = facts.get("fault_proxy")
+    return f"{proxy['kind']} {proxy['version']}" if proxy else None
+
+
 def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: dict[str, Any],
                  suites: Sequence[SuiteOutcome], checks: Sequence[Check],
                  comparisons: list[dict[str, Any]], stats: list[dict[str, Any]],
@@ -76,6 +82,7 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
     versions = {"harness": env["harness"]["version"], "python": env["python"]["version"],
                 "postgres": env.get("postgres", {}).get("version"), "node": env["node"]["node"],
                 "baileys": (facts.get("baileys") or {}).get("version"),
+                "fault_proxy": _fault_proxy(facts),
                 **{k: v for k, v in env["packages"].items() if v}}
     report = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,

@@ -42,3 +42,9 @@ def test_harness_error_is_shown_first() -> None:
            "error": "could not start PostgreSQL"}
     text = render(_report(run=run))
     assert text.index("## Harness error") < text.index("## Checks")
+
+
+def test_environment_names_the_fault_proxy_measured_through() -> None:
+    assert "| fault proxy | not used |" in render(_report())
+    text = render(_report(versions={"fault_proxy": "embedded-subprocess 2.12.0"}))
+    assert "| fault proxy | embedded-subprocess 2.12.0 |" in text
