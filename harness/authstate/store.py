@@ -34,6 +34,7 @@ from harness.authstate.company import validate_company_id
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.errors import InvalidKey, StoreUnavailable
 from harness.authstate.key_types import (
+    MAX_KEY_ID_CHARS,
     is_js_falsy,
     ttl_seconds,
     validate_key_id,
@@ -151,12 +152,17 @@ class PreparedKeyWrite:
                 raise InvalidKey(f"keys.set[{key_type!r}] must be a mapping of id to value, got "
                                  f"{type(entries).__name__}")
             ttl = ttl_seconds(key_type)
+            encode = codec.dumps_for_postgres
             for key_id, value in entries.items():
-                validate_key_id(key_id)
-                if is_js_falsy(value):
+                # Fast paths for the common shapes (short ASCII ids, dict values, which are
+                # never JS-falsy); everything else takes the full checks. Same verdicts.
+                if not (key_id.__class__ is str and key_id.isascii()
+                        and len(key_id) <= MAX_KEY_ID_CHARS and "\x00" not in key_id):
+                    validate_key_id(key_id)
+                if value.__class__ is not dict and is_js_falsy(value):
                     deletes.append((key_type, key_id))
                 else:
-                    upserts.append((key_type, key_id, codec.dumps_for_postgres(value), ttl))
+                    upserts.append((key_type, key_id, encode(value), ttl))
         self._fill(upserts, deletes)
 
     @classmethod
