@@ -150,6 +150,41 @@ async def test_invalid_value_anywhere_means_nothing_written(store, db) -> None:
     assert await _count(db, "whatsapp_keys") == 0
 
 
+async def test_a_value_refused_while_the_head_is_written_rolls_everything_back(store,
+                                                                               db) -> None:
+    """812 pre-keys: the head slice goes to PostgreSQL before the tail is encoded; a bad value
+    in the tail raises the codec's error, nothing is written, and the connection is reusable."""
+    keys = {f"{i:04d}": PRE_KEY for i in range(811)} | {"9999": {"name": "nul\x00inside"}}
+    with pytest.raises(UnsupportedValue):
+        await store.set_keys("acme", {"pre-key": keys})
+    assert await _count(db, "whatsapp_keys") == 0
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})  # pool and connection healthy
+    assert await store.get_keys("acme", "pre-key", ["1"]) == {"1": PRE_KEY}
+
+
+async def test_a_database_failure_in_the_head_while_the_tail_is_encoded(store, db) -> None:
+    await db.execute("""
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.key_id = '0000' THEN RAISE EXCEPTION 'injected failure'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
+    """)
+    with pytest.raises(StoreUnavailable, match="injected failure"):
+        await store.set_keys("acme", {"pre-key": {f"{i:04d}": PRE_KEY for i in range(812)}})
+    assert await _count(db, "whatsapp_keys") == 0
+
+
+async def test_a_large_mixed_write_applies_upserts_and_deletes_together(store, db) -> None:
+    await store.set_keys("acme", {"session": {"old": {"a": 1}}, "pre-key": {"gone": PRE_KEY}})
+    pre_keys = {str(i): {"public": bytes([i % 256]) * 32, "private": b"p"} for i in range(700)}
+    sessions = {f"5511{i}.0": {"n": i} for i in range(300)}
+    await store.set_keys("acme", {"pre-key": pre_keys | {"gone": None},
+                                  "session": sessions | {"old": None}})
+    assert await store.get_keys("acme", "pre-key", [*pre_keys, "gone"]) == pre_keys
+    assert await store.get_keys("acme", "session", [*sessions, "old"]) == sessions
+    assert await _count(db, "whatsapp_keys") == 1000
+
+
 @pytest.mark.parametrize("bad", ["", "a" * 51, "acme corp", "x'; DROP TABLE whatsapp_keys;--",
                                  "acme\n", "ａｃｍｅ", "../etc", None, 42])
 async def test_invalid_company_ids_rejected_and_nothing_written(store, db, bad) -> None:
