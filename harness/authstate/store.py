@@ -384,13 +384,15 @@ class PostgresAuthStore:
                 await conn.execute(sql, *args, timeout=timeout)
                 continue
             running = asyncio.ensure_future(conn.execute(sql, *args, timeout=timeout))
-            await asyncio.sleep(0)  # the task's first step sends the statement
             try:
+                await asyncio.sleep(0)  # the task's first step sends the statement
                 write.encode(slices[i + 1])
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    running.cancel()  # we are being cancelled: so is the statement
                 await asyncio.wait([running])  # the connection must be idle to roll back
                 if not running.cancelled():
-                    running.exception()  # retrieved: the codec's error is the one to raise
+                    running.exception()  # retrieved: the error to raise is ours
                 raise
             await running
 

@@ -263,3 +263,18 @@ async def test_unreachable_database_is_a_clear_error() -> None:
         await PostgresAuthStore.open(f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                                      connect_timeout=2)
     assert "cannot open" in err.value.message and err.value.hint
+
+
+async def test_cancelling_a_large_write_mid_way_writes_nothing_and_leaves_the_pool_usable(
+        store, db) -> None:
+    keys = {f"{i:04d}": PRE_KEY for i in range(812)}
+    for steps in range(1, 6):  # cancelled at successive points of the write
+        task = asyncio.ensure_future(store.set_keys("acme", {"pre-key": keys}))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _count(db, "whatsapp_keys") in (0, 812)  # all or nothing
+    await store.set_keys("acme", {"pre-key": keys})
+    assert await _count(db, "whatsapp_keys") == 812
