@@ -71,6 +71,9 @@ def validate_key_id(key_id: object) -> str:
     Ids legitimately hold `/ : + = @ . _ -` and any Unicode; only what cannot be stored
     (NUL, lone surrogates) or is absurdly long is refused.
     """
+    if (key_id.__class__ is str and key_id.isascii() and len(key_id) <= MAX_KEY_ID_CHARS
+            and "\x00" not in key_id):
+        return key_id  # the hot path (keys.set of 812 ids): one pass, no surrogates possible
     if not isinstance(key_id, str):
         raise InvalidKey(f"key id must be a str, got {type(key_id).__name__}",
                          hint="Baileys passes ids as strings, e.g. pre-key '1', not 1")
@@ -92,6 +95,8 @@ def is_js_falsy(value: object) -> bool:
     JS falsy: null/undefined, false, 0, -0, NaN, "". Empty Buffers, objects and arrays are
     truthy in JS, so `b""`, `{}` and `[]` are values to store, not deletions.
     """
+    if value.__class__ is dict:  # the hot path: Baileys' key values are objects
+        return False
     if value is None or value is False:
         return True
     if value is True:

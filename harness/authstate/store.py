@@ -37,7 +37,6 @@ from harness.authstate.company import validate_company_id
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.errors import InvalidKey, StoreUnavailable
 from harness.authstate.key_types import (
-    MAX_KEY_ID_CHARS,
     is_js_falsy,
     ttl_seconds,
     validate_key_id,
@@ -153,7 +152,7 @@ class PreparedKeyWrite:
     slice while PostgreSQL executes the previous one (see `PostgresAuthStore.set_keys`).
     """
 
-    __slots__ = ("_encoded", "_head", "delete_ids", "delete_types", "upsert_ids", "upsert_ttls",
+    __slots__ = ("_encoded", "delete_ids", "delete_types", "slices", "upsert_ids", "upsert_ttls",
                  "upsert_types", "upsert_values")
 
     def __init__(self, data: KeyWrites, *, defer_encoding: bool = False) -> None:
@@ -168,34 +167,30 @@ class PreparedKeyWrite:
                                  f"{type(entries).__name__}")
             ttl = ttl_seconds(key_type)
             for key_id, value in entries.items():
-                # Fast paths for the common shapes (short ASCII ids, dict values, which are
-                # never JS-falsy); everything else takes the full checks. Same verdicts.
-                if not (key_id.__class__ is str and key_id.isascii()
-                        and len(key_id) <= MAX_KEY_ID_CHARS and "\x00" not in key_id):
-                    validate_key_id(key_id)
-                if value.__class__ is not dict and is_js_falsy(value):
+                validate_key_id(key_id)
+                if is_js_falsy(value):
                     deletes.append((key_type, key_id))
                 else:
                     upserts.append((key_type, key_id, value, ttl))
-        upserts.sort(key=_TYPE_AND_ID)  # concurrent writers take row locks in the same order
-        self._fill(upserts, deletes, encoded=0)
         n = len(upserts)
-        self._head = (max(PIPELINE_HEAD_MIN, n // PIPELINE_HEAD_FRACTION)
-                      if defer_encoding and n >= PIPELINE_MIN_ROWS else n)
-        self.encode(slice(0, min(self._head, UPSERT_BATCH)) if self._head < n else slice(0, n))
+        head = (max(PIPELINE_HEAD_MIN, n // PIPELINE_HEAD_FRACTION)
+                if defer_encoding and n >= PIPELINE_MIN_ROWS else 0)
+        self._fill(upserts, deletes, head=head, encoded=0)
+        self.encode(self.slices[0] if head else slice(0, n))
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, str, str]]) -> PreparedKeyWrite:
         """Upserts of already-encoded, already-validated `(type, id, JSON text)` rows (imports)."""
         self = cls.__new__(cls)
         upserts = [(t, i, text, ttl_seconds(t)) for t, i, text in rows]
-        upserts.sort(key=_TYPE_AND_ID)
-        self._fill(upserts, [], encoded=len(upserts))
-        self._head = len(upserts)
+        self._fill(upserts, [], head=0, encoded=len(upserts))
         return self
 
     def _fill(self, upserts: list[tuple[str, str, Any, int]], deletes: list[tuple[str, str]],
-              *, encoded: int) -> None:
+              *, head: int, encoded: int) -> None:
+        """Sort (concurrent writers then take row locks in the same order) and cut into
+        statements' row ranges: the head (when > 0), then batches of at most UPSERT_BATCH."""
+        upserts.sort(key=_TYPE_AND_ID)
         deletes.sort()
         self.upsert_types = [r[0] for r in upserts]
         self.upsert_ids = [r[1] for r in upserts]
@@ -204,23 +199,17 @@ class PreparedKeyWrite:
         self.delete_types = [r[0] for r in deletes]
         self.delete_ids = [r[1] for r in deletes]
         self._encoded = encoded
+        n, first = len(upserts), min(head, UPSERT_BATCH)  # head < n whenever it is > 0
+        self.slices = [slice(0, first)] if first else []
+        self.slices += [slice(i, min(i + UPSERT_BATCH, n)) for i in range(first, n, UPSERT_BATCH)]
 
     def encode(self, rows: slice) -> None:
         """Encode the values of `rows` (the next slice in order); raises what the codec refuses."""
         assert rows.start == self._encoded, "slices are encoded in order"
         values, encode = self.upsert_values, codec.dumps_for_postgres
-        for i in range(rows.start, min(rows.stop, len(values))):
+        for i in range(rows.start, rows.stop):
             values[i] = encode(values[i])
-        self._encoded = max(self._encoded, min(rows.stop, len(values)))
-
-    def slices(self) -> list[slice]:
-        """Upsert statements' row ranges: the head, then batches of at most UPSERT_BATCH."""
-        n, out, start = len(self.upsert_ids), [], 0
-        if 0 < self._head < n:
-            start = min(self._head, UPSERT_BATCH)
-            out.append(slice(0, start))
-        out += [slice(i, min(i + UPSERT_BATCH, n)) for i in range(start, n, UPSERT_BATCH)]
-        return out
+        self._encoded = rows.stop
 
     def upsert_statement(self, company_id: str, rows: slice) -> tuple[str, tuple[Any, ...]]:
         assert rows.stop <= self._encoded, "encode a slice before writing it"
@@ -245,7 +234,7 @@ class PreparedKeyWrite:
         """Every statement, encoding what is left first (nothing is sent before this returns)."""
         if not self.fully_encoded:
             self.encode(slice(self._encoded, len(self.upsert_values)))
-        out = [self.upsert_statement(company_id, s) for s in self.slices()]
+        out = [self.upsert_statement(company_id, s) for s in self.slices]
         delete = self.delete_statement(company_id)
         return [*out, delete] if delete else out
 
@@ -352,7 +341,7 @@ class PostgresAuthStore:
     async def set_keys(self, company_id: str, data: KeyWrites) -> None:
         company_id = validate_company_id(company_id)
         write = PreparedKeyWrite(data, defer_encoding=True)
-        slices = write.slices()
+        slices = write.slices
         delete = write.delete_statement(company_id)
         if not slices and delete is None:
             return

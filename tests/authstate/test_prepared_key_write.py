@@ -42,7 +42,7 @@ def test_a_value_is_deleted_exactly_when_js_would_call_it_falsy(value: object) -
 
 
 def _bounds(write: PreparedKeyWrite) -> list[tuple[int, int]]:
-    return [(s.start, s.stop) for s in write.slices()]
+    return [(s.start, s.stop) for s in write.slices]
 
 
 def test_a_large_write_encodes_its_head_first_and_the_rest_by_slice() -> None:
