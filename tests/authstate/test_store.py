@@ -25,6 +25,16 @@ async def _count(db: asyncpg.Connection, table: str) -> int:
     return await db.fetchval(f"SELECT count(*) FROM {table}")
 
 
+async def _fail_inserts_of(db: asyncpg.Connection, key_id: str) -> None:
+    """A real server-side failure: inserting a key with this id raises 'injected failure'."""
+    await db.execute(f"""
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.key_id = '{key_id}' THEN RAISE EXCEPTION 'injected failure'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
+    """)
+
+
 async def test_open_is_idempotent_and_safe_concurrently(pg_dsn: str) -> None:
     stores = await asyncio.gather(*(PostgresAuthStore.open(pg_dsn) for _ in range(5)))
     for s in stores:
@@ -129,12 +139,7 @@ async def test_812_pre_keys_are_written_in_one_transaction(store, db) -> None:
 
 async def test_multi_statement_set_is_atomic(store, db) -> None:
     """2,500 rows take three statements; a real failure in the last rolls back all of them."""
-    await db.execute("""
-        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.key_id = 'boom' THEN RAISE EXCEPTION 'injected failure'; END IF;
-        RETURN NEW; END $$;
-        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
-    """)
+    await _fail_inserts_of(db, "boom")
     keys = {f"{i:05d}": PRE_KEY for i in range(2499)} | {"boom": PRE_KEY}
     with pytest.raises(StoreUnavailable):
         await store.set_keys("acme", {"pre-key": keys, "session": {"s": {"a": 1}}})
@@ -163,12 +168,7 @@ async def test_a_value_refused_while_the_head_is_written_rolls_everything_back(s
 
 
 async def test_a_database_failure_in_the_head_while_the_tail_is_encoded(store, db) -> None:
-    await db.execute("""
-        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.key_id = '0000' THEN RAISE EXCEPTION 'injected failure'; END IF;
-        RETURN NEW; END $$;
-        CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
-    """)
+    await _fail_inserts_of(db, "0000")
     with pytest.raises(StoreUnavailable, match="injected failure"):
         await store.set_keys("acme", {"pre-key": {f"{i:04d}": PRE_KEY for i in range(812)}})
     assert await _count(db, "whatsapp_keys") == 0
