@@ -34,7 +34,6 @@ import base64
 import contextlib
 import json
 import os
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -42,7 +41,7 @@ import asyncpg
 import pytest
 
 from fixtures.faults import PgProxy
-from harness.bench.compare import Comparison, paired_rounds
+from harness.bench.compare import Comparison, Timings, paired_rounds
 from harness.faults.provision import ProvisionedToxiproxy
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
@@ -80,14 +79,6 @@ def _pre_key() -> str:
         return {"type": "Buffer", "data": base64.b64encode(os.urandom(n)).decode()}
 
     return json.dumps({"public": buf(32), "private": buf(32)})
-
-
-def _p50(samples: list[float]) -> float:
-    return statistics.median(samples)
-
-
-def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98]
 
 
 async def _read_pre_key(conn: asyncpg.Connection, i: int) -> object:
@@ -211,13 +202,15 @@ def _compare_reads(loop: asyncio.AbstractEventLoop, db: PgProxy, server: Provisi
 
 def _latency_comparison(name: str, ours: list[float], base: list[float], layout: str,
                         target: float, server: ProvisionedToxiproxy, gated: bool) -> Comparison:
-    added_us = (_p50(ours) - _p50(base)) * 1e6
+    ours_t, base_t = Timings(ours), Timings(base)
+    added_us = (ours_t.median() - base_t.median()) * 1e6
     return Comparison(
-        name, "p50 latency", "ms", _p50(ours) * 1e3, _p50(base) * 1e3, higher_is_better=False,
-        target=target, rounds=ROUNDS, gated=gated,
+        name, "p50 latency", "ms", ours_t.median() * 1e3, base_t.median() * 1e3,
+        higher_is_better=False, target=target, rounds=ROUNDS, gated=gated,
         note=f"{len(ours)} reads per side, {POINT_READS} per round on one connection; proxy "
-             f"adds {added_us:.1f} µs at p50; p99 {_p99(ours) * 1e3:.3f} ms vs direct "
-             f"{_p99(base) * 1e3:.3f} ms; layout: {layout}; {server.kind} proxy")
+             f"adds {added_us:.1f} µs at p50; p99 {ours_t.percentile(99) * 1e3:.3f} ms vs "
+             f"direct {base_t.percentile(99) * 1e3:.3f} ms; layout: {layout}; "
+             f"{server.kind} proxy")
 
 
 # -- gated ---------------------------------------------------------------------------------------
