@@ -51,8 +51,11 @@ class FaultProxy:
         self.closed_bytes: dict[str, list[int]] = {d: [0, 0] for d in DIRECTIONS}
 
     # -- listener ------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Bind and accept; raises ApiError(500) with Go's bind error text on failure."""
+    async def start(self, announce: bool = True) -> None:
+        """Bind and accept; raises ApiError(500) with Go's bind error text on failure.
+
+        `announce=False` when the caller logs the start itself (creation emits one
+        `proxy_created` event carrying `enabled` and the resolved listen address)."""
         if self.enabled:
             return
         try:
@@ -68,8 +71,9 @@ class FaultProxy:
             sock.close()
             raise internal(f"listen tcp {self.listen}: {exc}") from None
         self.enabled = True
-        self.ctx.events.emit("proxy_enabled", self.name, listen=self.listen,
-                             upstream=self.upstream)
+        if announce:
+            self.ctx.events.emit("proxy_enabled", self.name, listen=self.listen,
+                                 upstream=self.upstream)
 
     async def stop(self, reason: str = "proxy disabled") -> None:
         """Close the listener and every connection; returns when they are all gone."""

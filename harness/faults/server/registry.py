@@ -117,7 +117,7 @@ class ProxyRegistry:
         for toxic in spec.toxics:
             proxy.toxics.add(toxic)
         if spec.enabled:
-            await proxy.start()
+            await proxy.start(announce=False)  # proxy_created below says enabled + listen
         self.proxies[spec.name] = proxy
         self.ctx.events.emit("proxy_created", spec.name, listen=proxy.listen,
                              upstream=proxy.upstream, enabled=proxy.enabled,
