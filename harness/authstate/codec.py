@@ -260,6 +260,39 @@ def _dumps_fast(value: Any) -> str:
         raise _NotFast from None  # > 64-bit ints, deep nesting, surrogates: exact path decides
 
 
+_BUFFER_FIELD_OPENINGS: dict[str, str] = {}  # field name -> '"name":{"type":"Buffer","data":"'
+_MAX_BUFFER_FIELD_NAMES = 1024  # a bound on the memo, whatever names callers use
+
+
+def _dumps_buffer_fields(value: dict[Any, Any]) -> str | None:
+    """Text of an object whose fields are all bytes under plain names (a key pair: every
+    pre-key), or None for any other shape.
+
+    The most frequent bulk value (812 pre-keys on first connect) in about half the time of the
+    orjson path, whose per-bytes callback dominates. Plain names (ASCII identifiers) need no
+    escaping and base64 holds nothing JSONB refuses, so the text needs no further checks.
+    """
+    parts = ["{"]
+    append, openings = parts.append, _BUFFER_FIELD_OPENINGS
+    for name, field in value.items():
+        if field.__class__ is not bytes:
+            return None
+        opening = openings.get(name)
+        if opening is None:
+            if not (name.__class__ is str and name.isascii() and name.isidentifier()):
+                return None
+            opening = f'"{name}":{{"type":"Buffer","data":"'
+            if len(openings) < _MAX_BUFFER_FIELD_NAMES:
+                openings[name] = opening
+        append(opening)
+        append(binascii.b2a_base64(field, newline=False).decode())
+        append('"},')
+    if len(parts) == 1:
+        return "{}"
+    parts[-1] = '"}}'
+    return "".join(parts)
+
+
 def dumps_for_postgres(value: Any) -> str:
     """JSON text for a JSONB column, refusing what PostgreSQL cannot hold (NUL, lone surrogates).
 
@@ -267,6 +300,10 @@ def dumps_for_postgres(value: Any) -> str:
     NUL and lone surrogates reach the text as escapes (`\\u0000`, `\\ud800`) that JSONB
     rejects; catching them here keeps a bad value from surfacing as a database error.
     """
+    if value.__class__ is dict:
+        text = _dumps_buffer_fields(value)
+        if text is not None:
+            return text
     try:
         text = _dumps_fast(value)
     except (_NotFast, RecursionError):
