@@ -15,9 +15,8 @@ Guarantees (each has a test):
   writers lock in the same order; per-type `expires_at`.
 - Writes of one company are applied in call order (FIFO lock), so an older session can never
   overwrite a newer one because two saves raced on the pool.
-- Every company id, key type, key id and deletion is validated before any I/O, and every value
-  before anything is committed (a large write encodes its tail while PostgreSQL already runs
-  its head, in the same transaction): a bad input raises and nothing is written.
+- Every company id, key type, key id, deletion and value is validated and encoded before any
+  I/O: a bad input raises and nothing is written.
   Parameterized SQL only; every statement is scoped by company_id.
 """
 
@@ -45,13 +44,11 @@ from harness.authstate.key_types import (
 from harness.authstate.schema import migrate
 from harness.infra.postgres.dsn import redact
 
-UPSERT_BATCH = 1000  # rows per statement; arrays, so no 32767-parameter limit applies
-# A keys.set of at least PIPELINE_MIN_ROWS upserts is encoded in slices overlapped with the
-# server's work: the head slice (1/PIPELINE_HEAD_FRACTION of the rows, at least
-# PIPELINE_HEAD_MIN) up front, the rest while PostgreSQL upserts the head.
-PIPELINE_MIN_ROWS = 256
-PIPELINE_HEAD_FRACTION = 5
-PIPELINE_HEAD_MIN = 64
+# Rows per statement (arrays, so no 32767-parameter limit applies). Baileys' largest routine
+# write, 812 pre-keys, is one statement: no transaction round trips. Encoding is not overlapped
+# with the server's work: measured, splitting a write to do so won ~1 % on an idle 2-core machine
+# and lost ~4 % on a busy one (the extra statement and wake-ups cost more than they hide).
+UPSERT_BATCH = 1000
 _TYPE_AND_ID = operator.itemgetter(0, 1)
 
 _GET_KEYS = ("SELECT key_id, value::text FROM whatsapp_keys "
@@ -145,17 +142,16 @@ def _unavailable_on_db_error(operation: str, company_id: str) -> Iterator[None]:
 
 
 class PreparedKeyWrite:
-    """A validated `keys.set` call: rows to upsert (sorted, encoded by slice) and rows to delete.
+    """A validated, encoded `keys.set` call: rows to upsert (sorted, in batches) and to delete.
 
-    Ids, types and deletions are checked for every row up front. Values are encoded either all
-    up front or, for a large write (`defer_encoding`), the head slice up front and each further
-    slice while PostgreSQL executes the previous one (see `PostgresAuthStore.set_keys`).
+    Ids, types, deletions and values are all checked (values by encoding them) before any
+    statement exists, so a refused input never reaches the database.
     """
 
-    __slots__ = ("_encoded", "delete_ids", "delete_types", "slices", "upsert_ids", "upsert_ttls",
+    __slots__ = ("batches", "delete_ids", "delete_types", "upsert_ids", "upsert_ttls",
                  "upsert_types", "upsert_values")
 
-    def __init__(self, data: KeyWrites, *, defer_encoding: bool = False) -> None:
+    def __init__(self, data: KeyWrites) -> None:
         upserts: list[tuple[str, str, Any, int]] = []
         deletes: list[tuple[str, str]] = []
         if not isinstance(data, Mapping):
@@ -172,71 +168,47 @@ class PreparedKeyWrite:
                     deletes.append((key_type, key_id))
                 else:
                     upserts.append((key_type, key_id, value, ttl))
-        n = len(upserts)
-        head = (max(PIPELINE_HEAD_MIN, n // PIPELINE_HEAD_FRACTION)
-                if defer_encoding and n >= PIPELINE_MIN_ROWS else 0)
-        self._fill(upserts, deletes, head=head, encoded=0)
-        self.encode(self.slices[0] if head else slice(0, n))
+        self._fill(upserts, deletes)
+        encode = codec.dumps_for_postgres
+        self.upsert_values = [encode(v) for v in self.upsert_values]
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, str, str]]) -> PreparedKeyWrite:
         """Upserts of already-encoded, already-validated `(type, id, JSON text)` rows (imports)."""
         self = cls.__new__(cls)
-        upserts = [(t, i, text, ttl_seconds(t)) for t, i, text in rows]
-        self._fill(upserts, [], head=0, encoded=len(upserts))
+        self._fill([(t, i, text, ttl_seconds(t)) for t, i, text in rows], [])
         return self
 
-    def _fill(self, upserts: list[tuple[str, str, Any, int]], deletes: list[tuple[str, str]],
-              *, head: int, encoded: int) -> None:
+    def _fill(self, upserts: list[tuple[str, str, Any, int]],
+              deletes: list[tuple[str, str]]) -> None:
         """Sort (concurrent writers then take row locks in the same order) and cut into
-        statements' row ranges: the head (when > 0), then batches of at most UPSERT_BATCH."""
+        statements' row ranges of at most UPSERT_BATCH rows."""
         upserts.sort(key=_TYPE_AND_ID)
         deletes.sort()
         self.upsert_types = [r[0] for r in upserts]
         self.upsert_ids = [r[1] for r in upserts]
-        self.upsert_values = [r[2] for r in upserts]  # JSON text once encoded
+        self.upsert_values = [r[2] for r in upserts]
         self.upsert_ttls = [r[3] for r in upserts]
         self.delete_types = [r[0] for r in deletes]
         self.delete_ids = [r[1] for r in deletes]
-        self._encoded = encoded
-        n, first = len(upserts), min(head, UPSERT_BATCH)  # head < n whenever it is > 0
-        self.slices = [slice(0, first)] if first else []
-        self.slices += [slice(i, min(i + UPSERT_BATCH, n)) for i in range(first, n, UPSERT_BATCH)]
-
-    def encode(self, rows: slice) -> None:
-        """Encode the values of `rows` (the next slice in order); raises what the codec refuses."""
-        assert rows.start == self._encoded, "slices are encoded in order"
-        values, encode = self.upsert_values, codec.dumps_for_postgres
-        for i in range(rows.start, rows.stop):
-            values[i] = encode(values[i])
-        self._encoded = rows.stop
+        n = len(upserts)
+        self.batches = [slice(i, min(i + UPSERT_BATCH, n)) for i in range(0, n, UPSERT_BATCH)]
 
     def upsert_statement(self, company_id: str, rows: slice) -> tuple[str, tuple[Any, ...]]:
-        assert rows.stop <= self._encoded, "encode a slice before writing it"
         types = self.upsert_types
-        if types[rows.start] == types[rows.stop - 1]:  # sorted: a single type in this slice
+        if types[rows.start] == types[rows.stop - 1]:  # sorted: a single type in this batch
             return (_UPSERT_KEYS_ONE_TYPE, (company_id, types[rows.start],
                                             self.upsert_ttls[rows.start], self.upsert_ids[rows],
                                             self.upsert_values[rows]))
         return (_UPSERT_KEYS, (company_id, types[rows], self.upsert_ids[rows],
                                self.upsert_values[rows], self.upsert_ttls[rows]))
 
-    def delete_statement(self, company_id: str) -> tuple[str, tuple[Any, ...]] | None:
-        if not self.delete_ids:
-            return None
-        return (_DELETE_KEYS, (company_id, self.delete_types, self.delete_ids))
-
-    @property
-    def fully_encoded(self) -> bool:
-        return self._encoded == len(self.upsert_values)
-
     def statements(self, company_id: str) -> list[tuple[str, tuple[Any, ...]]]:
-        """Every statement, encoding what is left first (nothing is sent before this returns)."""
-        if not self.fully_encoded:
-            self.encode(slice(self._encoded, len(self.upsert_values)))
-        out = [self.upsert_statement(company_id, s) for s in self.slices]
-        delete = self.delete_statement(company_id)
-        return [*out, delete] if delete else out
+        """Every statement of the write, upserts first, then the deletes (if any)."""
+        out = [self.upsert_statement(company_id, rows) for rows in self.batches]
+        if self.delete_ids:
+            out.append((_DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
+        return out
 
 
 class PostgresAuthStore:
@@ -340,50 +312,19 @@ class PostgresAuthStore:
 
     async def set_keys(self, company_id: str, data: KeyWrites) -> None:
         company_id = validate_company_id(company_id)
-        write = PreparedKeyWrite(data, defer_encoding=True)
-        slices = write.slices
-        delete = write.delete_statement(company_id)
-        if not slices and delete is None:
+        statements = PreparedKeyWrite(data).statements(company_id)
+        if not statements:
             return
+        timeout = self.query_timeout
         async with self._key_locks[company_id]:
             with _unavailable_on_db_error("writing keys", company_id):
                 async with self.connection() as conn:
-                    if len(slices) + (delete is not None) == 1:  # one statement: atomic alone
-                        sql, args = delete or write.upsert_statement(company_id, slices[0])
-                        await conn.execute(sql, *args, timeout=self.query_timeout)
+                    if len(statements) == 1:  # one statement is atomic alone
+                        await conn.execute(statements[0][0], *statements[0][1], timeout=timeout)
                         return
                     async with conn.transaction():
-                        await self._write_slices(conn, company_id, write, slices)
-                        if delete is not None:
-                            await conn.execute(delete[0], *delete[1],
-                                               timeout=self.query_timeout)
-
-    async def _write_slices(self, conn: asyncpg.Connection, company_id: str,
-                            write: PreparedKeyWrite, slices: list[slice]) -> None:
-        """Upsert slice by slice, encoding the next slice while PostgreSQL runs the current one.
-
-        Encoding is the client's whole cost of a bulk write (~1.5 ms for 812 pre-keys, ~15 % of
-        the statement); overlapping it with the server's work hides most of it. A value the
-        codec refuses mid-way raises inside the transaction, so nothing is written.
-        """
-        timeout = self.query_timeout
-        for i, rows in enumerate(slices):
-            sql, args = write.upsert_statement(company_id, rows)
-            if i + 1 == len(slices) or write.fully_encoded:
-                await conn.execute(sql, *args, timeout=timeout)
-                continue
-            running = asyncio.ensure_future(conn.execute(sql, *args, timeout=timeout))
-            try:
-                await asyncio.sleep(0)  # the task's first step sends the statement
-                write.encode(slices[i + 1])
-            except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    running.cancel()  # we are being cancelled: so is the statement
-                await asyncio.wait([running])  # the connection must be idle to roll back
-                if not running.cancelled():
-                    running.exception()  # retrieved: the error to raise is ours
-                raise
-            await running
+                        for sql, args in statements:
+                            await conn.execute(sql, *args, timeout=timeout)
 
     async def clear_keys(self, company_id: str) -> int:
         """Delete every key of the company (Baileys' `keys.clear`); returns the count."""

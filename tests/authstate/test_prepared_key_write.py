@@ -41,34 +41,16 @@ def test_a_value_is_deleted_exactly_when_js_would_call_it_falsy(value: object) -
     assert (write.upsert_ids == ["s"]) is not is_js_falsy(value)
 
 
-def _bounds(write: PreparedKeyWrite) -> list[tuple[int, int]]:
-    return [(s.start, s.stop) for s in write.slices]
-
-
-def test_a_large_write_encodes_its_head_first_and_the_rest_by_slice() -> None:
-    write = PreparedKeyWrite({"pre-key": {str(i): PRE_KEY for i in range(812)}},
-                             defer_encoding=True)
-    assert _bounds(write) == [(0, 162), (162, 812)]
-    assert not write.fully_encoded
-    assert isinstance(write.upsert_values[161], str) and write.upsert_values[162] == PRE_KEY
-    with pytest.raises(AssertionError, match="encode a slice"):
-        write.upsert_statement("co", slice(162, 812))
-    write.encode(slice(162, 812))
-    assert write.fully_encoded and all(isinstance(v, str) for v in write.upsert_values)
-
-
-def test_slices_respect_the_batch_size_and_small_writes_encode_at_once() -> None:
-    big = {str(i): PRE_KEY for i in range(2500)}
-    assert _bounds(PreparedKeyWrite({"pre-key": big}, defer_encoding=True)) == [
-        (0, 500), (500, 1500), (1500, 2500)]
-    assert _bounds(PreparedKeyWrite({"pre-key": big})) == [(0, 1000), (1000, 2000), (2000, 2500)]
-    small = PreparedKeyWrite({"pre-key": {str(i): PRE_KEY for i in range(255)}},
-                             defer_encoding=True)
-    assert small.fully_encoded and _bounds(small) == [(0, 255)]
-
-
-def test_statements_encode_everything_before_returning() -> None:
-    write = PreparedKeyWrite({"pre-key": {str(i): PRE_KEY for i in range(812)},
-                              "session": {"s": None}}, defer_encoding=True)
+def test_large_writes_are_cut_into_batches_and_deletes_come_last() -> None:
+    write = PreparedKeyWrite({"pre-key": {f"{i:04d}": PRE_KEY for i in range(2500)},
+                              "session": {"s": None}})
+    assert [(b.start, b.stop) for b in write.batches] == [(0, 1000), (1000, 2000), (2000, 2500)]
     statements = write.statements("co")
-    assert write.fully_encoded and len(statements) == 3  # head, rest, the delete
+    assert len(statements) == 4 and "DELETE" in statements[-1][0]
+    assert all(isinstance(v, str) for v in write.upsert_values)  # encoded before any I/O
+
+
+def test_batches_of_several_types_carry_each_row_type() -> None:
+    write = PreparedKeyWrite({"session": {"s": {"a": 1}}, "pre-key": {"1": PRE_KEY}})
+    [(sql, args)] = write.statements("co")
+    assert "$5::int4[]" in sql and args[1] == ["pre-key", "session"]

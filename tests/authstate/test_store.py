@@ -167,23 +167,15 @@ async def test_invalid_value_anywhere_means_nothing_written(store, db) -> None:
     assert await _count(db, "whatsapp_keys") == 0
 
 
-async def test_a_value_refused_while_the_head_is_written_rolls_everything_back(store,
-                                                                               db) -> None:
-    """812 pre-keys: the head slice goes to PostgreSQL before the tail is encoded; a bad value
-    in the tail raises the codec's error, nothing is written, and the connection is reusable."""
+async def test_a_value_refused_in_a_bulk_write_leaves_nothing_written(store, db) -> None:
+    """The 812th pre-key cannot be stored: the codec refuses it before any I/O, nothing is
+    written and the store stays usable."""
     keys = {f"{i:04d}": PRE_KEY for i in range(811)} | {"9999": {"name": "nul\x00inside"}}
     with pytest.raises(UnsupportedValue):
         await store.set_keys("acme", {"pre-key": keys})
     assert await _count(db, "whatsapp_keys") == 0
-    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})  # pool and connection healthy
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
     assert await store.get_keys("acme", "pre-key", ["1"]) == {"1": PRE_KEY}
-
-
-async def test_a_database_failure_in_the_head_while_the_tail_is_encoded(store, db) -> None:
-    await _fail_inserts_of(db, "0000")
-    with pytest.raises(StoreUnavailable, match="injected failure"):
-        await store.set_keys("acme", {"pre-key": {f"{i:04d}": PRE_KEY for i in range(812)}})
-    assert await _count(db, "whatsapp_keys") == 0
 
 
 async def test_a_large_mixed_write_applies_upserts_and_deletes_together(store, db) -> None:
