@@ -135,22 +135,44 @@ async def test_one_set_spans_types_and_mixes_writes_and_deletes(store) -> None:
         "AAAAAP/+="]["keyData"] == b"\x01" * 32
 
 
-async def test_812_pre_keys_are_written_in_one_transaction(store, db) -> None:
-    """Batching, shown by the server's own commit counter rather than by timing."""
-    keys = {str(i): PRE_KEY for i in range(1, 813)}
-    before = await db.fetchval("SELECT xact_commit FROM pg_stat_database "
-                               "WHERE datname = current_database()")
-    await store.set_keys("acme", {"pre-key": keys})
-    await asyncio.sleep(0.6)  # stats are flushed by backends at most every ~500 ms
-    await db.execute("SELECT pg_stat_force_next_flush()")
-    after = await db.fetchval("SELECT xact_commit FROM pg_stat_database "
-                              "WHERE datname = current_database()")
-    assert after - before <= 4, f"{after - before} commits for one keys.set of 812 keys"
-    assert len(await store.get_keys("acme", "pre-key", list(keys))) == 812
+async def test_812_pre_keys_are_one_statement(pg_dsn, db) -> None:
+    """Batching, shown by the queries the connection actually ran and by the rows' xmin (the
+    id of the transaction that wrote them), not by timing."""
+    single = await PostgresAuthStore.open(pg_dsn, min_size=1, max_size=1)
+    try:
+        queries: list[str] = []
+        async with single.pool.acquire() as conn:  # the pool's only connection
+            conn.add_query_logger(lambda record: queries.append(record.query))
+        keys = {str(i): PRE_KEY for i in range(1, 813)}
+        await single.set_keys("acme", {"pre-key": keys})
+        assert len(queries) == 1 and "unnest" in queries[0], queries
+        assert len(await single.get_keys("acme", "pre-key", list(keys))) == 812
+    finally:
+        await single.close()
+    assert await db.fetchval("SELECT count(DISTINCT xmin::text) FROM whatsapp_keys") == 1
+
+
+async def test_release_rolls_back_without_a_reset_round_trip(pg_dsn, db) -> None:
+    """One round trip per operation: asyncpg's per-release reset query is skipped, while a
+    transaction a borrower left open is still rolled back."""
+    single = await PostgresAuthStore.open(pg_dsn, min_size=1, max_size=1)
+    try:
+        queries: list[str] = []
+        async with single.pool.acquire() as conn:
+            conn.add_query_logger(lambda record: queries.append(record.query))
+            await conn.execute("BEGIN")
+            await conn.execute("INSERT INTO whatsapp_auth (company_id, creds) VALUES ('x', '{}')")
+        assert queries[-1] == "ROLLBACK"
+        queries.clear()
+        assert await single.get_keys("acme", "pre-key", ["1"]) == {}
+        assert len(queries) == 1, queries
+    finally:
+        await single.close()
+    assert await _count(db, "whatsapp_auth") == 0
 
 
 async def test_multi_statement_set_is_atomic(store, db) -> None:
-    """2,500 rows take three statements; a real failure in the last rolls back all of them."""
+    """2,501 rows take three statements; a real failure in the last rolls back all of them."""
     await _fail_inserts_of(db, "boom")
     keys = {f"{i:05d}": PRE_KEY for i in range(2499)} | {"boom": PRE_KEY}
     with pytest.raises(StoreUnavailable):
