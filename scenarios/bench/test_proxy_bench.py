@@ -41,7 +41,7 @@ import asyncpg
 import pytest
 
 from fixtures.faults import PgProxy
-from harness.bench.compare import Comparison, Timings, paired_rounds
+from harness.bench.compare import Comparison, Timings, median_paired_ratio, paired_rounds
 from harness.faults.provision import ProvisionedToxiproxy
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
@@ -246,7 +246,9 @@ def test_bulk_upsert_throughput_through_proxy(benchmark, bench_loop, bench_db, r
         f"proxy bulk upsert ({PRE_KEYS} pre-keys)", "throughput", "keys/s",
         PRE_KEYS / ours_t.median(), PRE_KEYS / base_t.median(), higher_is_better=True,
         target=bench_target("proxy-bulk-min-ratio"), rounds=ROUNDS,
-        note=f"one unnest upsert of ~{payload_kb:.0f} KB per round on one connection; "
+        paired_ratio=median_paired_ratio(base_t, ours_t),
+        note=f"one unnest upsert of ~{payload_kb:.0f} KB per round on one connection, ratio = "
+             f"median of per-round ratios; "
              f"layout: {layout}; {toxiproxy_server.kind} proxy"))
     benchmark.extra_info.update(ratio=c.ratio, layout=layout)
     assert c.passed, c.describe()

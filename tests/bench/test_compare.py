@@ -1,0 +1,34 @@
+"""Paired comparisons: the ratio estimator the bulk gates use."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.bench.compare import Comparison, Timings, median_paired_ratio
+
+
+def test_a_slow_spell_on_both_sides_of_some_rounds_cancels_in_the_pairs() -> None:
+    # Baseline 10 ms, ours 11 ms; rounds 5-10 run 1.6x slower on both sides (a checkpoint).
+    base = Timings([0.010] * 4 + [0.016] * 6)
+    ours = Timings([0.011] * 4 + [0.0176] * 6)
+    assert median_paired_ratio(base, ours) == pytest.approx(10 / 11)
+    # One slow baseline round among fast pairs moves the median of ratios by at most one rank.
+    base.seconds[0] = 0.030
+    assert median_paired_ratio(base, ours) == pytest.approx(10 / 11)
+
+
+def test_rounds_must_pair_up() -> None:
+    with pytest.raises(ValueError, match="same number of rounds"):
+        median_paired_ratio(Timings([1.0, 2.0]), Timings([1.0]))
+    with pytest.raises(ValueError):
+        median_paired_ratio(Timings(), Timings())
+
+
+def test_a_paired_ratio_is_the_ratio_the_gate_and_the_summary_use() -> None:
+    c = Comparison("bulk", "throughput", "keys/s", 40_000.0, 50_000.0, higher_is_better=True,
+                   target=0.8, paired_ratio=0.85)
+    assert c.ratio == 0.85 and c.passed
+    assert "paired ratio 0.850" in c.describe() and c.to_dict()["ratio"] == 0.85
+    unpaired = Comparison("bulk", "throughput", "keys/s", 40_000.0, 50_000.0,
+                          higher_is_better=True, target=0.8)
+    assert unpaired.ratio == 0.8 and "-> ratio 0.800" in unpaired.describe()
