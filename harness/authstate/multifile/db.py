@@ -36,50 +36,44 @@ async def snapshot(store: PostgresAuthStore) -> AsyncIterator[asyncpg.Connection
         yield conn
 
 
-async def read_creds_text(conn: asyncpg.Connection, company_id: str, *,
-                          query_timeout: float | None = None) -> str | None:
+async def read_creds_text(conn: asyncpg.Connection, company_id: str) -> str | None:
     return await conn.fetchval("SELECT creds::text FROM whatsapp_auth WHERE company_id = $1",
-                               company_id, timeout=query_timeout)
+                               company_id)
 
 
-async def iter_key_refs(conn: asyncpg.Connection, company_id: str, *,
-                        query_timeout: float | None = None) -> AsyncIterator[tuple[str, str]]:
+async def iter_key_refs(conn: asyncpg.Connection,
+                        company_id: str) -> AsyncIterator[tuple[str, str]]:
     """Every `(type, id)` of the company, sorted; streamed through a server-side cursor."""
     async for row in conn.cursor("SELECT key_type, key_id FROM whatsapp_keys "
                                  "WHERE company_id = $1 ORDER BY key_type, key_id",
-                                 company_id, prefetch=FETCH_BATCH, timeout=query_timeout):
+                                 company_id, prefetch=FETCH_BATCH):
         yield row[0], row[1]
 
 
-async def iter_key_values(
-        conn: asyncpg.Connection, company_id: str, *,
-        query_timeout: float | None = None) -> AsyncIterator[tuple[str, str, str]]:
+async def iter_key_values(conn: asyncpg.Connection,
+                          company_id: str) -> AsyncIterator[tuple[str, str, str]]:
     """Every `(type, id, stored JSON text)` of the company, sorted, streamed."""
     async for row in conn.cursor("SELECT key_type, key_id, value::text FROM whatsapp_keys "
                                  "WHERE company_id = $1 ORDER BY key_type, key_id",
-                                 company_id, prefetch=FETCH_BATCH, timeout=query_timeout):
+                                 company_id, prefetch=FETCH_BATCH):
         yield row[0], row[1], row[2]
 
 
-async def existing_state(conn: asyncpg.Connection, company_id: str, *,
-                         query_timeout: float | None = None) -> tuple[bool, int]:
+async def existing_state(conn: asyncpg.Connection, company_id: str) -> tuple[bool, int]:
     """(has creds, number of keys) of the company."""
     has_creds = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM whatsapp_auth WHERE company_id = $1)", company_id,
-        timeout=query_timeout)
+        "SELECT EXISTS (SELECT 1 FROM whatsapp_auth WHERE company_id = $1)", company_id)
     keys = await conn.fetchval("SELECT count(*) FROM whatsapp_keys WHERE company_id = $1",
-                               company_id, timeout=query_timeout)
+                               company_id)
     return bool(has_creds), int(keys)
 
 
 async def write_company_state(conn: asyncpg.Connection, company_id: str, creds_text: str,
-                              rows: Sequence[tuple[str, str, str]], *, replace: bool,
-                              query_timeout: float | None = None) -> None:
+                              rows: Sequence[tuple[str, str, str]], *, replace: bool) -> None:
     """Inside the caller's transaction: optionally drop the company's keys, then write creds and
     `rows` of `(type, id, JSON text)` (sorted, so concurrent writers lock in the same order)."""
     if replace:
-        await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1", company_id,
-                           timeout=query_timeout)
-    await conn.execute(store_module.PUT_CREDS, company_id, creds_text, timeout=query_timeout)
+        await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1", company_id)
+    await conn.execute(store_module.PUT_CREDS, company_id, creds_text)
     for sql, args in PreparedKeyWrite.from_rows(rows).statements(company_id):
-        await conn.execute(sql, *args, timeout=query_timeout)
+        await conn.execute(sql, *args)

@@ -129,15 +129,14 @@ def _move_into_place(staging: Path, directory: Path,
     return stale, foreign
 
 
-async def _plan(conn: Any, company_id: str,
-                query_timeout: float) -> tuple[dict[str, tuple[str, str]], Counter[str]]:
+async def _plan(conn: Any, company_id: str) -> tuple[dict[str, tuple[str, str]], Counter[str]]:
     """Pass 1 over ids only: manifest entries and counts; refuse what Baileys cannot hold."""
     owners: dict[str, tuple[str, str]] = {}
     entries: dict[str, tuple[str, str]] = {}
     counts: Counter[str] = Counter()
     collisions: Counter[str] = Counter()
     too_long: Counter[str] = Counter()
-    async for key_type, key_id in db.iter_key_refs(conn, company_id, query_timeout=query_timeout):
+    async for key_type, key_id in db.iter_key_refs(conn, company_id):
         name = key_file_name(key_type, key_id)
         counts[key_type] += 1
         if name in owners or name in (CREDS_FILE, MANIFEST_NAME):
@@ -169,7 +168,6 @@ async def export_company(store: PostgresAuthStore, company_id: str, directory: s
     """
     company_id = validate_company_id(company_id)
     directory = Path(directory)
-    timeout = store.query_timeout
     created = _prepare_directory(directory, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=directory))
     renaming = False
@@ -177,17 +175,15 @@ async def export_company(store: PostgresAuthStore, company_id: str, directory: s
         try:
             async with db.snapshot(store) as conn:
                 await require_tables(conn)
-                creds_text = await db.read_creds_text(conn, company_id,
-                                                      query_timeout=timeout)
+                creds_text = await db.read_creds_text(conn, company_id)
                 if creds_text is None:
                     raise ExportRefused(
                         f"company {company_id!r} has no creds in the database; nothing to export",
                         hint="check the company id (ids are case-sensitive)")
-                entries, counts = await _plan(conn, company_id, timeout)
+                entries, counts = await _plan(conn, company_id)
                 _write_file(staging / CREDS_FILE, _file_bytes(creds_text))
                 written = {CREDS_FILE}
-                async for key_type, key_id, text in db.iter_key_values(conn, company_id,
-                                                                     query_timeout=timeout):
+                async for key_type, key_id, text in db.iter_key_values(conn, company_id):
                     name = key_file_name(key_type, key_id)
                     _write_file(staging / name, _file_bytes(text))
                     written.add(name)

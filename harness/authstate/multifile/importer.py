@@ -175,8 +175,7 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
             if dry_run and await missing_tables(conn):  # a dry run creates no tables
                 has_creds, old_keys = False, 0
             else:
-                has_creds, old_keys = await db.existing_state(
-                    conn, company_id, query_timeout=store.query_timeout)
+                has_creds, old_keys = await db.existing_state(conn, company_id)
             if (has_creds or old_keys) and not replace:
                 raise AuthStateError(
                     f"company {company_id!r} already has auth state in the database "
@@ -186,7 +185,7 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
                     "are deleted in the same transaction), or import under another company id")
             if not dry_run:
                 await db.write_company_state(conn, company_id, parsed.creds_text, parsed.rows,
-                                             replace=replace, query_timeout=store.query_timeout)
+                                             replace=replace)
     except db.DB_ERRORS as exc:
         raise db.db_failure(f"importing company {company_id!r}", exc) from exc
     return ImportResult(company_id, directory, counts, dry_run,
