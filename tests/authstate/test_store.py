@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -33,6 +35,21 @@ async def _fail_inserts_of(db: asyncpg.Connection, key_id: str) -> None:
         RETURN NEW; END $$;
         CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
     """)
+
+
+@contextlib.asynccontextmanager
+async def _single_connection_store(
+        dsn: str) -> AsyncIterator[tuple[PostgresAuthStore, list[str]]]:
+    """A store whose pool holds one connection, and the list of every query that connection runs
+    from here on (asyncpg's query logger): round trips counted, not timed."""
+    single = await PostgresAuthStore.open(dsn, min_size=1, max_size=1)
+    queries: list[str] = []
+    try:
+        async with single.pool.acquire() as conn:
+            conn.add_query_logger(lambda record: queries.append(record.query))
+        yield single, queries
+    finally:
+        await single.close()
 
 
 async def test_open_is_idempotent_and_safe_concurrently(pg_dsn: str) -> None:
@@ -138,36 +155,25 @@ async def test_one_set_spans_types_and_mixes_writes_and_deletes(store) -> None:
 async def test_812_pre_keys_are_one_statement(pg_dsn, db) -> None:
     """Batching, shown by the queries the connection actually ran and by the rows' xmin (the
     id of the transaction that wrote them), not by timing."""
-    single = await PostgresAuthStore.open(pg_dsn, min_size=1, max_size=1)
-    try:
-        queries: list[str] = []
-        async with single.pool.acquire() as conn:  # the pool's only connection
-            conn.add_query_logger(lambda record: queries.append(record.query))
+    async with _single_connection_store(pg_dsn) as (single, queries):
         keys = {str(i): PRE_KEY for i in range(1, 813)}
         await single.set_keys("acme", {"pre-key": keys})
         assert len(queries) == 1 and "unnest" in queries[0], queries
         assert len(await single.get_keys("acme", "pre-key", list(keys))) == 812
-    finally:
-        await single.close()
     assert await db.fetchval("SELECT count(DISTINCT xmin::text) FROM whatsapp_keys") == 1
 
 
 async def test_release_rolls_back_without_a_reset_round_trip(pg_dsn, db) -> None:
     """One round trip per operation: asyncpg's per-release reset query is skipped, while a
     transaction a borrower left open is still rolled back."""
-    single = await PostgresAuthStore.open(pg_dsn, min_size=1, max_size=1)
-    try:
-        queries: list[str] = []
+    async with _single_connection_store(pg_dsn) as (single, queries):
         async with single.pool.acquire() as conn:
-            conn.add_query_logger(lambda record: queries.append(record.query))
             await conn.execute("BEGIN")
             await conn.execute("INSERT INTO whatsapp_auth (company_id, creds) VALUES ('x', '{}')")
         assert queries[-1] == "ROLLBACK"
         queries.clear()
         assert await single.get_keys("acme", "pre-key", ["1"]) == {}
         assert len(queries) == 1, queries
-    finally:
-        await single.close()
     assert await _count(db, "whatsapp_auth") == 0
 
 
