@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.config import KNOWN_GATES, HarnessConfig
-from harness.runner.outcomes import SuiteOutcome
+from harness.report.summary import SuiteSummary
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Check:
         return {**asdict(self), "passed": self.passed}
 
 
-def suite_checks(suites: Iterable[SuiteOutcome]) -> list[Check]:
+def suite_checks(suites: Iterable[SuiteSummary]) -> list[Check]:
     checks = []
     for suite in suites:
         c = suite.counts
@@ -40,9 +40,9 @@ def suite_checks(suites: Iterable[SuiteOutcome]) -> list[Check]:
         if suite.passed:
             detail = f"{c['passed']} passed" + (f", {c['skipped']} skipped" if c["skipped"] else "")
         elif bad:
-            detail = f"{bad} of {len(suite.tests)} tests failed"
+            detail = f"{bad} of {suite.tests} tests failed"
         else:
-            detail = f"{c['pending']} of {len(suite.tests)} tests never finished"
+            detail = f"{c['pending']} of {suite.tests} tests never finished"
         checks.append(Check(f"suite {suite.name}", "suite",
                             "passed" if suite.passed else "failed", detail))
     return checks

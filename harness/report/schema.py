@@ -17,25 +17,25 @@ from typing import Any
 
 from harness.report.checks import Check
 from harness.report.redact import scrub_tree
-from harness.runner.outcomes import SuiteOutcome
+from harness.report.summary import SuiteSummary
 
 SCHEMA = "authstate-harness/report"
 SCHEMA_VERSION = 1
 STATUS_EXIT = {"passed": 0, "failed": 1, "error": 2, "interrupted": 130}
 
 
-def suite_section(suite: SuiteOutcome) -> dict[str, Any]:
+def suite_section(suite: SuiteSummary) -> dict[str, Any]:
     return {
         "name": suite.name, "description": suite.description,
         "status": "passed" if suite.passed else "failed",
-        "counts": suite.counts, "tests": len(suite.tests),
+        "counts": dict(suite.counts), "tests": suite.tests,
         "duration_s": round(suite.duration, 3),
         "failures": [{"test": t.nodeid, "outcome": t.outcome, "phase": t.phase,
-                      "message": t.message} for t in suite.failures()],
+                      "message": t.message} for t in suite.failures],
         "skipped": [{"reason": reason, "count": n}
-                    for reason, n in sorted(suite.skip_reasons().items())],
+                    for reason, n in sorted(suite.skip_reasons.items())],
         "slowest": [{"test": t.nodeid, "duration_s": round(t.duration, 3)}
-                    for t in sorted(suite.tests, key=lambda t: -t.duration)[:5]],
+                    for t in suite.slowest],
     }
 
 
@@ -75,7 +75,7 @@ def _fault_proxy(facts: dict[str, Any]) -> str | None:
 
 
 def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: dict[str, Any],
-                 suites: Sequence[SuiteOutcome], checks: Sequence[Check],
+                 suites: Sequence[SuiteSummary], checks: Sequence[Check],
                  comparisons: list[dict[str, Any]], stats: list[dict[str, Any]],
                  artifacts: dict[str, str], facts: dict[str, Any]) -> dict[str, Any]:
     env = dict(environment)

@@ -173,7 +173,7 @@ class MainJob:
 
     def _finish(self) -> RunResult:
         comparisons = load_json_list(self.artifacts.bench_ratios)
-        suites = list(self.outcomes.suites.values())
+        suites = [s.summary() for s in self.outcomes.suites.values()]
         checks = suite_checks(suites)
         if any(s.name == "bench" for s in self.options.suites) and self.pytest_exit is not None:
             checks += gate_checks(self.config, comparisons)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.report.summary import COUNT_KEYS, SuiteSummary, TestSummary
 from harness.runner.suites import Suite, suite_of
 
 # A test's outcome is the worst of its phases (a passed call with a failing teardown is an error).
@@ -32,6 +33,9 @@ class TestOutcome:
     def done(self) -> bool:
         return self.outcome != "pending"
 
+    def summary(self) -> TestSummary:
+        return TestSummary(self.nodeid, self.outcome, self.duration, self.message, self.phase)
+
 
 @dataclass
 class SuiteOutcome:
@@ -42,18 +46,11 @@ class SuiteOutcome:
     @property
     def counts(self) -> dict[str, int]:
         counts = Counter(t.outcome for t in self.tests)
-        return {k: counts.get(k, 0) for k in
-                ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "pending")}
+        return {k: counts.get(k, 0) for k in COUNT_KEYS}
 
     @property
     def duration(self) -> float:
         return sum(t.duration for t in self.tests)
-
-    @property
-    def passed(self) -> bool:
-        """No failure, no error, and every collected test ran (an interrupted run did not pass)."""
-        c = self.counts
-        return not (c["failed"] or c["error"] or c["pending"])
 
     def failures(self) -> list[TestOutcome]:
         return [t for t in self.tests if t.outcome in FAILING]
@@ -61,6 +58,16 @@ class SuiteOutcome:
     def skip_reasons(self) -> dict[str, int]:
         return dict(Counter(t.message or "no reason given" for t in self.tests
                             if t.outcome == "skipped"))
+
+    def summary(self, slowest: int = 5) -> SuiteSummary:
+        """The frozen view the report is built from."""
+        return SuiteSummary(
+            name=self.name, description=self.description, counts=self.counts,
+            tests=len(self.tests), duration=self.duration,
+            failures=tuple(t.summary() for t in self.failures()),
+            skip_reasons=self.skip_reasons(),
+            slowest=tuple(t.summary() for t in
+                          sorted(self.tests, key=lambda t: -t.duration)[:slowest]))
 
 
 class RunOutcomes:
