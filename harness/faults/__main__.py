@@ -10,26 +10,24 @@ import argparse
 import sys
 
 from harness.errors import HarnessError
+from harness.faults.server.options import add_serve_arguments, serve_options
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.faults")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the Toxiproxy-compatible fault proxy server")
-    from harness.commands.proxy import add_serve_arguments
-
     add_serve_arguments(serve)
     serve.add_argument("--announce", action="store_true",
                        help="print {url, pid, seed} as one JSON line on stdout once ready")
     args = parser.parse_args(argv)
-    from harness.faults.server.runner import ServeOptions, configure_logging
+    from harness.faults.server.runner import configure_logging
     from harness.faults.server.runner import serve as run
 
-    configure_logging()
     try:
-        return run(ServeOptions(host=args.host, port=args.port, seed=args.seed,
-                                config=args.config, proxy_metrics=args.proxy_metrics,
-                                announce=args.announce))
+        options = serve_options(args, announce=args.announce)
+        configure_logging()
+        return run(options)
     except HarnessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
