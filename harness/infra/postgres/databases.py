@@ -11,8 +11,8 @@ import uuid
 
 import asyncpg
 
+from harness.dsn import database_of, redact, with_database, with_params
 from harness.errors import ProvisioningError
-from harness.infra.postgres.dsn import database_of, redact, with_database, with_params
 
 
 class IsolatedDatabases:

@@ -7,8 +7,8 @@ import concurrent.futures
 
 import asyncpg
 
+from harness.dsn import host_port, redact
 from harness.errors import ProvisioningError
-from harness.infra.postgres.dsn import host_port, redact
 
 
 def run_coro_blocking(coro):  # type: ignore[no-untyped-def]

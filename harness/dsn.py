@@ -1,4 +1,8 @@
-"""Small, dependency-free DSN manipulation (asyncpg/libpq URL form)."""
+"""Small, dependency-free DSN manipulation (asyncpg/libpq URL form).
+
+Pure (stdlib only) and at the bottom of the layers: the store, provisioning, fixtures and the
+report all need `redact`, and none of them should import another's package for it.
+"""
 
 from __future__ import annotations
 
