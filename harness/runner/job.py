@@ -22,6 +22,7 @@ from rich.console import Console
 from harness.config import HarnessConfig, Profile, load_config
 from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
+from harness.paths import repo_root
 from harness.report import environment
 from harness.report.checks import Check, gate_checks, suite_checks
 from harness.report.redact import scrub
@@ -58,10 +59,6 @@ class RunResult:
     out_dir: Path
     report: dict[str, Any]
     checks: list[Check]
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def run_stamp(now: datetime) -> str:
