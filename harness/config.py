@@ -21,12 +21,18 @@ TABLE = "tool.authstate-harness"
 
 @dataclass(frozen=True)
 class GateSpec:
-    """A known gate: what it bounds, in which direction, and its built-in default."""
+    """A known gate: what it bounds, in which direction, its default and the suite measuring it.
+
+    `zero_allowed` is for "max count" gates (lost writes: at most 0); a ratio or a time of 0
+    would be a gate nothing can meet, so it is refused as a typo.
+    """
 
     name: str
     default: float
     higher_is_better: bool  # True: the measured value must be >= the gate, else <=
     doc: str
+    suite: str  # the suite whose figures it checks; not applicable when that suite did not run
+    zero_allowed: bool = False
 
     @property
     def op(self) -> str:
@@ -35,13 +41,32 @@ class GateSpec:
 
 KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
     GateSpec("bench-bulk-min-ratio", 0.8, True,
-             "store keys.set of 812 pre-keys: throughput vs a raw asyncpg upsert"),
+             "store keys.set of 812 pre-keys: throughput vs a raw asyncpg upsert", "bench"),
     GateSpec("bench-point-get-max-ratio", 1.25, False,
-             "store keys.get of one pre-key: p50 latency vs a raw asyncpg fetch"),
+             "store keys.get of one pre-key: p50 latency vs a raw asyncpg fetch", "bench"),
     GateSpec("proxy-p50-max-ratio", 1.3, False,
-             "asyncpg point read through the fault proxy (no toxics): p50 vs direct"),
+             "asyncpg point read through the fault proxy (no toxics): p50 vs direct", "bench"),
     GateSpec("proxy-bulk-min-ratio", 0.7, True,
-             "asyncpg bulk upsert through the fault proxy (no toxics): throughput vs direct"),
+             "asyncpg bulk upsert through the fault proxy (no toxics): throughput vs direct",
+             "bench"),
+    GateSpec("resilient-point-get-max-ratio", 1.15, False,
+             "resilient store keys.get of one pre-key, healthy: p50 latency vs the plain store",
+             "bench"),
+    GateSpec("resilient-bulk-min-ratio", 0.85, True,
+             "resilient store keys.set of 812 pre-keys, healthy: throughput vs the plain store",
+             "bench"),
+    GateSpec("journal-replay-min-ratio", 0.7, True,
+             "journal replay after an outage: rows/s vs the plain store's bulk upsert of the "
+             "same rows", "bench"),
+    GateSpec("chaos-rto-p95-max-s", 1.0, False,
+             "chaos: fault cleared -> company fully normal (journal drained, breaker closed, a "
+             "new write in PostgreSQL), p95 over companies x repetitions, seconds", "chaos"),
+    GateSpec("chaos-mttd-p95-max-s", 0.5, False,
+             "chaos: fault injected -> first failed operation or breaker open, p95, seconds "
+             "(black-hole-like faults: the target's operation deadline + 0.2 s)", "chaos"),
+    GateSpec("chaos-lost-writes-max", 0, False,
+             "chaos: acknowledged writes missing from PostgreSQL after recovery (RPO)", "chaos",
+             zero_allowed=True),
 )})
 
 
@@ -84,15 +109,17 @@ class HarnessConfig:
 
 
 def _number(name: str, raw: object, where: str) -> float:
+    spec = KNOWN_GATES[name]
     if isinstance(raw, bool):
         raw = None  # True is an int in Python; never a threshold
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"gate {name} = {raw!r} in {where} is not a positive number",
-                          hint=f"write e.g. {name} = {KNOWN_GATES[name].default}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not spec.zero_allowed):
+        kind = "a number >= 0" if spec.zero_allowed else "a positive number"
+        raise ConfigError(f"gate {name} = {raw!r} in {where} is not {kind}",
+                          hint=f"write e.g. {name} = {spec.default}")
     return value
 
 

@@ -64,3 +64,22 @@ def test_unknown_profile_names_the_choices() -> None:
         profile("fast")
     assert "quick" in (err.value.hint or "")
     assert profile("ci").hypothesis_profile == "ci"
+
+
+def test_zero_is_accepted_only_by_max_count_gates(tmp_path: Path) -> None:
+    config = load_config(_pyproject(tmp_path, "chaos-lost-writes-max = 0"),
+                         ["chaos-lost-writes-max=0"])
+    assert config.gate("chaos-lost-writes-max") == 0
+    for text in ("chaos-rto-p95-max-s=0", "resilient-bulk-min-ratio=0"):
+        with pytest.raises(ConfigError, match="not a positive number") as err:
+            parse_gate_override(text)
+        assert "write e.g." in (err.value.hint or "")
+    with pytest.raises(ConfigError, match="not a number >= 0") as err:
+        parse_gate_override("chaos-lost-writes-max=-1")
+    assert err.value.hint == "write e.g. chaos-lost-writes-max = 0"
+
+
+def test_every_gate_names_the_suite_that_measures_it() -> None:
+    assert {g.suite for g in KNOWN_GATES.values()} == {"bench", "chaos"}
+    assert KNOWN_GATES["chaos-rto-p95-max-s"].op == "<="
+    assert KNOWN_GATES["journal-replay-min-ratio"].op == ">="
