@@ -4,6 +4,7 @@ pytest_plugins = [
     "fixtures.postgres",
     "fixtures.bench",
     "fixtures.store",
+    "fixtures.targets",
     "fixtures.property_store",
     "fixtures.hypothesis_profiles",
     "fixtures.node_packages",

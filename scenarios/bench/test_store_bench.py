@@ -1,11 +1,16 @@
-"""Our store vs raw asyncpg on the same database, in the same run: the ratios are the result.
+"""The target (reference unless --target) vs raw asyncpg on the same database, in the same run:
+the ratios are the result.
 
 - bulk: `keys.set` of 812 pre-keys (Baileys' first connect) vs one raw multi-row upsert of the
-  same rows, pre-encoded (so our encoding, validation and locking are what the ratio charges us);
-  the ratio is the median of each round's ratio (see `harness.bench.compare`);
-- point get: `keys.get` of one key vs a raw asyncpg fetch of the same row through the same pool
-  (per-call latency timed inside the loop, sides alternating);
+  same rows, pre-encoded (so the target's encoding, validation and locking are what the ratio
+  charges it); the ratio is the median of each round's ratio (see `harness.bench.compare`);
+- point get: `keys.get` of one key vs a raw asyncpg fetch of the same row (per-call latency timed
+  inside the loop, sides alternating);
 - codec: encode/decode of an ~8 KB libsignal session record (absolute figures only).
+
+The raw side borrows the target's pool when the target exposes one (`.pool`, as the reference
+store does: same connections, command_timeout and release); otherwise it opens its own pool of
+the reference store's default size on the same database. The comparison notes say which.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
-from harness.authstate import PostgresAuthStore, codec
+from fixtures.targets import close_target, target_cache_dir
+from harness.authstate import codec
 from harness.bench.compare import Comparison, median_paired_ratio, paired_calls, paired_rounds
+from harness.targets import TargetSpec
 
 pytestmark = pytest.mark.bench
 
@@ -60,51 +71,88 @@ def _session(chains: int = 6, skipped_message_keys: int = 20) -> dict[str, objec
         "version": "v1"}
 
 
+RAW_POOL_SIZE = (1, 10)  # the reference store's default min/max, for a raw pool of our own
+
+
+@dataclass
+class Bench:
+    """The target opened on the bench loop, and the raw side's pool (see the module docstring)."""
+
+    store: Any
+    pool: asyncpg.Pool
+    raw_pool: str  # how the raw side got its pool, for the comparison notes
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (as the reference store's pool does), so the raw
+    side pays no extra round trip per call; it never leaves a transaction open."""
+
+
 @pytest.fixture
-def store(bench_loop: asyncio.AbstractEventLoop, pg_dsn: str):  # type: ignore[no-untyped-def]
-    s = bench_loop.run_until_complete(PostgresAuthStore.open(pg_dsn, min_size=2, max_size=2))
-    yield s
-    bench_loop.run_until_complete(s.close())
+def bench(bench_loop: asyncio.AbstractEventLoop, target_spec: TargetSpec, pg_dsn: str,
+          tmp_path: Path):  # type: ignore[no-untyped-def]
+    run = bench_loop.run_until_complete
+    store = run(target_spec.open(pg_dsn, cache_dir=target_cache_dir(tmp_path)))
+    own_pool = None
+    try:
+        pool = getattr(store, "pool", None)
+        if isinstance(pool, asyncpg.Pool):
+            how = (f"the {target_spec.name} target's own pool (same connections, "
+                   "command_timeout and release)")
+        else:
+            own_pool = pool = run(asyncpg.create_pool(
+                pg_dsn, min_size=RAW_POOL_SIZE[0], max_size=RAW_POOL_SIZE[1], reset=_no_reset))
+            how = (f"its own asyncpg pool ({RAW_POOL_SIZE[0]}-{RAW_POOL_SIZE[1]} connections) "
+                   f"on the same database ({target_spec.name} exposes no .pool)")
+        yield Bench(store, pool, how)
+    finally:
+        try:
+            if own_pool is not None:
+                run(own_pool.close())
+        finally:
+            run(close_target(store, target_spec))
 
 
-def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, store, record_comparison,
+def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, bench, record_comparison,
                                      bench_target) -> None:
     keys = _pre_keys(812)
     ids = list(keys)
     texts = [codec.dumps(v) for v in keys.values()]
     run = bench_loop.run_until_complete
+    state = run(bench.store.load("our-co"))
 
     async def raw() -> None:
-        async with store.pool.acquire() as conn:
+        async with bench.pool.acquire() as conn:
             await conn.execute(RAW_UPSERT, "raw-co", ids, texts)
 
-    ours_t, base_t = paired_rounds(lambda: run(store.set_keys("our-co", {"pre-key": keys})),
+    ours_t, base_t = paired_rounds(lambda: run(state.keys.set({"pre-key": keys})),
                                    lambda: run(raw()), rounds=ROUNDS, benchmark=benchmark)
     c = record_comparison(Comparison(
         "keys.set 812 pre-keys", "throughput", "keys/s", 812 / ours_t.median(),
         812 / base_t.median(), higher_is_better=True,
         target=bench_target("bench-bulk-min-ratio"), rounds=ROUNDS,
         paired_ratio=median_paired_ratio(base_t, ours_t),
-        note="raw = one unnest upsert of pre-encoded rows on the same pool; ratio = median of "
-             "per-round ratios"))
+        note=f"raw = one unnest upsert of pre-encoded rows on {bench.raw_pool}; ratio = median "
+             "of per-round ratios"))
     benchmark.extra_info.update(ratio=c.ratio, baseline_keys_per_s=c.baseline)
     assert c.passed, c.describe()
 
 
 @pytest.mark.parametrize("kind", ["pre-key", "session"])
-def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, store, record_comparison,
+def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, bench, record_comparison,
                                 bench_target) -> None:
     value = _pre_keys(1)["1"] if kind == "pre-key" else _session()
     key_id = "1" if kind == "pre-key" else "5511999999999.0"
     run = bench_loop.run_until_complete
-    run(store.set_keys("co", {kind: {key_id: value}}))
+    state = run(bench.store.load("co"))
+    run(state.keys.set({kind: {key_id: value}}))
 
     async def ours() -> None:
-        got = await store.get_keys("co", kind, [key_id])
+        got = await state.keys.get(kind, [key_id])
         assert got[key_id]
 
     async def raw() -> None:
-        async with store.pool.acquire() as conn:
+        async with bench.pool.acquire() as conn:
             rows = await conn.fetch(RAW_GET, "co", kind, [key_id])
         assert rows
 
@@ -120,7 +168,7 @@ def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, store, record_compa
         f"keys.get one {kind} ({size} B)", "p50 latency", "ms", ours_t.percentile(50) * 1e3,
         base_t.percentile(50) * 1e3, higher_is_better=False,
         target=bench_target("bench-point-get-max-ratio"), rounds=POINT_CALLS,
-        note=f"raw = same pool, so same command_timeout and release; p99 ours "
+        note=f"raw = {bench.raw_pool}; p99 ours "
              f"{ours_t.percentile(99) * 1e3:.3f} ms vs raw "
              f"{base_t.percentile(99) * 1e3:.3f} ms; raw returns undecoded JSON text",
         # The gate is the issue's single-key point get (a pre-key). A session's ratio is mostly

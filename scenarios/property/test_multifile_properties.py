@@ -2,6 +2,8 @@
 a Baileys-written folder imports and exports to the same files; a damaged folder is refused
 with every damaged file named and nothing written.
 
+These are the harness's own maintenance commands, which work on the tables whatever target wrote
+them: they run on `maintenance_store` (the reference store), not on the target under test.
 Each example uses fresh company ids and its own temporary folders (hence the suppressed
 function-scoped-fixture health check: the store fixture is deliberately shared).
 """
@@ -72,34 +74,35 @@ def _unexportable(keys: dict[str, dict]) -> bool:
 
 @SETTINGS
 @given(state=auth_states())
-def test_export_import_export_is_byte_identical(loop_store, state) -> None:
+def test_export_import_export_is_byte_identical(maintenance_store, state) -> None:
     creds_value, keys = state
     first, second = _company(), _company()
-    store = loop_store.store
-    loop_store.run(store.write_creds(first, creds_value))
-    loop_store.run(store.set_keys(first, keys))
+    store = maintenance_store.store
+    maintenance_store.run(store.write_creds(first, creds_value))
+    maintenance_store.run(store.set_keys(first, keys))
     with _tmpdir() as tmp:
         if _unexportable(keys):
             event("refused: ids Baileys' file layout cannot hold")
             with pytest.raises(ExportRefused):
-                loop_store.run(export_company(store, first, tmp / "a"))
+                maintenance_store.run(export_company(store, first, tmp / "a"))
             assert not (tmp / "a").exists()
             return
-        exported = loop_store.run(export_company(store, first, tmp / "a"))
+        exported = maintenance_store.run(export_company(store, first, tmp / "a"))
         event(f"ids from the manifest: {'some' if exported.manifest_entries else 'none'}")
-        imported = loop_store.run(import_folder(store, second, tmp / "a"))
+        imported = maintenance_store.run(import_folder(store, second, tmp / "a"))
         assert imported.counts == exported.counts == {t: len(v) for t, v in sorted(keys.items())}
         assert imported.via_manifest == exported.manifest_entries
-        assert loop_store.run(store.read_creds(second)) == creds_value
+        assert maintenance_store.run(store.read_creds(second)) == creds_value
         for key_type, entries in keys.items():
-            assert loop_store.run(store.get_keys(second, key_type, list(entries))) == entries
-        loop_store.run(export_company(store, second, tmp / "b"))
+            assert maintenance_store.run(store.get_keys(second, key_type, list(entries))) == entries
+        maintenance_store.run(export_company(store, second, tmp / "b"))
         assert _files(tmp / "a") == _files(tmp / "b")
 
 
 @SETTINGS
 @given(state=auth_states())
-def test_import_of_a_baileys_folder_then_export_gives_the_same_files(loop_store, state) -> None:
+def test_import_of_a_baileys_folder_then_export_gives_the_same_files(maintenance_store,
+                                                                     state) -> None:
     """The folder is written as Baileys' writer would (`JSON.stringify(v, BufferJSON.replacer)`
     in the value's own key order). Export gives the same file names and the same JSON; object
     keys may come back in JSONB's order (Baileys does not depend on it), so the bytes are
@@ -116,8 +119,8 @@ def test_import_of_a_baileys_folder_then_export_gives_the_same_files(loop_store,
             for key_id, value in entries.items():
                 (folder / key_file_name(key_type, key_id)).write_text(codec.dumps(value),
                                                                       encoding="utf-8")
-        loop_store.run(import_folder(loop_store.store, company, folder))
-        loop_store.run(export_company(loop_store.store, company, tmp / "out"))
+        maintenance_store.run(import_folder(maintenance_store.store, company, folder))
+        maintenance_store.run(export_company(maintenance_store.store, company, tmp / "out"))
         original, exported = _files(folder), _files(tmp / "out")
         manifest = {n for n in exported if n.startswith(".")}
         assert set(exported) - manifest == set(original)
@@ -125,8 +128,8 @@ def test_import_of_a_baileys_folder_then_export_gives_the_same_files(loop_store,
             assert sorted(exported[name]) == sorted(data), name
             assert codec.loads(exported[name]) == codec.loads(data), name
         again = _company()
-        loop_store.run(import_folder(loop_store.store, again, tmp / "out"))
-        loop_store.run(export_company(loop_store.store, again, tmp / "out2"))
+        maintenance_store.run(import_folder(maintenance_store.store, again, tmp / "out"))
+        maintenance_store.run(export_company(maintenance_store.store, again, tmp / "out2"))
         assert _files(tmp / "out2") == exported
 
 
@@ -159,17 +162,18 @@ def damage(draw: st.DrawFn, data: bytes) -> bytes:
 
 @SETTINGS
 @given(state=auth_states(max_batches=3), data=st.data())
-def test_damaged_folders_are_refused_naming_every_damaged_file(loop_store, state, data) -> None:
+def test_damaged_folders_are_refused_naming_every_damaged_file(maintenance_store, state,
+                                                               data) -> None:
     creds_value, keys = state
     if _unexportable(keys):
         return
     source, target = _company(), _company()
-    store = loop_store.store
-    loop_store.run(store.write_creds(source, creds_value))
-    loop_store.run(store.set_keys(source, keys))
+    store = maintenance_store.store
+    maintenance_store.run(store.write_creds(source, creds_value))
+    maintenance_store.run(store.set_keys(source, keys))
     with _tmpdir() as tmp:
         folder = tmp / "f"
-        loop_store.run(export_company(store, source, folder))
+        maintenance_store.run(export_company(store, source, folder))
         names = sorted(n for n in _files(folder) if not n.startswith("."))
         damaged = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3,
                                      unique=True), label="damaged")
@@ -177,13 +181,13 @@ def test_damaged_folders_are_refused_naming_every_damaged_file(loop_store, state
             path = folder / name
             path.write_bytes(data.draw(damage(path.read_bytes()), label=name))
         with pytest.raises(BadFolder) as err:
-            loop_store.run(import_folder(store, target, folder))
+            maintenance_store.run(import_folder(store, target, folder))
         assert sorted(name for name, _ in err.value.problems) == sorted(damaged)
         for name in damaged:
             assert name in str(err.value)
-    assert loop_store.sql("SELECT count(*) FROM whatsapp_keys WHERE company_id = $1",
+    assert maintenance_store.sql("SELECT count(*) FROM whatsapp_keys WHERE company_id = $1",
                           target) == 0
-    assert loop_store.sql("SELECT count(*) FROM whatsapp_auth WHERE company_id = $1",
+    assert maintenance_store.sql("SELECT count(*) FROM whatsapp_auth WHERE company_id = $1",
                           target) == 0
 
 

@@ -1,14 +1,18 @@
-"""A model beside the real thing: random sequences of store operations across companies and key
-types, checked after every step against a plain in-memory dictionary.
+"""A model beside the real thing: random sequences of operations on the target across companies
+and key types, checked after every step against a plain in-memory dictionary.
 
 Catches what single-operation properties cannot: deletes that leak across tenants or types,
-writes lost or resurrected by later calls, `companies()` drifting from reality, creds of one
-company changing another's, falsy values returned for keys that exist.
+writes lost or resurrected by later calls, creds of one company changing another's, falsy values
+returned for keys that exist, and the tables drifting from what the target acknowledged (checked
+directly in PostgreSQL after the target's `flush()`, when it has one). Optional hooks widen the
+machine: `state.keys.clear()` and `delete_company()` become rules, `companies()` an invariant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,6 +25,7 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -32,49 +37,68 @@ from fixtures.strategies import (
     key_type_values,
     storable_text,
 )
-from harness.authstate import PostgresAuthStore
+from fixtures.targets import close_target
 from harness.authstate import key_types as kt
 from harness.authstate.key_types import is_js_falsy
+from harness.targets import TargetSpec, settle
 
 Key = tuple[str, str, str]  # (company, type, id)
+SETTLE_S = 10.0
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Drives one PostgresAuthStore and an in-memory model with the same operations."""
+    """Drives one target (as Baileys does: one loaded state per company) and an in-memory model
+    with the same operations."""
 
     companies = Bundle("companies")
     written = Bundle("written")  # (company, type, id) that were set at some point
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, spec: TargetSpec, dsn: str, cache_root: Path) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.dsn = dsn
-        self.store: PostgresAuthStore = self.run(PostgresAuthStore.open(dsn, max_size=3))
-        self.run(self._wipe())
+        self.spec = spec
+        self.conn: asyncpg.Connection = self.run(asyncpg.connect(dsn))
+        # A new cache_dir per example: what a target keeps on disk must not outlive the wipe.
+        cache_dir = Path(tempfile.mkdtemp(prefix="machine-", dir=cache_root))
+        self.target: Any = self.run(spec.open(dsn, cache_dir=cache_dir))
+        self.run(self.conn.execute("TRUNCATE whatsapp_keys, whatsapp_auth"))
+        self.states: dict[str, Any] = {}
         self.keys: dict[Key, Any] = {}
         self.creds: dict[str, dict[str, Any]] = {}
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    async def _wipe(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            await conn.execute("TRUNCATE whatsapp_keys, whatsapp_auth")
-        finally:
-            await conn.close()
+    def state(self, company: str) -> Any:
+        """The company's state, loaded once and kept, as a Baileys socket keeps it."""
+        if company not in self.states:
+            self.states[company] = self.run(self.target.load(company))
+        return self.states[company]
+
+    def settled(self) -> None:
+        assert self.run(settle(self.target, within_s=SETTLE_S)), \
+            f"the target did not flush its writes to PostgreSQL within {SETTLE_S:.0f} s"
+
+    def can_clear(self) -> bool:
+        return bool(self.states) and callable(getattr(next(iter(self.states.values())).keys,
+                                                      "clear", None))
+
+    def can_delete_company(self) -> bool:
+        return callable(getattr(self.target, "delete_company", None))
 
     # -- companies ------------------------------------------------------------------------------
     @initialize(target=companies, ids=st.lists(company_ids(), min_size=2, max_size=3,
                                                unique=True))
     def make_companies(self, ids: list[str]) -> Any:
+        for company in ids:
+            self.state(company)
         return multiple(*ids)
 
     # -- writes ---------------------------------------------------------------------------------
     @rule(target=written, company=companies, batch=key_type_values(max_ids=3))
     def set_keys(self, company: str, batch: tuple[str, dict[str, Any]]) -> Any:
         key_type, entries = batch
-        self.run(self.store.set_keys(company, {key_type: entries}))
+        self.run(self.state(company).keys.set({key_type: entries}))
         for key_id, value in entries.items():
             self.keys[(company, key_type, key_id)] = value
         return multiple(*((company, key_type, k) for k in entries))
@@ -89,7 +113,7 @@ class StoreMachine(RuleBasedStateMachine):
         for owner, key_type, key_id in deletes:
             if owner == company:
                 data.setdefault(key_type, {})[key_id] = None
-        self.run(self.store.set_keys(company, data))
+        self.run(self.state(company).keys.set(data))
         for key_type, entries in data.items():
             for key_id, value in entries.items():
                 if value is None:
@@ -100,33 +124,36 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(key=consumes(written), falsy=st.sampled_from([None, False, 0, ""]))
     def delete_key(self, key: Key, falsy: Any) -> None:
         company, key_type, key_id = key
-        self.run(self.store.set_keys(company, {key_type: {key_id: falsy}}))
+        self.run(self.state(company).keys.set({key_type: {key_id: falsy}}))
         self.keys.pop(key, None)
 
     @rule(key=written, data=st.data())
     def overwrite_key(self, key: Key, data: st.DataObject) -> None:
         company, key_type, key_id = key
         value = data.draw(key_entries(key_type))[1]
-        self.run(self.store.set_keys(company, {key_type: {key_id: value}}))
+        self.run(self.state(company).keys.set({key_type: {key_id: value}}))
         self.keys[key] = value
 
     @rule(company=companies, value=creds())
     def save_creds(self, company: str, value: dict[str, Any]) -> None:
-        state = self.run(self.store.load(company))
+        state = self.state(company)
         state.creds = value
         self.run(state.save_creds())
         self.creds[company] = value
 
+    @precondition(can_clear)
     @rule(company=companies)
     def clear_keys(self, company: str) -> None:
-        self.run(self.store.clear_keys(company))
+        self.run(self.state(company).keys.clear())
         self.keys = {k: v for k, v in self.keys.items() if k[0] != company}
 
+    @precondition(can_delete_company)
     @rule(company=companies)
     def delete_company(self, company: str) -> None:
-        self.run(self.store.delete_company(company))
+        self.run(self.target.delete_company(company))
         self.keys = {k: v for k, v in self.keys.items() if k[0] != company}
         self.creds.pop(company, None)
+        self.states.pop(company, None)  # logged out: the next use loads afresh
 
     # -- reads ----------------------------------------------------------------------------------
     @rule(key=written, others=st.lists(written, max_size=4),
@@ -135,7 +162,7 @@ class StoreMachine(RuleBasedStateMachine):
     def get_matches_model(self, key: Key, others: list[Key], missing: list[str]) -> None:
         company, key_type, _ = key
         ids = [key[2]] + [o[2] for o in others] + missing
-        got = self.run(self.store.get_keys(company, key_type, ids))
+        got = self.run(self.state(company).keys.get(key_type, ids))
         expected = {i: self.keys[(company, key_type, i)] for i in ids
                     if (company, key_type, i) in self.keys}
         assert got == expected
@@ -143,36 +170,44 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(company=companies)
     def load_matches_model(self, company: str) -> None:
-        state = self.run(self.store.load(company))
+        state = self.run(self.target.load(company))
         if company in self.creds:
             assert state.creds == self.creds[company]
         else:  # fresh creds, shaped like initAuthCreds(), and not written by loading
             assert state.creds["registrationId"] < 16384 and "noiseKey" in state.creds
-            assert self.run(self.store.read_creds(company)) is None
+            self.settled()
+            assert self.run(self.conn.fetchval(
+                "SELECT count(*) FROM whatsapp_auth WHERE company_id = $1", company)) == 0
 
-    # -- invariants -----------------------------------------------------------------------------
+    # -- invariants: the tables hold exactly what the model holds --------------------------------
+    @invariant()
+    def tables_match_model(self) -> None:
+        self.settled()
+        rows = self.run(self.conn.fetch(
+            "SELECT company_id, key_type, key_id FROM whatsapp_keys"))
+        assert {tuple(r) for r in rows} == set(self.keys)
+        rows = self.run(self.conn.fetch("SELECT company_id FROM whatsapp_auth"))
+        assert {r[0] for r in rows} == set(self.creds)
+
     @invariant()
     def companies_match_model(self) -> None:
-        expected = sorted({k[0] for k in self.keys} | set(self.creds))
-        assert self.run(self.store.companies()) == expected
-
-    @invariant()
-    def row_count_matches_model(self) -> None:
-        async def count() -> int:
-            async with self.store.pool.acquire() as conn:
-                return int(await conn.fetchval("SELECT count(*) FROM whatsapp_keys"))
-
-        assert self.run(count()) == len(self.keys)
+        if callable(getattr(self.target, "companies", None)):
+            expected = sorted({k[0] for k in self.keys} | set(self.creds))
+            assert self.run(self.target.companies()) == expected
 
     def teardown(self) -> None:
-        self.run(self.store.close())
-        self.loop.close()
+        try:
+            self.run(close_target(self.target, self.spec))
+        finally:
+            self.run(self.conn.close())
+            self.loop.close()
 
 
-def test_store_behaves_like_the_model(pg_dsn: str) -> None:
+def test_store_behaves_like_the_model(target_spec: TargetSpec, pg_dsn: str,
+                                      tmp_path: Path) -> None:
     base = settings()  # the active profile (dev / ci / thorough) sets max_examples
     run_state_machine_as_test(
-        lambda: StoreMachine(pg_dsn),
+        lambda: StoreMachine(target_spec, pg_dsn, tmp_path),
         settings=settings(base, max_examples=max(10, base.max_examples // 4),
                           stateful_step_count=25))
 
