@@ -1,0 +1,113 @@
+"""The in-memory cache: JSON text of keys and creds, bounded by bytes, least recently used first.
+
+Entries are what this process last read from or wrote to PostgreSQL: text (a known value) or
+None (PostgreSQL said the key or creds are absent: a *negative* entry, so "absent" is answered
+during an outage only when it is known). Writes waiting in the journal are not here: they live
+in the pending overlay, which is never evicted.
+
+`ReadGuard` keeps a database read that raced a write from caching the older value: a read
+registers the (company, type) it reads; a write that completes meanwhile marks its ids on every
+such registration, and the read skips those ids when it fills the cache.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Final
+
+CacheKey = tuple[str, str, str]  # (company, key type or CREDS, key id or "")
+CREDS: Final = "\x00creds"  # a key type can never hold a control character: no clash
+MISS: Final = object()
+ENTRY_OVERHEAD = 120  # bytes of bookkeeping per entry (tuple, strings, dict slot), roughly
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def creds_key(company: str) -> CacheKey:
+    return (company, CREDS, "")
+
+
+class ByteLRU:
+    """Text entries (or None for "known absent") under a byte budget."""
+
+    __slots__ = ("_data", "bytes", "evictions", "max_bytes")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._data: OrderedDict[CacheKey, str | None] = OrderedDict()
+
+    @staticmethod
+    def _cost(key: CacheKey, text: str | None) -> int:
+        return ENTRY_OVERHEAD + len(key[0]) + len(key[2]) + (len(text) if text else 0)
+
+    def get(self, key: CacheKey) -> object:
+        """The entry (text or None), or MISS; a hit becomes the most recently used."""
+        data = self._data
+        if key in data:
+            data.move_to_end(key)
+            return data[key]
+        return MISS
+
+    def put(self, key: CacheKey, text: str | None) -> None:
+        data = self._data
+        old = data.pop(key, MISS)
+        if old is not MISS:
+            self.bytes -= self._cost(key, old)  # type: ignore[arg-type]
+        cost = self._cost(key, text)
+        if cost > self.max_bytes:
+            return  # larger than the whole cache: not cached at all
+        data[key] = text
+        self.bytes += cost
+        while self.bytes > self.max_bytes:
+            old_key, old_text = data.popitem(last=False)
+            self.bytes -= self._cost(old_key, old_text)
+            self.evictions += 1
+
+    def discard(self, key: CacheKey) -> None:
+        old = self._data.pop(key, MISS)
+        if old is not MISS:
+            self.bytes -= self._cost(key, old)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+
+class ReadGuard:
+    """Which ids were written while a database read was in flight."""
+
+    __slots__ = ("_reads",)
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[str, str], list[set[str]]] = {}
+
+    def begin(self, company: str, key_type: str) -> set[str]:
+        """Register a read; the returned set collects ids written before `end`."""
+        ticket: set[str] = set()
+        reads = self._reads.get((company, key_type))
+        if reads is None:
+            self._reads[(company, key_type)] = [ticket]
+        else:
+            reads.append(ticket)
+        return ticket
+
+    def end(self, company: str, key_type: str, ticket: set[str]) -> None:
+        reads = self._reads.get((company, key_type))
+        if reads is None:
+            return
+        for i, t in enumerate(reads):
+            if t is ticket:
+                del reads[i]
+                break
+        if not reads:
+            del self._reads[(company, key_type)]
+
+    def wrote(self, company: str, key_type: str, ids: Iterable[str]) -> None:
+        reads = self._reads.get((company, key_type))
+        if reads:
+            for ticket in reads:
+                ticket.update(ids)
