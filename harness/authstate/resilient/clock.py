@@ -1,0 +1,43 @@
+"""The server's clock as seen from here: acknowledgement times comparable with `now()`.
+
+Replay decides "newer row wins" by comparing a journaled write's acknowledgement time with the
+`updated_at` that direct writes get from the server's `now()`. Stamping journal records with
+the local wall clock would make that comparison wrong by the clock skew between this host and
+the server: a server ahead by 2 s would make our own direct write of a key look newer than the
+journaled write we acknowledged 1 s later, and replay would skip it (a lost write). So the store
+measures the offset (server clock minus local clock, from one round trip, error <= RTT/2)
+whenever it (re)connects, and stamps records with local time + offset, never going backwards.
+Between measurements the offset drifts only as fast as the two clocks do (NTP: ppm).
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::float8"
+
+
+class ServerClock:
+    __slots__ = ("last", "offset", "rtt")
+
+    def __init__(self) -> None:
+        self.offset = 0.0  # until measured: the local clock (same host or NTP assumed)
+        self.rtt: float | None = None
+        self.last = 0.0
+
+    async def measure(self, conn: asyncpg.Connection) -> None:
+        t0 = time.time()
+        server = await conn.fetchval(SERVER_TIME)
+        t1 = time.time()
+        self.offset = server - (t0 + t1) / 2
+        self.rtt = t1 - t0
+
+    def now(self) -> float:
+        """Estimated server time, in seconds since the epoch, never below a previous value."""
+        t = time.time() + self.offset
+        if t <= self.last:
+            t = self.last + 1e-6  # timestamptz has microsecond resolution
+        self.last = t
+        return t
