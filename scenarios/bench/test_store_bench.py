@@ -88,6 +88,12 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     side pays no extra round trip per call; it never leaves a transaction open."""
 
 
+async def _raw_pool(dsn: str) -> asyncpg.Pool:
+    """Created inside the loop (asyncpg binds a pool to the running loop)."""
+    return await asyncpg.create_pool(dsn, min_size=RAW_POOL_SIZE[0], max_size=RAW_POOL_SIZE[1],
+                                     reset=_no_reset)
+
+
 @pytest.fixture
 def bench(bench_loop: asyncio.AbstractEventLoop, target_spec: TargetSpec, pg_dsn: str,
           tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -100,8 +106,7 @@ def bench(bench_loop: asyncio.AbstractEventLoop, target_spec: TargetSpec, pg_dsn
             how = (f"the {target_spec.name} target's own pool (same connections, "
                    "command_timeout and release)")
         else:
-            own_pool = pool = run(asyncpg.create_pool(
-                pg_dsn, min_size=RAW_POOL_SIZE[0], max_size=RAW_POOL_SIZE[1], reset=_no_reset))
+            own_pool = pool = run(_raw_pool(pg_dsn))
             how = (f"its own asyncpg pool ({RAW_POOL_SIZE[0]}-{RAW_POOL_SIZE[1]} connections) "
                    f"on the same database ({target_spec.name} exposes no .pool)")
         yield Bench(store, pool, how)
