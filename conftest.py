@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "fixtures.postgres",
+    "fixtures.results",
     "fixtures.bench",
     "fixtures.store",
     "fixtures.targets",

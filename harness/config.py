@@ -105,7 +105,8 @@ class HarnessConfig:
 
     def describe(self) -> list[dict[str, object]]:
         return [{"name": n, "value": v, "op": KNOWN_GATES[n].op, "source": self.sources[n],
-                 "doc": KNOWN_GATES[n].doc} for n, v in sorted(self.gates.items())]
+                 "doc": KNOWN_GATES[n].doc, "suite": KNOWN_GATES[n].suite}
+                for n, v in sorted(self.gates.items())]
 
 
 def _number(name: str, raw: object, where: str) -> float:

@@ -1,24 +1,30 @@
-"""The pass/fail checks of a run: every suite green, every benchmark gate measured and met.
+"""The pass/fail checks of a run: every suite green, every gate measured and met.
 
-A gate that should have been measured but was not (its benchmark crashed or was skipped) is a
-failed check, never a silent pass: the point of a gate is that a missing number is visible.
+Gates are checked from figures only (whatever suite recorded them). A gate whose suite ran but
+recorded no gated figure for it (a benchmark crashed or was deselected, a scenario never got
+that far) is a failed check, "not measured", never a silent pass: the point of a gate is that a
+missing number is visible. A gate whose suite did not run at all is "not applicable": listed,
+not failing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.config import KNOWN_GATES, HarnessConfig
+from harness.metrics.figures import Figure
 from harness.report.summary import SuiteSummary
+
+PASSING = frozenset({"passed", "not applicable"})
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     kind: str  # "suite" | "gate"
-    status: str  # "passed" | "failed" | "missed" | "not measured"
+    status: str  # "passed" | "failed" | "missed" | "not measured" | "not applicable"
     detail: str
     value: float | None = None
     threshold: float | None = None
@@ -26,7 +32,8 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        """Whether the run may pass with this check (a gate of a suite not run does not block)."""
+        return self.status in PASSING
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
@@ -48,21 +55,72 @@ def suite_checks(suites: Iterable[SuiteSummary]) -> list[Check]:
     return checks
 
 
-def gate_checks(config: HarnessConfig, comparisons: Sequence[Mapping[str, Any]]) -> list[Check]:
-    """One check per known gate, from the gated comparisons the benchmarks recorded."""
+def bound_of(figure: Figure, config: HarnessConfig) -> float | None:
+    """The bound a figure is judged against: its own threshold, else its gate's value."""
+    if figure.threshold is not None:
+        return figure.threshold
+    if figure.gate is not None and figure.gate in config.gates:
+        return config.gate(figure.gate)
+    return None
+
+
+def judged(figure: Figure, config: HarnessConfig) -> dict[str, Any]:
+    """The figure as report.json lists it: its fields, the bound, and whether it met it."""
+    bound = bound_of(figure, config)
+    return {**figure.to_dict(), "bound": bound,
+            "passed": None if bound is None else figure.meets(bound)}
+
+
+def _margin(figure: Figure, bound: float) -> float:
+    """How far on the good side of its bound (negative: missed); a missing value is worst."""
+    if figure.value is None:
+        return float("-inf")
+    return figure.value - bound if figure.higher_is_better else bound - figure.value
+
+
+def _shown(figure: Figure, bound: float, op: str) -> str:
+    if figure.value is None:
+        return f"{figure.name}: not measured ({op} {bound:g})"
+    metric = figure.context.get("metric")
+    if figure.unit == "x":
+        what = f"{metric} ratio" if metric else "ratio"
+        return f"{figure.name}: {what} {figure.value:.3f} ({op} {bound:g})"
+    return f"{figure.name}: {figure.value:.4g} {figure.unit} ({op} {bound:g})"
+
+
+def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
+                suites_run: Collection[str]) -> list[Check]:
+    """One check per known gate, from the gated figures recorded for it.
+
+    Every gated figure of a gate must meet its bound (`figure.threshold`, else the configured
+    value); the detail shows the worst one. Figures naming a gate nobody knows fail the run:
+    a typo in a suite must not turn a gate off.
+    """
     checks = []
     for name, spec in KNOWN_GATES.items():
         threshold = config.gate(name)
-        measured = [c for c in comparisons if c.get("gate") == name and c.get("gated", True)]
-        if not measured:
-            checks.append(Check(f"gate {name}", "gate", "not measured",
-                                f"{spec.doc}: no benchmark recorded it (see the bench suite)",
+        if spec.suite not in suites_run:
+            checks.append(Check(f"gate {name}", "gate", "not applicable",
+                                f"{spec.doc}: the {spec.suite} suite did not run",
                                 None, threshold, spec.op))
             continue
-        worst = min(measured, key=lambda c: c["ratio"]) if spec.higher_is_better else max(
-            measured, key=lambda c: c["ratio"])
-        ok = all(bool(c["passed"]) for c in measured)
-        checks.append(Check(f"gate {name}", "gate", "passed" if ok else "missed",
-                            f"{worst['name']}: {worst['metric']} ratio {worst['ratio']:.3f} "
-                            f"({spec.op} {threshold})", float(worst["ratio"]), threshold, spec.op))
+        measured = [f for f in figures if f.gate == name and f.gated]
+        if not measured:
+            checks.append(Check(f"gate {name}", "gate", "not measured",
+                                f"{spec.doc}: nothing in the {spec.suite} suite recorded it",
+                                None, threshold, spec.op))
+            continue
+        bounds = [threshold if f.threshold is None else f.threshold for f in measured]
+        worst, bound = min(zip(measured, bounds, strict=True), key=lambda fb: _margin(*fb))
+        ok = all(f.meets(b) for f, b in zip(measured, bounds, strict=True))
+        detail = _shown(worst, bound, spec.op)
+        if len(measured) > 1:
+            detail += f"; worst of {len(measured)}"
+        checks.append(Check(f"gate {name}", "gate", "passed" if ok else "missed", detail,
+                            worst.value, bound, spec.op))
+    unknown = sorted({f.gate for f in figures if f.gate and f.gate not in KNOWN_GATES})
+    for name in unknown:
+        checks.append(Check(f"gate {name}", "gate", "failed",
+                            f"a figure names gate {name!r}, which does not exist (known: "
+                            f"{', '.join(sorted(KNOWN_GATES))})"))
     return checks

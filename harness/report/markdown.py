@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.report import chaos_table
+
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
-        "interrupted": "⏹️"}
+        "interrupted": "⏹️", "not applicable": "➖"}
 
 
 def _cell(value: object) -> str:
@@ -32,12 +34,16 @@ def render(report: dict[str, Any]) -> str:
     status = run["status"]
     checks = results["checks"]
     failed = [c for c in checks if not c["passed"]]
+    inapplicable = sum(c["status"] == "not applicable" for c in checks)
+    judged = len(checks) - inapplicable
     out = [f"# authstate-harness run {run['id']}", "",
            f"**{ICON.get(status, '')} {status.upper()}** — profile `{run['profile']}`, "
            f"suites {', '.join(run['suites'])}, {run['duration_s']:.0f} s, "
            f"exit code {run['exit_code']}. "
-           + (f"{len(failed)} of {len(checks)} checks did not pass." if failed
-              else f"All {len(checks)} checks passed."), ""]
+           + (f"{len(failed)} of {judged} checks did not pass." if failed
+              else f"All {judged} checks passed.")
+           + (f" ({inapplicable} gates not applicable: their suite did not run.)"
+              if inapplicable else ""), ""]
     if run.get("error"):
         out += ["## Harness error", "", "```", run["error"], "```", ""]
 
@@ -66,20 +72,9 @@ def render(report: dict[str, Any]) -> str:
         out += [f"- {suite}: {k['count']} × {_cell(k['reason'])}" for suite, k in skips]
         out += [""]
 
-    benches = report["figures"]["benchmarks"]
-    if benches:
-        out += ["## Benchmarks (ours vs a baseline measured in the same run)", ""]
-        rows = []
-        for b in benches:
-            op = ">=" if b["higher_is_better"] else "<="
-            verdict = ("met" if b["passed"] else "MISSED") if b["gated"] else "not gated"
-            rows.append([b["name"], b["metric"], f"{_fmt(b['ours'])} {b['unit']}",
-                         f"{_fmt(b['baseline'])} {b['unit']}", f"{b['ratio']:.3f}",
-                         f"{op} {b['target']}", verdict])
-        out += _table(["benchmark", "metric", "ours", "baseline", "ratio", "target", ""], rows)
-        out += [f"- {_cell(b['name'])}: {_cell(b['note'])}" for b in benches if b.get("note")]
-        out += [""]
-    stats = report["figures"]["benchmark_stats"]
+    out += _chaos(report.get("chaos", {}).get("scenarios") or [])
+    out += _benchmarks([f for f in report.get("figures") or [] if f.get("suite") == "bench"])
+    stats = report.get("benchmark_stats") or []
     if stats:
         out += ["<details><summary>pytest-benchmark statistics</summary>", ""]
         out += _table(["benchmark", "median", "mean", "stddev", "rounds"],
@@ -104,6 +99,51 @@ def render(report: dict[str, Any]) -> str:
     ])
     out += ["Files: " + ", ".join(f"`{name}`" for name in report["artifacts"].values()), ""]
     return "\n".join(out)
+
+
+def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
+    """The RTO table, then one line per scenario on the fault and PostgreSQL's own recovery."""
+    if not scenarios:
+        return []
+    out = ["## Chaos: detection and recovery per scenario", "",
+           "MTTD: fault injected → first failed operation or breaker open. RTO: fault cleared "
+           "(for process faults: PostgreSQL accepting connections again) → the company's "
+           "journal drained, breaker closed and a new write in PostgreSQL. Over companies × "
+           "repetitions. Contrast rows run the plain store for comparison and are not gated.",
+           ""]
+    rows = []
+    for scenario in scenarios:
+        cells = chaos_table.row(scenario)
+        cells[-1] = ("✅ " if chaos_table.verdict_passed(scenario) else "❌ ") + cells[-1]
+        rows.append(cells)
+    out += _table(chaos_table.HEADER, rows)
+    lines = [(s, chaos_table.notes(s)) for s in scenarios]
+    out += [f"- {_cell(s.get('name'))} ({_cell(chaos_table.target(s))}): {_cell(text)}"
+            for s, text in lines if text]
+    return [*out, ""] if any(text for _, text in lines) else out
+
+
+def _benchmarks(benches: list[dict[str, Any]]) -> list[str]:
+    if not benches:
+        return []
+    out = ["## Benchmarks (ours vs a baseline measured in the same run)", ""]
+    rows = []
+    for b in benches:
+        c = b.get("context") or {}
+        op = ">=" if b["better"] == "higher" else "<="
+        if not b.get("gated", True):
+            verdict = "not gated"
+        elif b.get("passed") is None:
+            verdict = "not measured" if b.get("value") is None else "no bound"
+        else:
+            verdict = "met" if b["passed"] else "MISSED"
+        ratio = "—" if b.get("value") is None else f"{b['value']:.3f}"
+        bound = "—" if b.get("bound") is None else f"{op} {b['bound']:g}"
+        rows.append([b["name"], c.get("metric"), f"{_fmt(c.get('ours'))} {c.get('unit', '')}",
+                     f"{_fmt(c.get('baseline'))} {c.get('unit', '')}", ratio, bound, verdict])
+    out += _table(["benchmark", "metric", "ours", "baseline", "ratio", "target", ""], rows)
+    out += [f"- {_cell(b['name'])}: {_cell(b['notes'])}" for b in benches if b.get("notes")]
+    return [*out, ""]
 
 
 def _seconds(value: float | None) -> str:

@@ -1,11 +1,33 @@
 """`report.json`: one versioned document per run, the single source `report.md` is rendered from.
 
-Top-level keys (schema_version 1): `schema`, `schema_version`, `run` (id, times, command,
-profile, suites, status, exit_code), `environment`, `versions`, `config` (profile, gates with
-their source), `suites` (counts, duration, failures, skip reasons), `results` (checks: each
-suite and gate, passed or not), `figures` (benchmark ratios, pytest-benchmark statistics),
-`artifacts` (file names in the run folder). Later milestones add keys (chaos, load); readers
-must ignore keys they do not know, and a breaking change bumps `schema_version`.
+Top-level keys (schema_version 2):
+- `schema`, `schema_version`;
+- `run`: id, started_at, finished_at, duration_s, command, profile, suites, status, exit_code,
+  pytest_exit, error;
+- `environment` (machine, interpreter, packages, PostgreSQL, what the test session reported),
+  `versions` (the ones a reader compares between runs);
+- `config`: profile, suites (paths), gates (value, op, source, doc, suite), target (the
+  `--target` spec or null, and the target each suite ran against), chaos (profile,
+  scenarios, contrast), pytest_args;
+- `suites`: per suite counts, duration, failures, skip reasons, slowest tests;
+- `results`: status, exit_code, checks (every suite and every gate: status passed | failed |
+  missed | not measured | not applicable, detail, value, threshold, op, passed);
+- `figures`: every number a suite recorded (see harness.metrics.figures.Figure): suite, name,
+  value (null = not measured), unit, better, gate, threshold, gated, notes, context, plus
+  `bound` (the bound it was judged against: its threshold, else its gate's value; null when
+  neither) and `passed` (null when there is no bound);
+- `benchmark_stats`: pytest-benchmark's statistics (seconds) per benchmark;
+- `chaos`: `{"scenarios": [...]}`, one item per scenario run as the chaos suite recorded it
+  (name, target, companies, repetitions, mttd_s/rto_s/time_to_first_success_s {p50, p95,
+  max}, acked_writes, lost_writes, stale_reads, indeterminate_writes, anomalies {name: count},
+  verdict, availability {reads, writes}, latency_ms per phase, journal, conflicts,
+  pg_recovery_s, fault, contrast, gated, timeline (per 100 ms), fault_windows); empty when the
+  chaos suite did not run;
+- `artifacts`: file names in the run folder.
+
+Readers must ignore keys they do not know (later milestones add some, e.g. load); a breaking
+change bumps `schema_version`. Version 2 replaced version 1's `figures` object (`benchmarks`,
+`benchmark_stats`) by the `figures` list and the top-level `benchmark_stats`, and added `chaos`.
 """
 
 from __future__ import annotations
@@ -20,7 +42,7 @@ from harness.report.redact import scrub_tree
 from harness.report.summary import SuiteSummary
 
 SCHEMA = "authstate-harness/report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUS_EXIT = {"passed": 0, "failed": 1, "error": 2, "interrupted": 130}
 
 
@@ -39,20 +61,15 @@ def suite_section(suite: SuiteSummary) -> dict[str, Any]:
     }
 
 
-def load_json_list(path: Path, key: str | None = None) -> list[dict[str, Any]]:
-    """A JSON file written by the child (may be missing after a crash: then nothing)."""
+def benchmark_stats(path: Path) -> list[dict[str, Any]]:
+    """pytest-benchmark's statistics, reduced to what a reader compares (seconds)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    items = doc.get(key, []) if key and isinstance(doc, dict) else doc
-    return items if isinstance(items, list) else []
-
-
-def benchmark_stats(path: Path) -> list[dict[str, Any]]:
-    """pytest-benchmark's statistics, reduced to what a reader compares (seconds)."""
+        return []  # no benchmark ran, or the child was killed while writing
+    benchmarks = doc.get("benchmarks") if isinstance(doc, dict) else None
     stats = []
-    for b in load_json_list(path, "benchmarks"):
+    for b in benchmarks if isinstance(benchmarks, list) else []:
         s = b.get("stats", {})
         stats.append({"name": b.get("fullname", b.get("name")),
                       **{k: s.get(k) for k in ("min", "median", "mean", "max", "stddev",
@@ -76,8 +93,10 @@ def _fault_proxy(facts: dict[str, Any]) -> str | None:
 
 def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: dict[str, Any],
                  suites: Sequence[SuiteSummary], checks: Sequence[Check],
-                 comparisons: list[dict[str, Any]], stats: list[dict[str, Any]],
-                 artifacts: dict[str, str], facts: dict[str, Any]) -> dict[str, Any]:
+                 figures: Sequence[dict[str, Any]], stats: list[dict[str, Any]],
+                 chaos: Sequence[dict[str, Any]], artifacts: dict[str, str],
+                 facts: dict[str, Any]) -> dict[str, Any]:
+    """`figures`: judged figure dicts (see `checks.judged`); `chaos`: the chaos section items."""
     env = dict(environment)
     versions = {"harness": env["harness"]["version"], "python": env["python"]["version"],
                 "postgres": env.get("postgres", {}).get("version"), "node": env["node"]["node"],
@@ -93,7 +112,9 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
         "suites": [suite_section(s) for s in suites],
         "results": {"status": run["status"], "exit_code": run["exit_code"],
                     "checks": [c.to_dict() for c in checks]},
-        "figures": {"benchmarks": comparisons, "benchmark_stats": stats},
+        "figures": list(figures),
+        "benchmark_stats": stats,
+        "chaos": {"scenarios": list(chaos)},
         "artifacts": artifacts,
     }
     # Free text (failure messages, skip reasons, the command line) is scrubbed; the environment

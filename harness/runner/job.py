@@ -24,15 +24,10 @@ from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
 from harness.paths import repo_root
 from harness.report import environment
-from harness.report.checks import Check, gate_checks, suite_checks
+from harness.report.checks import Check, gate_checks, judged, suite_checks
 from harness.report.redact import scrub
-from harness.report.schema import (
-    STATUS_EXIT,
-    benchmark_stats,
-    build_report,
-    load_json_list,
-    run_status,
-)
+from harness.report.results import read_results
+from harness.report.schema import STATUS_EXIT, benchmark_stats, build_report, run_status
 from harness.report.writer import scrub_junit, write_report
 from harness.runner.outcomes import RunOutcomes
 from harness.runner.progress import RunProgress
@@ -87,7 +82,7 @@ def prepare_out_dir(requested: Path | None, root: Path, stamp: str) -> Path:
         raise ConfigError(f"cannot create the run folder {out}: {exc.strerror}",
                           hint="choose a writable --out DIR") from None
     for stale in ("report.json", "report.md", "pytest.log", "events.jsonl", "junit.xml",
-                  "bench.json", "benchmark.json"):
+                  "results.json", "bench.json", "benchmark.json"):
         with contextlib.suppress(FileNotFoundError):
             (out / stale).unlink()
     return out
@@ -169,11 +164,14 @@ class MainJob:
             self.error = f"pytest stopped: {PYTEST_EXIT.get(code, f'exit {code}')}\n{tail}"
 
     def _finish(self) -> RunResult:
-        comparisons = load_json_list(self.artifacts.bench_ratios)
+        results = read_results(self.artifacts.results)
+        if results.problem and not self.error:
+            self.error = results.problem
         suites = [s.summary() for s in self.outcomes.suites.values()]
         checks = suite_checks(suites)
-        if any(s.name == "bench" for s in self.options.suites) and self.pytest_exit is not None:
-            checks += gate_checks(self.config, comparisons)
+        if self.pytest_exit is not None:  # gates are judged only once the suites ran
+            checks += gate_checks(self.config, results.figures,
+                                  {s.name for s in self.options.suites})
         status = run_status(checks, error=self.error, interrupted=self.interrupted)
         if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
             status, self.error = "error", "the pytest arguments deselected every test"
@@ -192,18 +190,21 @@ class MainJob:
                               "hypothesis_profile": self.options.profile.hypothesis_profile,
                               "description": self.options.profile.description},
                   "suites": {s.name: list(s.paths) for s in self.options.suites},
-                  "gates": self.config.describe(), "target": "reference",
+                  "gates": self.config.describe(),
+                  "target": "reference",
                   "pytest_args": list(self.options.pytest_args)}
         artifacts = {key: path.name for key, path in (
             ("report_md", self.out_dir / "report.md"), ("pytest_log", self.artifacts.pytest_log),
             ("junit", self.artifacts.junit), ("events", self.artifacts.events),
-            ("bench_ratios", self.artifacts.bench_ratios),
+            ("results", self.artifacts.results),
             ("benchmark_stats", self.artifacts.benchmark_stats)) if path.exists()
             or key == "report_md"}
         report = build_report(run=run, environment=self.environment, config=config,
-                              suites=suites, checks=checks, comparisons=comparisons,
+                              suites=suites, checks=checks,
+                              figures=[judged(f, self.config) for f in results.figures],
                               stats=benchmark_stats(self.artifacts.benchmark_stats),
-                              artifacts=artifacts, facts=self.outcomes.facts)
+                              chaos=results.section("chaos"), artifacts=artifacts,
+                              facts=self.outcomes.facts)
         self._scrub_artifacts()
         write_report(self.out_dir, report)
         return RunResult(exit_code, status, self.out_dir, report, checks)

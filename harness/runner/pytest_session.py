@@ -50,8 +50,8 @@ class Artifacts:
         return self.out_dir / "junit.xml"
 
     @property
-    def bench_ratios(self) -> Path:
-        return self.out_dir / "bench.json"
+    def results(self) -> Path:
+        return self.out_dir / "results.json"
 
     @property
     def benchmark_stats(self) -> Path:
@@ -76,7 +76,7 @@ class PytestSession:
         gates = [arg for g in self.gate_overrides for arg in ("--gate", g)]
         return [sys.executable, "-m", "pytest", *paths,
                 "-p", "harness.report.pytest_events", "--harness-events", str(a.events),
-                "--junitxml", str(a.junit), "--bench-results", str(a.bench_ratios),
+                "--junitxml", str(a.junit), "--results", str(a.results),
                 "--benchmark-json", str(a.benchmark_stats),
                 "-p", "no:cacheprovider", "--color=no", *gates, *self.extra_args]
 

@@ -52,7 +52,7 @@ def test_passing_run_writes_a_versioned_report_and_exits_zero(
                 "--out", str(out), "--pytest-args", "-k test_company_ids")
     assert done.returncode == 0, done.stdout + done.stderr
     report = _report(out)
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert {"run", "environment", "versions", "config", "suites", "results", "figures"} <= set(
         report)
     assert report["run"]["status"] == "passed" and report["run"]["profile"] == "ci"

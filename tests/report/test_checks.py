@@ -1,46 +1,123 @@
-"""Suite and gate checks: a gate nobody measured fails; the worst of several ratios decides."""
+"""Suite and gate checks: gates come from figures only; a gate nobody measured fails, a gate of
+a suite that did not run is not applicable, the worst of several figures decides."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import load_config
-from harness.report.checks import gate_checks, suite_checks
+import pytest
+
+from harness.config import KNOWN_GATES, load_config
+from harness.metrics.figures import Figure
+from harness.report.checks import gate_checks, judged, suite_checks
 from harness.runner.outcomes import RunOutcomes
 from harness.runner.suites import select_suites
 
 CONFIG = load_config(Path("/nonexistent"))
+BOTH = {"bench", "chaos"}
 
 
-def _comparison(gate: str, ratio: float, passed: bool, gated: bool = True) -> dict[str, object]:
-    return {"gate": gate, "name": f"bench {ratio}", "metric": "m", "ratio": ratio,
-            "passed": passed, "gated": gated}
+def _figure(gate: str, value: float | None, *, gated: bool = True,
+            threshold: float | None = None, name: str | None = None) -> Figure:
+    spec = KNOWN_GATES[gate]
+    return Figure(spec.suite, name or f"{gate} {value}", value,
+                  "x" if "ratio" in gate else "s", "higher" if spec.higher_is_better else "lower",
+                  gate=gate, threshold=threshold, gated=gated, context={"metric": "m"})
 
 
 def _by_name(checks):  # type: ignore[no-untyped-def]
     return {c.name: c for c in checks}
 
 
-def test_gates_missing_from_the_benchmarks_are_not_measured_and_fail() -> None:
-    checks = _by_name(gate_checks(CONFIG, [_comparison("bench-bulk-min-ratio", 0.9, True)]))
+def test_gates_missing_from_the_figures_are_not_measured_and_fail() -> None:
+    checks = _by_name(gate_checks(CONFIG, [_figure("bench-bulk-min-ratio", 0.9)], BOTH))
     assert checks["gate bench-bulk-min-ratio"].status == "passed"
     assert checks["gate proxy-p50-max-ratio"].status == "not measured"
     assert not checks["gate proxy-p50-max-ratio"].passed
+    assert "bench suite" in checks["gate proxy-p50-max-ratio"].detail
 
 
-def test_informational_comparisons_never_count_for_a_gate() -> None:
+def test_gates_of_a_suite_that_did_not_run_are_not_applicable_and_do_not_fail() -> None:
+    checks = _by_name(gate_checks(CONFIG, [_figure("bench-bulk-min-ratio", 0.9)], {"bench"}))
+    chaos = [c for c in checks.values() if c.name.startswith("gate chaos-")]
+    assert len(chaos) == 3
+    assert all(c.status == "not applicable" and c.passed for c in chaos)
+    assert "chaos suite did not run" in chaos[0].detail
+    assert checks["gate resilient-bulk-min-ratio"].status == "not measured"
+
+
+def test_informational_figures_never_count_for_a_gate() -> None:
     checks = _by_name(gate_checks(CONFIG, [
-        _comparison("proxy-p50-max-ratio", 1.1, True),
-        _comparison("proxy-p50-max-ratio", 9.0, False, gated=False)]))
+        _figure("proxy-p50-max-ratio", 1.1),
+        _figure("proxy-p50-max-ratio", 9.0, gated=False)], BOTH))
     assert checks["gate proxy-p50-max-ratio"].passed
+    only_contrast = _by_name(gate_checks(CONFIG, [
+        _figure("chaos-rto-p95-max-s", 30.0, gated=False)], BOTH))
+    assert only_contrast["gate chaos-rto-p95-max-s"].status == "not measured"
 
 
-def test_worst_gated_ratio_is_reported_and_any_miss_fails() -> None:
+def test_worst_gated_figure_is_reported_and_any_miss_fails() -> None:
     checks = _by_name(gate_checks(CONFIG, [
-        _comparison("proxy-p50-max-ratio", 1.1, True),
-        _comparison("proxy-p50-max-ratio", 1.4, False)]))
+        _figure("proxy-p50-max-ratio", 1.1),
+        _figure("proxy-p50-max-ratio", 1.4, name="slow one")], BOTH))
     check = checks["gate proxy-p50-max-ratio"]
     assert check.status == "missed" and check.value == 1.4 and check.op == "<="
+    assert check.detail.startswith("slow one: m ratio 1.400 (<= 1.3)")
+    assert "worst of 2" in check.detail
+
+
+def test_a_figure_without_a_value_is_a_missed_gate() -> None:
+    checks = _by_name(gate_checks(CONFIG, [_figure("chaos-rto-p95-max-s", 0.4),
+                                           _figure("chaos-rto-p95-max-s", None, name="never")],
+                                  BOTH))
+    check = checks["gate chaos-rto-p95-max-s"]
+    assert check.status == "missed" and check.value is None
+    assert check.detail.startswith("never: not measured")
+
+
+def test_a_figures_own_threshold_overrides_the_configured_gate() -> None:
+    # Black-hole MTTD is bounded by the target's deadline + 0.2 s, not by the 0.5 s gate.
+    blackhole = _figure("chaos-mttd-p95-max-s", 2.1, threshold=2.2, name="blackhole mttd")
+    sever = _figure("chaos-mttd-p95-max-s", 0.3, name="sever mttd")
+    checks = _by_name(gate_checks(CONFIG, [blackhole, sever], BOTH))
+    check = checks["gate chaos-mttd-p95-max-s"]
+    assert check.status == "passed"
+    assert check.detail.startswith("blackhole mttd: 2.1 s (<= 2.2)")  # the closest to its bound
+    assert check.threshold == 2.2
+    late = _figure("chaos-mttd-p95-max-s", 2.3, threshold=2.2)
+    assert _by_name(gate_checks(CONFIG, [late, sever], BOTH))[
+        "gate chaos-mttd-p95-max-s"].status == "missed"
+    assert judged(blackhole, CONFIG)["bound"] == 2.2 and judged(sever, CONFIG)["bound"] == 0.5
+
+
+def test_a_zero_gate_passes_at_zero_and_misses_at_one() -> None:
+    lost = "chaos-lost-writes-max"
+    assert CONFIG.gate(lost) == 0
+    ok = _by_name(gate_checks(CONFIG, [_figure(lost, 0)], BOTH))[f"gate {lost}"]
+    assert ok.status == "passed" and ok.threshold == 0
+    missed = _by_name(gate_checks(CONFIG, [_figure(lost, 0), _figure(lost, 1)], BOTH))
+    assert missed[f"gate {lost}"].status == "missed" and missed[f"gate {lost}"].value == 1
+
+
+def test_overridden_gate_value_is_the_bound() -> None:
+    config = load_config(Path("/nonexistent"), ["chaos-rto-p95-max-s=2"])
+    check = _by_name(gate_checks(config, [_figure("chaos-rto-p95-max-s", 1.5)], BOTH))[
+        "gate chaos-rto-p95-max-s"]
+    assert check.status == "passed" and check.threshold == 2
+
+
+def test_a_figure_naming_an_unknown_gate_fails_the_run() -> None:
+    typo = Figure("bench", "x", 1.0, "x", "higher", gate="bench-bulk-min-ratoi")
+    checks = _by_name(gate_checks(CONFIG, [typo], BOTH))
+    assert checks["gate bench-bulk-min-ratoi"].status == "failed"
+
+
+@pytest.mark.parametrize("value, passed", [(0.9, True), (0.7, False), (None, False)])
+def test_judged_figures_carry_bound_and_verdict(value: float | None, passed: bool) -> None:
+    item = judged(_figure("bench-bulk-min-ratio", value), CONFIG)
+    assert item["bound"] == 0.8 and item["passed"] is passed
+    free = judged(Figure("chaos", "journal peak", 12.0, "records", "lower"), CONFIG)
+    assert free["bound"] is None and free["passed"] is None
 
 
 def test_suite_checks_fail_on_failures_errors_and_tests_that_never_finished() -> None:

@@ -17,7 +17,7 @@ def _report(**overrides: object) -> dict:  # type: ignore[type-arg]
                     "duration_s": 3.0, "skipped": [],
                     "failures": [{"test": "a.py::t[x|y]", "outcome": "failed", "phase": "call",
                                   "message": "assert 1 == 2\nnext line"}]}],
-        "figures": {"benchmarks": [], "benchmark_stats": []},
+        "figures": [], "benchmark_stats": [], "chaos": {"scenarios": []},
         "environment": {"harness": {"version": "0.1.0", "commit": None},
                         "python": {"version": "3.11", "implementation": "CPython"},
                         "machine": {"platform": "Linux", "usable_cpus": 2, "as_root": False},
@@ -48,3 +48,87 @@ def test_environment_names_the_fault_proxy_measured_through() -> None:
     assert "| fault proxy | not used |" in render(_report())
     text = render(_report(versions={"fault_proxy": "embedded-subprocess 2.12.0"}))
     assert "| fault proxy | embedded-subprocess 2.12.0 |" in text
+
+
+def _scenario(**overrides: object) -> dict:  # type: ignore[type-arg]
+    scenario = {
+        "name": "sever", "target": "resilient", "companies": 100, "repetitions": 1,
+        "mttd_s": {"p50": 0.0123, "p95": 0.21, "max": 0.4},
+        "rto_s": {"p50": 0.3, "p95": 0.61, "max": 0.9},
+        "time_to_first_success_s": {"p50": 0.1, "p95": 0.25, "max": 0.3},
+        "acked_writes": 5400, "lost_writes": 0, "stale_reads": 0, "indeterminate_writes": 3,
+        "anomalies": {}, "verdict": "passed", "availability": {"reads": 1.0, "writes": 0.985},
+        "journal": {"peak_depth": 812, "replay_rate": 15000.0}, "conflicts": 0,
+        "fault": {"kind": "sever", "duration_s": 10.0}, "contrast": False, "gated": True,
+        "timeline": [{"t": 0.0, "ok": 10, "fail": 0, "info": 0}], "fault_windows": [],
+    }
+    scenario.update(overrides)
+    return scenario
+
+
+def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() -> None:
+    contrast = _scenario(target="reference|plain", contrast=True, gated=False,
+                         verdict="failed", anomalies={"stale-read": 2, "lost": 0},
+                         availability={"reads": 0.0, "writes": 0.0})
+    crash = _scenario(name="pg-kill", pg_recovery_s=1.234, rto_s=None,
+                      latency_ms={"before": {"p50": 0.4, "p99": 1.2}, "during": {"p50": 80}},
+                      fault={"kind": "pg-kill\nnext", "duration_s": 5})
+    text = render(_report(chaos={"scenarios": [_scenario(), contrast, crash]}))
+    section = text[text.index("## Chaos"):text.index("## Environment")]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = lines[0]
+    for column in ("MTTD p50/p95/max s", "RTO p50/p95/max s", "first success p95 s",
+                   "acked", "lost", "stale", "indeterminate", "availability reads/writes",
+                   "journal peak", "verdict", "companies × reps"):
+        assert column in header
+    assert ("| sever | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | 0.300 / 0.610 / 0.900 "
+            "| 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |") in section
+    assert "| reference\\|plain (contrast, not gated) |" in section  # `|` escaped
+    assert "❌ failed: stale-read ×2 |" in section  # anomalies by name; zero counts left out
+    assert "| pg-kill | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | — |" in section
+    assert "PostgreSQL accepted connections again after 1.23 s" in section
+    assert "fault pg-kill<br>next for 5 s" in section  # free text cannot break the list
+    assert "latency p50 before 0.4 (p99 1.2) ms, during 80 ms" in section
+    assert "journal replay 15000 rows/s" in section
+
+
+def test_no_chaos_section_without_scenarios_and_old_reports_still_render() -> None:
+    assert "## Chaos" not in render(_report())
+    old = _report()
+    del old["chaos"]
+    assert "## Chaos" not in render(old)
+
+
+def test_benchmark_table_is_built_from_bench_figures() -> None:
+    figures = [
+        {"suite": "bench", "name": "keys.set 812 pre-keys", "value": 0.8712, "unit": "x",
+         "better": "higher", "gate": "bench-bulk-min-ratio", "threshold": None, "gated": True,
+         "notes": "paired | rounds", "bound": 0.8, "passed": True,
+         "context": {"metric": "throughput", "unit": "keys/s", "ours": 41000.0,
+                     "baseline": 47000.0, "rounds": 100, "paired": True}},
+        {"suite": "bench", "name": "keys.get one session", "value": 1.9, "unit": "x",
+         "better": "lower", "gate": "bench-point-get-max-ratio", "threshold": None,
+         "gated": False, "notes": "", "bound": 1.25, "passed": False,
+         "context": {"metric": "p50 latency", "unit": "ms", "ours": 0.38, "baseline": 0.2}},
+        {"suite": "chaos", "name": "chaos sever [resilient] rto p95", "value": 0.6, "unit": "s",
+         "better": "lower", "gate": "chaos-rto-p95-max-s", "threshold": None, "gated": True,
+         "notes": "", "bound": 1.0, "passed": True, "context": {}},
+    ]
+    text = render(_report(figures=figures))
+    bench = text[text.index("## Benchmarks"):text.index("## Environment")]
+    assert ("| keys.set 812 pre-keys | throughput | 4.1e+04 keys/s | 4.7e+04 keys/s | 0.871 "
+            "| >= 0.8 | met |") in bench
+    assert "| keys.get one session | p50 latency | 0.38 ms | 0.2 ms | 1.900 | <= 1.25 " \
+           "| not gated |" in bench
+    assert "- keys.set 812 pre-keys: paired \\| rounds" in bench
+    assert "chaos sever" not in bench
+
+
+def test_not_applicable_gates_are_listed_but_not_counted() -> None:
+    checks = [{"name": "suite bench", "status": "passed", "detail": "3 passed", "passed": True},
+              {"name": "gate chaos-rto-p95-max-s", "status": "not applicable",
+               "detail": "the chaos suite did not run", "passed": True}]
+    run = {**_report()["run"], "status": "passed", "exit_code": 0}
+    text = render(_report(run=run, results={"checks": checks}))
+    assert "All 1 checks passed. (1 gates not applicable: their suite did not run.)" in text
+    assert "| ➖ | gate chaos-rto-p95-max-s | the chaos suite did not run |" in text

@@ -1,0 +1,135 @@
+"""The RTO table: one row per chaos scenario run, as plain text cells.
+
+Shared by report.md (Markdown, every cell escaped there) and the CLI's end summary (a rich
+table), so the two never disagree. Input is report.json's `chaos.scenarios` items; a key the
+scenario did not record shows as "—" rather than failing the whole report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO p50/p95/max s",
+          "first success p95 s", "acked", "lost", "stale", "indeterminate",
+          "availability reads/writes", "journal peak", "verdict"]
+
+PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
+DASH = "—"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def seconds(value: Any) -> str:
+    v = _number(value)
+    if v is None:
+        return DASH
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def spread(stats: Any) -> str:
+    """`{p50, p95, max}` as "p50 / p95 / max" seconds."""
+    if not isinstance(stats, Mapping):
+        return DASH
+    return " / ".join(seconds(stats.get(k)) for k in ("p50", "p95", "max"))
+
+
+def p95(stats: Any) -> str:
+    """A `{p50, p95, max}` mapping's p95, or a plain number."""
+    return seconds(stats.get("p95") if isinstance(stats, Mapping) else stats)
+
+
+def share(value: Any) -> str:
+    """A share 0..1 as a percentage."""
+    v = _number(value)
+    return DASH if v is None else f"{v * 100:.1f} %"
+
+
+def count(value: Any) -> str:
+    v = _number(value)
+    return DASH if v is None else f"{v:g}"
+
+
+def anomaly_names(scenario: Mapping[str, Any]) -> list[str]:
+    anomalies = scenario.get("anomalies")
+    if not isinstance(anomalies, Mapping):
+        return []
+    return [f"{name} ×{n}" for name, n in sorted(anomalies.items()) if _number(n)]
+
+
+def verdict(scenario: Mapping[str, Any]) -> str:
+    """The scenario's verdict and, when there are any, its anomalies by name."""
+    text = str(scenario.get("verdict") or "no verdict")
+    names = anomaly_names(scenario)
+    return f"{text}: {', '.join(names)}" if names else text
+
+
+def verdict_passed(scenario: Mapping[str, Any]) -> bool:
+    return not anomaly_names(scenario) and str(scenario.get("verdict")) in PASSING_VERDICTS
+
+
+def target(scenario: Mapping[str, Any]) -> str:
+    name = str(scenario.get("target") or DASH)
+    return f"{name} (contrast, not gated)" if scenario.get("contrast") else name
+
+
+def row(scenario: Mapping[str, Any]) -> list[str]:
+    availability = scenario.get("availability")
+    availability = availability if isinstance(availability, Mapping) else {}
+    journal = scenario.get("journal")
+    journal = journal if isinstance(journal, Mapping) else {}
+    return [
+        str(scenario.get("name") or DASH), target(scenario),
+        f"{count(scenario.get('companies'))} × {count(scenario.get('repetitions'))}",
+        spread(scenario.get("mttd_s")), spread(scenario.get("rto_s")),
+        p95(scenario.get("time_to_first_success_s")),
+        count(scenario.get("acked_writes")), count(scenario.get("lost_writes")),
+        count(scenario.get("stale_reads")), count(scenario.get("indeterminate_writes")),
+        f"{share(availability.get('reads'))} / {share(availability.get('writes'))}",
+        count(journal.get("peak_depth")), verdict(scenario),
+    ]
+
+
+def _latency(latency: Any) -> str | None:
+    """p50 (p99) in ms per phase, when the scenario recorded them."""
+    if not isinstance(latency, Mapping):
+        return None
+    parts = []
+    for phase in ("before", "during", "after"):
+        v = latency.get(phase)
+        if isinstance(v, Mapping):
+            p50, p99 = _number(v.get("p50")), _number(v.get("p99"))
+            if p50 is not None:
+                parts.append(f"{phase} {p50:.3g}" + (f" (p99 {p99:.3g})" if p99 is not None
+                                                     else "") + " ms")
+        elif _number(v) is not None:
+            parts.append(f"{phase} {_number(v):.3g} ms")
+    return "latency p50 " + ", ".join(parts) if parts else None
+
+
+def notes(scenario: Mapping[str, Any]) -> str:
+    """The fault, PostgreSQL's own recovery (not part of RTO), replay and latency, one line."""
+    parts = []
+    fault = scenario.get("fault")
+    if isinstance(fault, Mapping) and fault.get("kind"):
+        duration = _number(fault.get("duration_s"))
+        parts.append(f"fault {fault['kind']}" + (f" for {duration:g} s" if duration is not None
+                                                 else ""))
+    pg = _number(scenario.get("pg_recovery_s"))
+    if pg is not None:
+        parts.append(f"PostgreSQL accepted connections again after {pg:.2f} s (its crash "
+                     "recovery; RTO counts from then)")
+    journal = scenario.get("journal")
+    if isinstance(journal, Mapping) and _number(journal.get("replay_rate")) is not None:
+        parts.append(f"journal replay {_number(journal['replay_rate']):.0f} rows/s")
+    if _number(scenario.get("conflicts")):
+        parts.append(f"{count(scenario['conflicts'])} replay conflicts (newer row kept)")
+    latency = _latency(scenario.get("latency_ms"))
+    if latency:
+        parts.append(latency)
+    return "; ".join(parts)
