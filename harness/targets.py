@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from harness.errors import ConfigError
 from harness.paths import repo_root
@@ -43,7 +43,7 @@ OPTIONAL_HOOKS: Mapping[str, str] = {
     "status": "status() -> dict: breaker state, journal depth and conflicts in chaos reports",
     "last_source": "last_source() -> 'db' | 'cache' | 'journal' | None: where the current "
                    "task's last operation was served from, recorded in the operation history",
-    "clear": "state.keys.clear(): the stateful suite also checks clearing a company's keys",
+    "keys.clear": "state.keys.clear(): the stateful suite also checks clearing a company's keys",
     "delete_company": "delete_company(company_id): the stateful suite also checks logouts",
     "companies": "companies() -> sorted company ids: the stateful suite checks it too",
 }
@@ -64,7 +64,6 @@ class AuthStateLike(Protocol):
     async def save_creds(self) -> None: ...
 
 
-@runtime_checkable
 class AuthStateTarget(Protocol):
     """An open store: loads per-company auth state; closed once at the end."""
 
@@ -99,11 +98,6 @@ class TargetSpec:
                 hint=f"the factory must return the open store ({FACTORY_SIGNATURE}), whose "
                      "load(company_id) gives Baileys' auth state and close() releases it")
         return opened
-
-
-def hooks(store: object) -> list[str]:
-    """The optional hooks this store has (`clear` lives on `state.keys`, so never listed)."""
-    return [h for h in OPTIONAL_HOOKS if callable(getattr(store, h, None))]
 
 
 async def settle(store: object, *, within_s: float = 10.0) -> bool:
@@ -242,15 +236,15 @@ def _factory(module: ModuleType, attr: str, origin: str, spec: str) -> Factory:
     for part in attr.split("."):
         if not hasattr(value, part):
             names = sorted(n for n, v in vars(module).items()
-                           if callable(v) and not n.startswith("_")
-                           and getattr(v, "__module__", None) == module.__name__)
-            choices = f"; callables it defines: {', '.join(names[:8])}" if names else ""
+                           if inspect.isfunction(v) and not n.startswith("_")
+                           and v.__module__ == module.__name__)
+            choices = f"; functions it defines: {', '.join(names[:8])}" if names else ""
             raise ConfigError(f"target {spec!r}: {origin} has no attribute {attr!r}",
                               hint=f"define {FACTORY_SIGNATURE.replace('factory', attr, 1)} "
                                    f"there, or name another{choices}")
         value = getattr(value, part)
     if not callable(value):
-        raise ConfigError(f"target {spec!r}: {attr} is a {type(value).__name__}, not a callable",
+        raise ConfigError(f"target {spec!r}: {attr} is not callable (type {type(value).__name__})",
                           hint=f"name a factory: {FACTORY_SIGNATURE}")
     try:
         inspect.signature(value).bind("dsn", cache_dir=Path())
