@@ -72,21 +72,27 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
 
 @dataclass(frozen=True)
 class Profile:
-    """How thoroughly `run` checks: Hypothesis profile and what it means for the report."""
+    """How thoroughly `run` checks: Hypothesis profile, chaos profile (same name), and what it
+    means for the report. `chaos_contrast`: the plain reference store also runs the chaos
+    suite as a contrast row (when the resilient store is the one tested)."""
 
     name: str
     hypothesis_profile: str
     description: str
+    chaos_contrast: bool = False
 
 
 PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (
     Profile("quick", "dev",
-            "property suites with 100 random examples per property, benchmarks"),
+            "property suites with 100 random examples per property, benchmarks, a "
+            "representative chaos subset (sever, blackhole, pg-restart, client-crash)"),
     Profile("ci", "ci",
             "property suites derandomized (the same 100 examples every run, so a red build "
-            "reproduces), benchmarks"),
+            "reproduces), benchmarks, every chaos scenario but the long outage, plus the plain "
+            "reference store as a contrast row", chaos_contrast=True),
     Profile("thorough", "thorough",
-            "property suites with 1000 random examples per property, benchmarks"),
+            "property suites with 1000 random examples per property, benchmarks, every chaos "
+            "scenario with repetitions and a long outage (>= 60 s)"),
 )})
 
 

@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,12 +19,13 @@ from rich.table import Table
 
 from harness.config import PROFILES, profile
 from harness.errors import ConfigError
+from harness.report import chaos_table
 from harness.runner.job import MainJob, RunOptions, RunResult, live_output
 from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
 console = Console(soft_wrap=True)
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
-         "error": "red", "interrupted": "yellow"}
+         "not applicable": "dim", "error": "red", "interrupted": "yellow"}
 
 
 def _pytest_args(text: str | None) -> list[str]:
@@ -39,14 +41,37 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(
         profile=profile(args.profile), suites=select_suites(args.suite), dsn=args.dsn,
         out_dir=Path(args.out) if args.out else None, gate_overrides=args.gate,
-        pytest_args=_pytest_args(args.pytest_args),
+        pytest_args=_pytest_args(args.pytest_args), target=args.target,
+        scenarios=args.scenario or (),
         live=live_output(console) and not args.plain, argv=["authstate-harness", *sys.argv[1:]])
     result = MainJob(options, console).run()
     print_summary(result)
     return result.exit_code
 
 
+def rto_table(scenarios: list[dict[str, Any]]) -> Table:
+    """The chaos scenarios, narrower than report.md's RTO table (which has every column)."""
+    contrast = any(s.get("contrast") for s in scenarios)
+    table = Table(title="chaos: detection (MTTD) and recovery (RTO) per scenario",
+                  title_justify="left", box=None, pad_edge=False,
+                  caption="* contrast row: the plain store, not gated" if contrast else None,
+                  caption_justify="left")
+    for name in chaos_table.COMPACT_HEADER:
+        table.add_column(name, overflow="fold")
+    for scenario in scenarios:
+        cells = [escape(c) for c in chaos_table.compact_row(scenario)]
+        style = "green" if chaos_table.verdict_passed(scenario) else "red"
+        cells[-1] = f"[{style}]{cells[-1]}[/]"
+        table.add_row(*cells, style="dim" if scenario.get("contrast") else None)
+    return table
+
+
 def print_summary(result: RunResult) -> None:
+    report = result.report
+    scenarios = (report.get("chaos") or {}).get("scenarios") or []
+    if scenarios:
+        console.print()
+        console.print(rto_table(scenarios))
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")
@@ -56,7 +81,6 @@ def print_summary(result: RunResult) -> None:
         table.add_row(check.name, f"[{style}]{check.status}[/]", escape(check.detail))
     console.print()
     console.print(table)
-    report = result.report
     skipped = sum(s["counts"]["skipped"] for s in report["suites"])
     if skipped:
         reasons = {k["reason"] for s in report["suites"] for k in s["skipped"]}
@@ -79,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "reports/<UTC timestamp>/report.json and report.md. Exit 0 all checks "
                     "passed, 1 a test failed or a gate was missed, 2 harness error.")
     parser.add_argument("--profile", default="quick", choices=list(PROFILES),
-                        help=f"how thorough (default quick). {profiles}")
+                        help=f"how thorough (default quick; the chaos suite runs its profile "
+                             f"of the same name). {profiles}")
     parser.add_argument("--dsn", default=None,
                         help="use this PostgreSQL instead of starting one (also AUTHSTATE_DSN); "
                              "needs CREATEDB (or CREATE on the database)")
@@ -89,6 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--suite", action="append", default=None, choices=list(SUITES),
                         help=f"run only this suite (repeatable; default: "
                              f"{', '.join(DEFAULT_SUITES)})")
+    parser.add_argument("--target", default=None, metavar="SPEC",
+                        help="what every suite runs against: reference, resilient, "
+                             "module.path:factory or path/to/file.py:factory (an async "
+                             "factory(dsn, *, cache_dir) -> store). Default: each suite's own, "
+                             "i.e. reference for property and bench, resilient for chaos")
+    parser.add_argument("--scenario", action="append", default=None, metavar="NAME",
+                        help="run only this chaos scenario (repeatable; default: the profile's "
+                             "scenarios), e.g. --scenario sever --scenario pg-restart")
     parser.add_argument("--gate", action="append", default=[], metavar="NAME=VALUE",
                         help="override a gate of [tool.authstate-harness] (repeatable), "
                              "e.g. --gate bench-bulk-min-ratio=0.9")

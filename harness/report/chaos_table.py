@@ -133,3 +133,23 @@ def notes(scenario: Mapping[str, Any]) -> str:
     if latency:
         parts.append(latency)
     return "; ".join(parts)
+
+
+COMPACT_HEADER = ["scenario", "target", "MTTD p95 s", "RTO p95 s", "acked", "lost", "stale",
+                  "indet.", "avail. r/w", "verdict"]
+
+
+def compact_row(scenario: Mapping[str, Any]) -> list[str]:
+    """The terminal's narrower row: p95s only, availability as whole percentages."""
+    availability = scenario.get("availability")
+    availability = availability if isinstance(availability, Mapping) else {}
+    shares = [_number(availability.get(k)) for k in ("reads", "writes")]
+    name = str(scenario.get("target") or DASH) + ("*" if scenario.get("contrast") else "")
+    return [
+        str(scenario.get("name") or DASH), name, p95(scenario.get("mttd_s")),
+        p95(scenario.get("rto_s")), count(scenario.get("acked_writes")),
+        count(scenario.get("lost_writes")), count(scenario.get("stale_reads")),
+        count(scenario.get("indeterminate_writes")),
+        "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares) + " %",
+        verdict(scenario),
+    ]

@@ -31,7 +31,7 @@ from harness.report.schema import STATUS_EXIT, benchmark_stats, build_report, ru
 from harness.report.writer import scrub_junit, write_report
 from harness.runner.outcomes import RunOutcomes
 from harness.runner.progress import RunProgress
-from harness.runner.pytest_session import PYTEST_EXIT, Artifacts, PytestSession
+from harness.runner.pytest_session import PYTEST_EXIT, Artifacts, ChaosArgs, PytestSession
 from harness.runner.suites import Suite
 
 
@@ -43,6 +43,8 @@ class RunOptions:
     out_dir: Path | None = None
     gate_overrides: Sequence[str] = ()
     pytest_args: Sequence[str] = ()
+    target: str | None = None  # --target SPEC; None: each suite's default
+    scenarios: Sequence[str] = ()  # --scenario NAME...; empty: the profile's chaos scenarios
     live: bool = True
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -54,6 +56,53 @@ class RunResult:
     out_dir: Path
     report: dict[str, Any]
     checks: list[Check]
+
+
+def check_target(spec: str | None) -> str | None:
+    """The spec to hand to the child (as the resolver normalised it); a bad one fails here."""
+    if spec is None:
+        return None
+    from harness.targets import resolve_target  # imports the user's factory module: only now
+
+    return resolve_target(spec).spec
+
+
+def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str, ...]:
+    """`--scenario` names, validated against the chaos catalog (and the chaos suite selected)."""
+    if not names:
+        return ()
+    from harness.chaos.catalog import SCENARIOS
+
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise ConfigError(f"unknown chaos scenario(s): {', '.join(unknown)}",
+                          hint=f"choose from: {', '.join(SCENARIOS)}")
+    if not any(s.name == "chaos" for s in suites):
+        raise ConfigError("--scenario picks chaos scenarios, but the chaos suite is not selected",
+                          hint="add --suite chaos (or drop --suite to run the default suites)")
+    return tuple(dict.fromkeys(names))
+
+
+def chaos_args(profile: Profile, target: str | None, scenarios: Sequence[str],
+               suites: Sequence[Suite]) -> ChaosArgs | None:
+    """The chaos suite's options for a run profile (None when chaos is not selected).
+
+    The `ci` profile adds the plain reference store as a contrast row, but only when the
+    resilient store is what is tested: the row shows what the resilience layer buys.
+    """
+    if not any(s.name == "chaos" for s in suites):
+        return None
+    default = next(s.default_target for s in suites if s.name == "chaos")
+    contrast = "reference" if profile.chaos_contrast and target in (None, default) else None
+    return ChaosArgs(profile=profile.name, scenarios=tuple(scenarios), contrast=contrast)
+
+
+def check_suite_paths(root: Path, suites: Sequence[Suite]) -> None:
+    missing = [f"{s.name}: {p}" for s in suites for p in s.paths if not (root / p).exists()]
+    if missing:
+        raise ConfigError(f"suite folder(s) missing in {root}: {', '.join(missing)}",
+                          hint="run from a complete clone of the repository, or pick other "
+                               "suites with --suite")
 
 
 def run_stamp(now: datetime) -> str:
@@ -98,6 +147,11 @@ class MainJob:
         # Read gates before starting anything: a typo in a gate must fail fast, not after a run.
         self.config: HarnessConfig = load_config(self.root / "pyproject.toml",
                                                  options.gate_overrides)
+        check_suite_paths(self.root, options.suites)
+        self.target = check_target(options.target)
+        self.chaos = chaos_args(options.profile, self.target,
+                                check_scenarios(options.scenarios, options.suites),
+                                options.suites)
         self.out_dir = prepare_out_dir(options.out_dir, self.root, run_stamp(self.started))
         self.artifacts = Artifacts(self.out_dir)
         self.outcomes = RunOutcomes(options.suites)
@@ -130,7 +184,7 @@ class MainJob:
             self.console.print(f"PostgreSQL {server.version} ({server.kind}); profile "
                                f"{self.options.profile.name}; report in "
                                f"{self._shown(self.out_dir)}", highlight=False)
-            self._run_pytest(server.dsn)
+            self._run_pytest(server.dsn, server.kind)
 
     @contextlib.contextmanager
     def _status(self, text: str) -> Iterator[None]:
@@ -141,11 +195,12 @@ class MainJob:
             self.console.print(text + " ...", highlight=False)
             yield
 
-    def _run_pytest(self, dsn: str) -> None:
+    def _run_pytest(self, dsn: str, pg_kind: str) -> None:
         session = PytestSession(
             root=self.root, suites=self.options.suites, artifacts=self.artifacts, pg_dsn=dsn,
-            hypothesis_profile=self.options.profile.hypothesis_profile,
-            gate_overrides=self.options.gate_overrides, extra_args=self.options.pytest_args)
+            hypothesis_profile=self.options.profile.hypothesis_profile, pg_kind=pg_kind,
+            target=self.target, chaos=self.chaos, gate_overrides=self.options.gate_overrides,
+            extra_args=self.options.pytest_args)
         session.start()
         with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:
             try:
@@ -191,7 +246,12 @@ class MainJob:
                               "description": self.options.profile.description},
                   "suites": {s.name: list(s.paths) for s in self.options.suites},
                   "gates": self.config.describe(),
-                  "target": "reference",
+                  "target": {"spec": self.target,
+                             "by_suite": {s.name: self.target or s.default_target
+                                          for s in self.options.suites}},
+                  "chaos": None if self.chaos is None else {
+                      "profile": self.chaos.profile, "scenarios": list(self.chaos.scenarios),
+                      "contrast": self.chaos.contrast},
                   "pytest_args": list(self.options.pytest_args)}
         artifacts = {key: path.name for key, path in (
             ("report_md", self.out_dir / "report.md"), ("pytest_log", self.artifacts.pytest_log),

@@ -58,6 +58,20 @@ class Artifacts:
         return self.out_dir / "benchmark.json"
 
 
+@dataclass(frozen=True)
+class ChaosArgs:
+    """How the chaos suite runs: profile, picked scenarios, an extra contrast target."""
+
+    profile: str
+    scenarios: tuple[str, ...] = ()
+    contrast: str | None = None
+
+    def argv(self) -> list[str]:
+        args = ["--chaos-profile", self.profile]
+        args += [a for name in self.scenarios for a in ("--chaos-scenario", name)]
+        return args + (["--chaos-contrast", self.contrast] if self.contrast else [])
+
+
 @dataclass
 class PytestSession:
     root: Path
@@ -65,6 +79,9 @@ class PytestSession:
     artifacts: Artifacts
     pg_dsn: str
     hypothesis_profile: str
+    pg_kind: str = "external"
+    target: str | None = None
+    chaos: ChaosArgs | None = None
     gate_overrides: Sequence[str] = ()
     extra_args: Sequence[str] = ()
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
@@ -74,15 +91,22 @@ class PytestSession:
         a = self.artifacts
         paths = [p for suite in self.suites for p in suite.paths]
         gates = [arg for g in self.gate_overrides for arg in ("--gate", g)]
+        target = ["--target", self.target] if self.target else []
+        chaos = self.chaos.argv() if self.chaos else []  # set only when chaos is selected
         return [sys.executable, "-m", "pytest", *paths,
                 "-p", "harness.report.pytest_events", "--harness-events", str(a.events),
                 "--junitxml", str(a.junit), "--results", str(a.results),
                 "--benchmark-json", str(a.benchmark_stats),
-                "-p", "no:cacheprovider", "--color=no", *gates, *self.extra_args]
+                "-p", "no:cacheprovider", "--color=no", *gates, *target, *chaos,
+                *self.extra_args]
 
     def environment(self) -> dict[str, str]:
+        """The DSN (never on the command line), and which kind of server it is: the chaos
+        suite's process faults need a server they may stop, so they start their own unless the
+        run's server is external."""
         env = os.environ.copy()
         env.update(AUTHSTATE_DSN=self.pg_dsn, AUTHSTATE_PG="external",
+                   AUTHSTATE_PG_KIND=self.pg_kind,
                    HYPOTHESIS_PROFILE=self.hypothesis_profile, PYTHONUNBUFFERED="1")
         return env
 

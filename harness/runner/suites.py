@@ -14,17 +14,22 @@ class Suite:
     name: str
     paths: tuple[str, ...]  # relative to the repository root; a test belongs to the first match
     description: str
+    default_target: str  # what it runs against without --target
 
 
 SUITES: Mapping[str, Suite] = MappingProxyType({s.name: s for s in (
     Suite("property", ("scenarios/property",),
           "fidelity: codec, store round trips through PostgreSQL, stateful model, company ids, "
-          "multi-file export/import, real Baileys interop"),
+          "multi-file export/import, real Baileys interop", "reference"),
     Suite("bench", ("scenarios/bench",),
           "speed as ratios to a baseline measured in the same run: store vs raw asyncpg, "
-          "fault proxy vs direct"),
+          "fault proxy vs direct, resilient vs plain store, journal replay", "reference"),
+    Suite("chaos", ("scenarios/chaos",),
+          "PostgreSQL severed, hung, killed, restarted, exhausted, read-only under 100-company "
+          "traffic: MTTD, RTO, lost / stale writes (checker over an operation history)",
+          "resilient"),
 )})
-DEFAULT_SUITES: tuple[str, ...] = ("property", "bench")
+DEFAULT_SUITES: tuple[str, ...] = ("property", "bench", "chaos")
 
 
 def select_suites(names: Sequence[str] | None) -> list[Suite]:
