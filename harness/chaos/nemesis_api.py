@@ -165,6 +165,7 @@ class ShapeOutcome:
     cleared_at: float  # monotonic: the fault was over (RTO counts from here)
     samples: list[dict[str, Any]] = field(default_factory=list)  # status() samples if any
     pg_recovery_s: float | None = None
+    workload: dict[str, Any] = field(default_factory=dict)  # Workload.stats() of the processes
     notes: list[str] = field(default_factory=list)
 
 

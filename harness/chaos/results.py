@@ -1,0 +1,231 @@
+"""One scenario's result: the section dict for `record_section("chaos", ...)` and its figures.
+
+Across repetitions, per-company figures (MTTD, time to first success, RTO) are pooled over
+companies x fault windows x repetitions and summarised as p50 / p95 / max (`spread`: a company
+that never recovered is a missing value, which makes p95 and max None, and a gated figure
+without a value fails). Counts are summed; latency is pooled per phase; the per-100-ms timeline
+is the first repetition's.
+
+Figures per scenario and target: "chaos <name> [<target>] rto p95" (gate chaos-rto-p95-max-s),
+"... mttd p95" (gate chaos-mttd-p95-max-s; for faults that make the client wait instead of
+fail - black hole, latency, bandwidth - the bound is the target's operation deadline + 0.2 s,
+given as the figure's threshold), "... lost writes" (gate chaos-lost-writes-max). Contrast rows
+(the plain store beside the resilient one) record their figures with gated=False.
+Verdict: "passed" when the checker found no anomaly and no acknowledged write was lost;
+"failed" otherwise; "skipped" (with the reason) when the scenario cannot run here. The gates
+themselves are judged by the main job from the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.metrics.figures import Figure
+from harness.metrics.latency import latency_stats, phase_of, spread
+from harness.metrics.recovery import summarize
+
+if TYPE_CHECKING:
+    from harness.chaos.scenario import Repetition, ScenarioOutcome
+
+SUITE = "chaos"
+BLACKHOLE_MARGIN_S = 0.2
+EXAMPLES_PER_ANOMALY = 3
+COUNTS = ("acked_writes", "failed_writes", "indeterminate_writes", "recovered_writes",
+          "lost_writes", "lost_keys", "reads", "failed_reads", "stale_reads")
+
+
+def _round(value: Any, digits: int = 3) -> Any:
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def _spread3(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _round(v) for k, v in values.items()}
+
+
+def pooled_latency(reps: Sequence[Repetition]) -> dict[str, Any]:
+    """p50/p95/p99/p99.9/max (ms) of completed ops by phase of their invoke, pooled over
+    repetitions (each op's phase judged against its own repetition's windows)."""
+    pools: dict[str, list[int]] = {"before": [], "during": [], "after": []}
+    for rep in reps:
+        injected = [w.injected_ns for w in rep.windows]
+        for op in rep.history.ops():
+            if op.complete_ns is None:
+                continue
+            phase = phase_of(op.invoke_ns, injected, rep.windows)
+            pools.setdefault(phase, []).append(op.complete_ns - op.invoke_ns)
+    return {phase: latency_stats(samples) for phase, samples in pools.items()
+            if samples or phase in ("before", "during", "after")}
+
+
+def _availability(reps: Sequence[Repetition]) -> dict[str, Any]:
+    sums = {k: sum(r.availability.get(k, 0) for r in reps)
+            for k in ("reads_ok", "reads_completed", "writes_ok", "writes_completed")}
+    return {"reads": _round(sums["reads_ok"] / sums["reads_completed"], 4)
+            if sums["reads_completed"] else None,
+            "writes": _round(sums["writes_ok"] / sums["writes_completed"], 4)
+            if sums["writes_completed"] else None, **sums}
+
+
+def _max_or_none(values: Sequence[Any]) -> Any:
+    present = [v for v in values if isinstance(v, (int, float))]
+    return max(present) if present else None
+
+
+def mttd_threshold(info: ScenarioInfo, deadline_s: float) -> tuple[float | None, str]:
+    """The MTTD bound of this fault: the gate's, or deadline + 0.2 s for faults where the
+    client waits instead of failing (nothing can notice silence before its deadline)."""
+    if info.mttd_bound != "deadline":
+        return None, ""
+    bound = round(deadline_s + BLACKHOLE_MARGIN_S, 3)
+    return bound, (f"{info.name} makes calls wait rather than fail, so detection is bounded by "
+                   f"the target's operation deadline ({deadline_s:g} s) + "
+                   f"{BLACKHOLE_MARGIN_S:g} s = {bound:g} s, not by the MTTD gate")
+
+
+def section(info: ScenarioInfo, params: ScenarioParams, target: str,
+            reps: Sequence[Repetition], *, contrast: bool) -> dict[str, Any]:
+    first = reps[0]
+    recovery = summarize(r.recovery for r in reps)
+    anomalies: dict[str, int] = {}
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for rep in reps:
+        for name, count in rep.check.anomaly_counts.items():
+            if count:
+                anomalies[name] = anomalies.get(name, 0) + count
+        for name, found in rep.check.anomalies.items():
+            room = EXAMPLES_PER_ANOMALY - len(examples.setdefault(name, []))
+            examples[name] += [{**a.to_dict(), "repetition": rep.index + 1}
+                               for a in found[:max(0, room)]]
+    counts = {k: sum(getattr(r.check, k) for r in reps) for k in COUNTS}
+    deadline = max(r.deadline_s for r in reps)
+    verdict = "passed" if not anomalies and counts["lost_writes"] == 0 else "failed"
+    windows = [{"kind": w["kind"], "start_s": w["start_s"], "end_s": w["end_s"]}
+               for w in first.timeline.fault_windows]
+    per_window = [{"repetition": r.index + 1, "kind": w.kind,
+                   "duration_s": _round(w.duration_s),
+                   "breaker_open_s": _round(w.breaker_open_s),
+                   "breaker_closed_s": _round(w.breaker_closed_s),
+                   "journal_drained_s": _round(w.journal_drained_s)}
+                  for r in reps for w in r.recovery.per_window]
+    return {
+        "name": info.name, "description": info.description, "proves": info.proves,
+        "target": target, "profile": params.profile, "companies": params.companies,
+        "repetitions": len(reps), "contrast": contrast, "gated": not contrast,
+        "verdict": verdict, "reason": "",
+        "mttd_s": _spread3(recovery["mttd_s"]),
+        "time_to_first_success_s": _spread3(recovery["time_to_first_success_s"]),
+        "rto_s": _spread3(recovery["rto_s"]),
+        **counts,
+        "anomalies": anomalies,
+        "anomaly_examples": {n: e for n, e in examples.items() if e},
+        "availability": _availability(reps),
+        "latency_ms": pooled_latency(reps),
+        "journal": {"peak_depth": _max_or_none([r.journal.get("peak_depth") for r in reps]),
+                    "replay_rate": _max_or_none([r.journal.get("replay_rate") for r in reps])},
+        "conflicts": _max_or_none([r.conflicts for r in reps]),
+        "pg_recovery_s": _spread3(spread(r.pg_recovery_s for r in reps))
+        if info.needs_process_control else None,
+        "fault": {"kind": info.name, "layer": info.layer, "duration_s": params.outage_s,
+                  "cycles": params.cycles, "up_s": params.up_s,
+                  "mttd_bound": info.mttd_bound,
+                  "mttd_threshold_s": mttd_threshold(info, deadline)[0]},
+        "deadline_s": deadline,
+        "writes_during_fault": sum(r.writes_during_fault for r in reps),
+        "per_window": per_window,
+        "flush": [r.flush for r in reps],
+        "final_rows": [r.final.rows for r in reps],
+        "workload": first.workload,
+        "durations_s": [{"total": _round(r.duration_s, 1),
+                         **{k: _round(v, 2) for k, v in r.phases_s.items()}} for r in reps],
+        "notes": sorted({n for r in reps for n in r.notes}),
+        "timeline": first.timeline.buckets,
+        "fault_windows": windows,
+    }
+
+
+def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
+    """The three gated figures of a scenario run (gated=False for contrast rows)."""
+    base = f"chaos {info.name} [{item['target']}]"
+    gated = not item["contrast"]
+    context = {"companies": item["companies"], "repetitions": item["repetitions"],
+               "profile": item["profile"], "outage_s": item["fault"]["duration_s"],
+               "verdict": item["verdict"]}
+    threshold, note = mttd_threshold(info, item["deadline_s"])
+    rto, mttd = item["rto_s"], item["mttd_s"]
+    contrast_note = "contrast row: shown beside the default target, not gated" if not gated \
+        else ""
+    return [
+        Figure(SUITE, f"{base} rto p95", rto["p95"], "s", "lower", gate="chaos-rto-p95-max-s",
+               gated=gated, notes=contrast_note or "fault cleared -> company's first write "
+               "lands in PostgreSQL with the breaker closed for good; p95 over companies x "
+               "windows x repetitions",
+               context={**context, "p50": rto["p50"], "max": rto["max"],
+                        "missing": rto["missing"]}),
+        Figure(SUITE, f"{base} mttd p95", mttd["p95"], "s", "lower",
+               gate="chaos-mttd-p95-max-s", threshold=threshold, gated=gated,
+               notes=" ".join(x for x in (note, contrast_note) if x),
+               context={**context, "p50": mttd["p50"], "max": mttd["max"],
+                        "missing": mttd["missing"]}),
+        Figure(SUITE, f"{base} lost writes", float(item["lost_writes"]), "writes", "lower",
+               gate="chaos-lost-writes-max", gated=gated, notes=contrast_note,
+               context={**context, "acked_writes": item["acked_writes"],
+                        "indeterminate_writes": item["indeterminate_writes"]}),
+    ]
+
+
+def assemble(info: ScenarioInfo, params: ScenarioParams, target: str,
+             reps: Sequence[Repetition], *, contrast: bool = False) -> ScenarioOutcome:
+    from harness.chaos.scenario import ScenarioOutcome
+
+    item = section(info, params, target, reps, contrast=contrast)
+    return ScenarioOutcome(info, params, target, contrast, item["verdict"], item,
+                           figures(info, item), list(reps))
+
+
+def skipped(info: ScenarioInfo, params: ScenarioParams, target: str, contrast: bool,
+            reason: str) -> ScenarioOutcome:
+    from harness.chaos.scenario import ScenarioOutcome
+
+    item = {"name": info.name, "description": info.description, "proves": info.proves,
+            "target": target, "profile": params.profile, "companies": params.companies,
+            "repetitions": 0, "contrast": contrast, "gated": not contrast,
+            "verdict": "skipped", "reason": reason,
+            "fault": {"kind": info.name, "layer": info.layer, "duration_s": params.outage_s}}
+    return ScenarioOutcome(info, params, target, contrast, "skipped", item, [], reason=reason)
+
+
+def _s(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+def one_line(rep: Repetition) -> str:
+    """A repetition in one line of the log."""
+    summary = rep.recovery.summary()
+    anomalies = {n: c for n, c in rep.check.anomaly_counts.items() if c}
+    avail = rep.availability
+    return (f"RTO p95 {_s(summary['rto_s']['p95'])}, MTTD p95 {_s(summary['mttd_s']['p95'])}, "
+            f"availability reads {_pct(avail.get('reads'))} writes {_pct(avail.get('writes'))},"
+            f" acked {rep.check.acked_writes}, lost {rep.check.lost_writes}, "
+            f"anomalies {anomalies or 'none'} ({rep.duration_s:.0f} s)")
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_line(outcome: ScenarioOutcome) -> str:
+    """A scenario in one line (printed by the suite)."""
+    item = outcome.section
+    head = f"chaos {item['name']} [{item['target']}]{' (contrast)' if item['contrast'] else ''}"
+    if outcome.verdict == "skipped":
+        return f"{head}: skipped: {outcome.reason}"
+    avail = item["availability"]
+    return (f"{head}: {outcome.verdict}; RTO p95 {_s(item['rto_s']['p95'])} "
+            f"(p50 {_s(item['rto_s']['p50'])}), MTTD p95 {_s(item['mttd_s']['p95'])}, "
+            f"availability reads {_pct(avail['reads'])} writes {_pct(avail['writes'])}, "
+            f"acked {item['acked_writes']}, lost {item['lost_writes']}, indeterminate "
+            f"{item['indeterminate_writes']}, anomalies {item['anomalies'] or 'none'}")
+
+

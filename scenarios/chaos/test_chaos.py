@@ -1,0 +1,126 @@
+"""The chaos suite: one test per scenario of the selected profile (and per contrast target).
+
+Each test runs the scenario (see harness/chaos/scenario.py), records its section and figures
+for the report and the gates, prints one summary line, then asserts what must hold whatever
+the gates say: no anomaly (the message names them with examples: op indices, key refs and
+digests, never values), acknowledged writes happened, writes were attempted while the fault was
+on, and the store recovered (an RTO exists) within a generous bound. The RTO / MTTD gates
+themselves are judged by the main job from the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from fixtures.targets import record_target
+from harness.chaos.catalog import scenario, scenario_params, scenarios_for
+from harness.chaos.results import summary_line
+from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from harness.errors import HarnessError
+from harness.metrics.figures import Figure
+from harness.targets import TargetSpec, resolve_target
+
+# Far above any gate: this bound only catches a store that never comes back; the gates judge
+# how fast it does.
+RECOVERY_BOUND_S = 15.0
+TIMEOUT_MARGIN_S = 240.0  # setup, flush, final read and check on a busy machine
+
+
+@dataclass(frozen=True)
+class ChaosCase:
+    name: str
+    contrast: str | None = None  # a target spec run beside the default one, not gated
+
+
+def _case_id(case: ChaosCase) -> str:
+    if case.contrast is None:
+        return case.name
+    return f"{case.name}-contrast-{re.sub(r'[^A-Za-z0-9_.-]+', '_', case.contrast)}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "chaos_case" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    profile = config.getoption("--chaos-profile")
+    cases = []
+    for info in scenarios_for(profile, config.getoption("--chaos-scenario")):
+        params = scenario_params(info.name, profile)
+        per_run = (params.warmup_s + params.fault_span_s + params.recovery_s
+                   + params.settle_s) * params.repetitions
+        mark = pytest.mark.timeout(int(per_run + TIMEOUT_MARGIN_S * params.repetitions))
+        for contrast in [None, *config.getoption("--chaos-contrast")]:
+            case = ChaosCase(info.name, contrast)
+            cases.append(pytest.param(case, id=_case_id(case), marks=mark))
+    metafunc.parametrize("chaos_case", cases)
+
+
+def _spec(case: ChaosCase, default: TargetSpec, config: pytest.Config) -> TargetSpec:
+    if case.contrast is None:
+        return default
+    try:
+        spec = resolve_target(case.contrast)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--chaos-contrast {case.contrast}: {exc}") from None
+    record_target(config, spec, "contrast")
+    return spec
+
+
+_EXAMPLE_FIELDS = ("company", "key", "where", "op", "expected", "expected_ops", "found",
+                   "found_op", "note", "repetition")
+
+
+def _anomaly_message(outcome: ScenarioOutcome) -> str:
+    item = outcome.section
+    lines = [f"{item['name']} [{item['target']}]: anomalies {item['anomalies']} "
+             f"(lost writes {item['lost_writes']} of {item['acked_writes']} acknowledged)"]
+    for name, examples in item.get("anomaly_examples", {}).items():
+        for example in examples:
+            keep = {k: example.get(k) for k in _EXAMPLE_FIELDS
+                    if example.get(k) not in (None, "", [])}
+            lines.append(f"  {name}: {json.dumps(keep, default=str)}")
+    return "\n".join(lines)
+
+
+async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
+                              chaos_resources: ChaosResources, chaos_target_spec: TargetSpec,
+                              pytestconfig: pytest.Config,
+                              record_section: Callable[[str, Mapping[str, Any]], None],
+                              record_figure: Callable[[Figure], Figure]) -> None:
+    info = scenario(chaos_case.name)
+    params = scenario_params(info.name, chaos_profile)
+    spec = _spec(chaos_case, chaos_target_spec, pytestconfig)
+    contrast = chaos_case.contrast is not None
+    try:
+        outcome = await run_scenario(info, params, spec, chaos_resources, contrast=contrast)
+    except HarnessError as exc:
+        record_section("chaos", {"name": info.name, "target": spec.name,
+                                 "profile": params.profile, "contrast": contrast,
+                                 "gated": not contrast, "verdict": "error",
+                                 "reason": str(exc)})
+        raise
+    record_section("chaos", outcome.section)
+    for figure in outcome.figures:
+        record_figure(figure)
+    chaos_resources.say(summary_line(outcome))
+    if outcome.verdict == "skipped":
+        pytest.skip(outcome.reason)
+
+    item = outcome.section
+    assert not item["anomalies"] and item["lost_writes"] == 0, _anomaly_message(outcome)
+    assert item["acked_writes"] > 0, f"{info.name}: no write was acknowledged at all"
+    assert item["writes_during_fault"] > 0, (
+        f"{info.name}: no write was attempted while the fault was on; the scenario proved "
+        "nothing about writes")
+    rto = item["rto_s"]
+    assert rto["p95"] is not None, (
+        f"{info.name} [{spec.name}]: {rto['missing']} of {rto['count']} company recoveries "
+        f"never happened within the {params.recovery_s:g} s recovery period")
+    assert rto["p95"] <= RECOVERY_BOUND_S, (
+        f"{info.name} [{spec.name}]: RTO p95 {rto['p95']:.2f} s > {RECOVERY_BOUND_S:g} s")
