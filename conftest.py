@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.hypothesis_profiles",
     "fixtures.node_packages",
     "fixtures.faults",
+    "fixtures.chaos",
 ]
