@@ -8,7 +8,6 @@ gated figure without a value never passes.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -63,14 +62,15 @@ def latency_stats(samples_ns: Iterable[int]) -> dict[str, Any]:
 
 
 def phase_of(invoke_ns: int, injected: Sequence[int], windows: Sequence[Any]) -> str:
-    """before the first injection / during a window / after the last clear / between."""
+    """before the first injection / during a window / after the last clear / between.
+
+    ``injected``: the windows' injection times, ascending (``windows`` sorted alike); windows
+    may overlap. A window never cleared makes everything after its injection "during"."""
     if not windows or invoke_ns < injected[0]:
         return "before"
-    window = windows[bisect_right(injected, invoke_ns) - 1]
-    if window.covers(invoke_ns):
+    if any(w.covers(invoke_ns) for w in windows):
         return "during"
-    last = windows[-1]
-    if last.cleared_ns is not None and invoke_ns > last.cleared_ns:
+    if all(w.cleared_ns is not None and invoke_ns > w.cleared_ns for w in windows):
         return "after"
     return "between"
 

@@ -57,3 +57,16 @@ def test_latency_by_phase_before_during_between_after() -> None:
     no_between = latency_by_phase(b.history, windows[:1])
     assert "between" not in no_between and no_between["after"]["count"] == 2
     assert latency_by_phase(b.history, [])["before"]["count"] == 5
+
+
+def test_phase_of_overlapping_windows() -> None:
+    from harness.metrics.latency import phase_of
+    from harness.metrics.windows import Window
+
+    windows = [Window("latency", 100, 500), Window("sever", 200, 300)]
+    injected = [w.injected_ns for w in windows]
+    assert [phase_of(t, injected, windows) for t in (50, 400, 600)] == ["before", "during",
+                                                                        "after"]
+    open_ended = [Window("sever", 100, 200), Window("long", 300, None)]
+    assert phase_of(250, [100, 300], open_ended) == "between"
+    assert phase_of(900, [100, 300], open_ended) == "during"
