@@ -1,13 +1,23 @@
-"""The reference auth-state store and its parts (codec, creds, schema, maintenance)."""
+"""The reference store and its parts (codec, creds, schema, error model, maintenance)."""
 
 from harness.authstate.errors import (
     AuthStateError,
     InvalidCompanyId,
     InvalidKey,
+    StoreError,
+    StoreRejected,
+    StoreTimeout,
     StoreUnavailable,
     UnsupportedValue,
 )
-from harness.authstate.store import AuthState, PostgresAuthStore, SignalKeyStore
+from harness.authstate.resilient import ResilientAuthStore
+from harness.authstate.store import (
+    AuthState,
+    PostgresAuthStore,
+    PreparedKeyWrite,
+    SignalKeyStore,
+    TcpKeepalive,
+)
 
 __all__ = [
     "AuthState",
@@ -15,7 +25,13 @@ __all__ = [
     "InvalidCompanyId",
     "InvalidKey",
     "PostgresAuthStore",
+    "PreparedKeyWrite",
+    "ResilientAuthStore",
     "SignalKeyStore",
+    "StoreError",
+    "StoreRejected",
+    "StoreTimeout",
     "StoreUnavailable",
+    "TcpKeepalive",
     "UnsupportedValue",
 ]

@@ -31,9 +31,9 @@ from typing import Any, BinaryIO, Final
 
 import asyncpg
 
+from harness.authstate.db_errors import DB_ERRORS, classify
 from harness.authstate.dbinfo import TableSizes, require_tables, table_sizes
-from harness.authstate.errors import StoreUnavailable
-from harness.authstate.store import DB_ERRORS, PostgresAuthStore
+from harness.authstate.store import PostgresAuthStore
 from harness.errors import ConfigError
 
 DEFAULT_RETENTION_DAYS: Final = 30
@@ -209,10 +209,9 @@ async def cleanup_expired_keys(
                     out.close()
             after = await collect_metrics(conn, as_of, cutoff)
     except DB_ERRORS as exc:
-        raise StoreUnavailable(
-            f"cleanup failed: {type(exc).__name__}: {exc}",
-            hint="batches committed before the failure stay deleted (and archived); run again "
-            "when PostgreSQL is reachable") from exc
+        raise classify(exc, operation="cleanup", company_id=None, sent=not dry_run,
+                       note="Batches committed before the failure stay deleted (and archived); "
+                       "a new run picks up the rest") from exc
     return CleanupResult(as_of, cutoff, retention_days, False, max_delete, batch_size,
                          sum(deleted.values()), dict(sorted(deleted.items())), batches,
                          None if archive is None else str(archive), archived, before, after)

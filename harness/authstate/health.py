@@ -36,9 +36,9 @@ from typing import Any, Final, Literal
 import asyncpg
 
 from harness.authstate.company import validate_company_id
+from harness.authstate.db_errors import DB_ERRORS, classify
 from harness.authstate.dbinfo import require_tables
-from harness.authstate.errors import StoreUnavailable
-from harness.authstate.store import DB_ERRORS, PostgresAuthStore
+from harness.authstate.store import PostgresAuthStore
 
 Status = Literal["ok", "warning", "unhealthy"]
 _RANK: Final[dict[str, int]] = {"ok": 0, "warning": 1, "unhealthy": 2}
@@ -304,7 +304,7 @@ async def _latency(store: PostgresAuthStore, kind: str, ref: tuple[str, ...], sa
 async def check_health(store: PostgresAuthStore, company_id: str | None = None, *,
                        samples: int = DEFAULT_SAMPLES,
                        thresholds: Thresholds = Thresholds()) -> HealthReport:
-    """Run every check (see module docstring); raises `StoreUnavailable` if PostgreSQL fails."""
+    """Run every check (see module docstring); raises a `StoreError` if PostgreSQL fails."""
     if company_id is not None:
         company_id = validate_company_id(company_id)
     if samples < 1:
@@ -321,7 +321,7 @@ async def check_health(store: PostgresAuthStore, company_id: str | None = None, 
         # timed after releasing our connection: a pool of one must not wait on itself
         checks.append(await _latency(store, kind, ref, samples, thresholds))
     except DB_ERRORS as exc:
-        raise StoreUnavailable(f"health check failed: {type(exc).__name__}: {exc}",
-                               hint="PostgreSQL is unreachable or failing: that is itself the "
-                               "finding; check the DSN and the server") from exc
+        raise classify(exc, operation="health check", company_id=company_id, sent=False,
+                       note="An unreachable or failing PostgreSQL is itself the finding"
+                       ) from exc
     return HealthReport(worst([c.status for c in checks]), company_id, as_of, checks)

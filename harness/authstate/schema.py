@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from harness.authstate.errors import StoreUnavailable
+from harness.authstate.errors import StoreRejected
 
 SCHEMA_VERSION = 1
 _LOCK_KEY = 0x41555448  # "AUTH": pg_advisory_xact_lock key for migrations
@@ -68,8 +68,8 @@ async def check_compatible(conn: asyncpg.Connection) -> None:
     """Upserts need a unique index on exactly (company_id, key_type, key_id)."""
     found = await conn.fetchval(_UNIQUE_KEYS_SQL, 3, ["company_id", "key_id", "key_type"])
     if not found:
-        raise StoreUnavailable(
+        raise StoreRejected(
             "table whatsapp_keys has no PRIMARY KEY or UNIQUE constraint on "
             "(company_id, key_type, key_id), which batched upserts need",
             hint="add one: ALTER TABLE whatsapp_keys ADD CONSTRAINT whatsapp_keys_uk "
-            "UNIQUE (company_id, key_type, key_id)")
+            "UNIQUE (company_id, key_type, key_id)", operation="checking the schema")

@@ -17,23 +17,37 @@ Guarantees (each has a test):
   overwrite a newer one because two saves raced on the pool.
 - Every company id, key type, key id, deletion and value is validated and encoded before any
   I/O: a bad input raises and nothing is written.
-  Parameterized SQL only; every statement is scoped by company_id.
+  Parameterized SQL only (`sql.py`); every statement is scoped by company_id.
+- Every failure is a `StoreError` (`errors.py`): retryable `StoreUnavailable` / `StoreTimeout`
+  or permanent `StoreRejected`, with `outcome` "failed" (not applied) or "unknown" (a write was
+  sent, then the connection was lost or timed out: it may have committed).
+- Bounded time: an operation (its wait behind earlier writes of the company, getting a
+  connection, every statement including BEGIN/COMMIT) ends within `operation_deadline`, else
+  `StoreTimeout`. A connection that timed out is closed, never reused.
+
+Defaults (`DEFAULT_OPERATION_DEADLINE`, `DEFAULT_CONNECT_TIMEOUT`): provisional, to be set from
+measurements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from time import monotonic
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from harness.authstate import codec
+from harness.authstate import codec, sql
 from harness.authstate.company import validate_company_id
 from harness.authstate.creds import init_auth_creds
-from harness.authstate.errors import InvalidKey, StoreUnavailable
+from harness.authstate.db_errors import DB_ERRORS, classify, connection_unusable
+from harness.authstate.errors import InvalidKey, StoreError, StoreUnavailable
 from harness.authstate.key_types import (
     is_js_falsy,
     ttl_seconds,
@@ -42,6 +56,7 @@ from harness.authstate.key_types import (
 )
 from harness.authstate.schema import migrate
 from harness.dsn import redact
+from harness.errors import ConfigError
 
 # Rows per statement (arrays, so no 32767-parameter limit applies). Baileys' largest routine
 # write, 812 pre-keys, is one statement: no transaction round trips. Encoding is not overlapped
@@ -49,51 +64,57 @@ from harness.dsn import redact
 # and lost ~4 % on a busy one (the extra statement and wake-ups cost more than they hide).
 UPSERT_BATCH = 1000
 
-_GET_KEYS = ("SELECT key_id, value::text FROM whatsapp_keys "
-             "WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])")
-_ON_CONFLICT = """
-ON CONFLICT (company_id, key_type, key_id) DO UPDATE
-SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-"""
-# Rows of several types (one keys.set spanning types).
-_UPSERT_KEYS = """
-INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, t.key_type, t.key_id, t.value::jsonb, now(), now() + t.ttl * interval '1 second'
-FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[]) AS t(key_type, key_id, value, ttl)
-""" + _ON_CONFLICT
-# Rows of one type (the common case: 812 pre-keys, a batch of sessions): type and TTL are scalars,
-# so the server does less per row.
-_UPSERT_KEYS_ONE_TYPE = """
-INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, $2, t.key_id, t.value::jsonb, now(), now() + $3 * interval '1 second'
-FROM unnest($4::text[], $5::text[]) AS t(key_id, value)
-""" + _ON_CONFLICT
-_DELETE_KEYS = """
-DELETE FROM whatsapp_keys
-WHERE company_id = $1 AND (key_type, key_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-"""
-_GET_CREDS = "SELECT creds::text FROM whatsapp_auth WHERE company_id = $1"
-PUT_CREDS = """
-INSERT INTO whatsapp_auth (company_id, creds, updated_at) VALUES ($1, $2::jsonb, now())
-ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = EXCLUDED.updated_at
-"""
-
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-             OSError, asyncio.TimeoutError)
+DEFAULT_OPERATION_DEADLINE = 2.0
+"""Seconds an operation may take in all (see the module docstring for the measurements)."""
+DEFAULT_CONNECT_TIMEOUT = 1.5
+"""Seconds to open one connection (TCP + TLS + authentication); never above the deadline."""
 
 
-def _connection_is_suspect(exc: BaseException) -> bool:
-    """After these, the connection may be dead or mid-protocol: never give it back to the pool.
+@dataclass(frozen=True)
+class TcpKeepalive:
+    """TCP keepalive set on every pooled socket, so the kernel notices a peer that vanished
+    silently (cable, NAT or firewall state gone) on connections idling in the pool, instead of
+    the next operation finding out by its deadline.
 
-    Seen for real: after `pg_terminate_backend`, asyncpg returned the dead connection to the pool
-    and the next query failed with InternalClientError ("another operation is in progress").
-    A statement timeout (QueryCanceledError) or a plain SQL error leaves the connection healthy.
+    Defaults: an idle connection is probed after 5 s, then every 2 s; 3 unanswered probes close
+    it (a dead idle connection is dropped within ~11 s). `user_timeout_s` (TCP_USER_TIMEOUT,
+    Linux) closes a connection whose sent data stays unacknowledged that long; it is above the
+    operation deadline, so it only reaps what the deadline already gave up on. Probes are a few
+    bytes every 5 s per idle connection. Options the OS lacks are skipped.
     """
-    if isinstance(exc, asyncpg.QueryCanceledError):
-        return False
-    return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                            asyncpg.InternalClientError, asyncpg.OperatorInterventionError,
-                            OSError, asyncio.TimeoutError, asyncio.CancelledError))
+
+    idle_s: int = 5
+    interval_s: int = 2
+    count: int = 3
+    user_timeout_s: float = 10.0
+
+    def apply(self, sock: socket.socket) -> None:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return  # a Unix socket has no TCP options
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+        for option, value in ((idle, self.idle_s),
+                              (getattr(socket, "TCP_KEEPINTVL", None), self.interval_s),
+                              (getattr(socket, "TCP_KEEPCNT", None), self.count),
+                              (getattr(socket, "TCP_USER_TIMEOUT", None),
+                               int(self.user_timeout_s * 1000))):
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def _keepalive_init(keepalive: TcpKeepalive | None
+                    ) -> Callable[[asyncpg.Connection], Awaitable[None]] | None:
+    """The pool's `init` hook: runs once per new connection, before it is used."""
+    if keepalive is None:
+        return None
+
+    async def init(conn: asyncpg.Connection) -> None:
+        # asyncpg exposes no socket accessor; the transport's is the standard asyncio one.
+        sock = conn._transport.get_extra_info("socket")
+        if sock is not None:
+            keepalive.apply(sock)
+
+    return init
 
 
 async def _keep_session_state(conn: asyncpg.Connection) -> None:
@@ -107,47 +128,96 @@ async def _keep_session_state(conn: asyncpg.Connection) -> None:
     """
 
 
+def _left(until: float) -> float:
+    """Seconds left before `until`; TimeoutError (before anything is sent) when none are."""
+    left = until - monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a leased connection at once (no goodbye to the server, which rolls back whatever
+    it had open). A lost connection has already detached itself from its lease; touching it then
+    raises InterfaceError ("released back to the pool"), which used to replace the real error,
+    so that case is a no-op."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 class _Lease:
-    """`async with store.connection() as conn`: acquire with a timeout; evict suspect ones."""
+    """`async with lease as conn`: a pooled connection within a deadline; one that failed at
+    connection level or timed out is closed rather than returned to the pool.
 
-    __slots__ = ("_conn", "_pool", "_timeout")
+    Also the operation's record for classifying a failure: `stage` (what it was waiting for)
+    and `sent` (a statement that could commit was sent).
+    """
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
-        self._pool, self._timeout = pool, timeout
+    __slots__ = ("_conn", "_pool", "sent", "stage", "until")
+
+    def __init__(self, pool: asyncpg.Pool, until: float) -> None:
+        self._pool, self.until = pool, until
         self._conn: asyncpg.Connection | None = None
+        self.sent = False
+        self.stage = "connect"
 
     async def __aenter__(self) -> asyncpg.Connection:
         pool = self._pool
-        if pool.get_idle_size() > 0:  # a connection is free: acquire cannot wait
+        if pool.get_idle_size() > 0:  # a live connection is free: acquire cannot wait
             self._conn = await pool.acquire()
         else:
             # asyncio.timeout, not acquire(timeout=): asyncpg implements that with wait_for,
-            # which creates a task per call (~8 us, measured) on every operation's hot path.
-            async with asyncio.timeout(self._timeout):
+            # which creates a task per call; and only here, off the hot path (~4 us per use).
+            async with asyncio.timeout(_left(self.until)):
                 self._conn = await pool.acquire()
+        self.stage = "answer"
         return self._conn
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if exc is not None and _connection_is_suspect(exc):
-            conn.terminate()  # the pool opens a fresh connection on the next acquire
+        if exc is not None:
+            if connection_unusable(exc):
+                _discard(conn)  # the pool opens a fresh connection on a later acquire
+            else:
+                await self._roll_back(conn)
         await self._pool.release(conn)
 
-KeyWrites = Mapping[str, Mapping[str, Any]]
+    async def _roll_back(self, conn: asyncpg.Connection) -> None:
+        """After an SQL error inside our transaction: roll back within the deadline, else close
+        (left to the pool's release, ROLLBACK would wait up to the command timeout)."""
+        try:
+            if conn.is_in_transaction():
+                await conn.execute("ROLLBACK", timeout=_left(self.until))
+        except DB_ERRORS:
+            _discard(conn)
+        except asyncio.CancelledError:
+            _discard(conn)
+            raise
 
 
-@contextlib.contextmanager
-def _unavailable_on_db_error(operation: str, company_id: str) -> Iterator[None]:
+def _check_dsn(dsn: str) -> None:
+    """What asyncpg would only find out when connecting (a `create()`d store connects late)."""
     try:
-        yield
-    except DB_ERRORS as exc:
-        raise StoreUnavailable(
-            f"{operation} for company {company_id!r} failed: {type(exc).__name__}: {exc}",
-            hint="PostgreSQL is unreachable or failing; the operation did not complete. Retry "
-            "when it is back (a resilient wrapper would serve cache and journal writes)",
-        ) from exc
+        parts = urlsplit(dsn)
+        parts.port  # noqa: B018 - raises ValueError when not a number in range
+    except ValueError as exc:
+        raise ConfigError(f"invalid PostgreSQL DSN (not shown: it may hold a password): {exc}",
+                          hint="use postgresql://user:password@host:5432/database") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"invalid PostgreSQL DSN {redact(dsn)}: the scheme must be "
+                          "postgresql:// or postgres://",
+                          hint="use postgresql://user:password@host:5432/database")
+
+
+async def _bounded_lock(lock: asyncio.Lock, until: float) -> None:
+    """Take a company's write lock, waiting behind earlier writes no later than `until`."""
+    async with asyncio.timeout(_left(until)):
+        await lock.acquire()
+
+
+KeyWrites = Mapping[str, Mapping[str, Any]]
 
 
 class PreparedKeyWrite:
@@ -204,72 +274,191 @@ class PreparedKeyWrite:
     def upsert_statement(self, company_id: str, rows: slice) -> tuple[str, tuple[Any, ...]]:
         types = self.upsert_types
         if types[rows.start] == types[rows.stop - 1]:  # sorted: a single type in this batch
-            return (_UPSERT_KEYS_ONE_TYPE, (company_id, types[rows.start],
-                                            self.upsert_ttls[rows.start], self.upsert_ids[rows],
-                                            self.upsert_values[rows]))
-        return (_UPSERT_KEYS, (company_id, types[rows], self.upsert_ids[rows],
-                               self.upsert_values[rows], self.upsert_ttls[rows]))
+            return (sql.UPSERT_KEYS_ONE_TYPE, (company_id, types[rows.start],
+                                               self.upsert_ttls[rows.start],
+                                               self.upsert_ids[rows], self.upsert_values[rows]))
+        return (sql.UPSERT_KEYS, (company_id, types[rows], self.upsert_ids[rows],
+                                  self.upsert_values[rows], self.upsert_ttls[rows]))
 
     def statements(self, company_id: str) -> list[tuple[str, tuple[Any, ...]]]:
         """Every statement of the write, upserts first, then the deletes (if any)."""
         out = [self.upsert_statement(company_id, rows) for rows in self.batches]
         if self.delete_ids:
-            out.append((_DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
+            out.append((sql.DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
         return out
 
 
-class PostgresAuthStore:
-    """Auth state of many companies in one PostgreSQL database, through one asyncpg pool."""
+async def _execute_atomically(conn: asyncpg.Connection, lease: _Lease, until: float,
+                              statements: list[tuple[str, tuple[Any, ...]]]) -> str:
+    """Run the statements as one unit, each within what is left of the deadline; the status of
+    the last one. One statement is atomic alone; more run between BEGIN and COMMIT, and only
+    COMMIT can make them durable, so `sent` is set just before COMMIT (a transaction cut off
+    earlier is rolled back by the server: definitely not applied)."""
+    if len(statements) == 1:
+        query, args = statements[0]
+        timeout = _left(until)
+        lease.sent = True
+        status: str = await conn.execute(query, *args, timeout=timeout)
+        return status
+    await conn.execute("BEGIN", timeout=_left(until))
+    for query, args in statements:
+        status = await conn.execute(query, *args, timeout=_left(until))
+    timeout = _left(until)
+    lease.sent = True
+    await conn.execute("COMMIT", timeout=timeout)
+    return status
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float,
-                 query_timeout: float) -> None:
+
+class PostgresAuthStore:
+    """Auth state of many companies in one PostgreSQL database, through one asyncpg pool.
+
+    `open()` connects and migrates; `create()` does no I/O at all (a caller can hold a store
+    while PostgreSQL is down) and `ensure_schema()` migrates later.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *,
+                 operation_deadline: float = DEFAULT_OPERATION_DEADLINE,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 command_timeout: float | None = None) -> None:
         self.pool = pool
-        self.acquire_timeout = acquire_timeout  # waiting for a pooled connection (exhaustion)
-        # Client-side bound on every query (the pool's command_timeout): a black-holed network
-        # never answers, so the server's statement_timeout alone cannot end the wait.
-        self.query_timeout = query_timeout
+        # Whole operation: lock wait + acquire (incl. connecting) + every statement.
+        self.operation_deadline = operation_deadline
+        self.connect_timeout = connect_timeout
+        # The pool's asyncpg command_timeout: bounds each query of code borrowing connections
+        # through `connection()` (maintenance: exports, cleanup); store operations use the
+        # deadline instead.
+        self.command_timeout = command_timeout
         self._key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._creds_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
-    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
-                   connect_timeout: float = 10.0, statement_timeout: float = 30.0,
-                   command_timeout: float | None = None, statement_cache_size: int = 100,
-                   migrate_schema: bool = True) -> PostgresAuthStore:
-        """Create the pool (origin defaults: 10 s connect, 30 s statement timeout) and schema.
+    async def create(cls, dsn: str, *, max_size: int = 10,
+                     operation_deadline: float = DEFAULT_OPERATION_DEADLINE,
+                     connect_timeout: float | None = None,
+                     statement_timeout: float = 30.0, command_timeout: float | None = None,
+                     statement_cache_size: int = 100,
+                     keepalive: TcpKeepalive | None = TcpKeepalive()) -> PostgresAuthStore:
+        """The store and its pool, without any I/O: the pool opens connections on first use, so
+        this succeeds while PostgreSQL is down (each operation then raises a `StoreError` until
+        it is back). Call `ensure_schema()` once it is reachable if the tables may be missing.
 
-        `command_timeout` bounds each query client-side (default: statement timeout + 5 s);
-        the server's statement timeout cannot fire when the network itself is severed. It is the
-        pool's own asyncpg `command_timeout`, so it also bounds queries of code borrowing
-        `store.pool`. Released connections are not reset beyond a rollback (see
-        `_keep_session_state`): borrowers must not leave session settings, cursors or listeners.
+        `operation_deadline`: seconds an operation may take in all. `connect_timeout`: seconds
+        to open one connection (default 1.5 s or the deadline if smaller; never above it).
+        `statement_timeout`: the server-side bound (origin default 30 s). `command_timeout`:
+        asyncpg's bound on each query of code borrowing connections through `connection()`
+        (default statement timeout + 5 s: the server's timeout cannot fire when the network
+        itself is gone). Released connections are not reset beyond a rollback (see
+        `_keep_session_state`): borrowers must not leave session settings, cursors or
+        listeners. `keepalive`: TCP keepalive on every pooled
+        socket (None: leave the OS default, usually off).
         """
-        query_timeout = command_timeout if command_timeout else statement_timeout + 5.0
-        try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, timeout=connect_timeout,
-                command_timeout=query_timeout, statement_cache_size=statement_cache_size,
-                reset=_keep_session_state,
-                server_settings={"application_name": "authstate-harness",
-                                 "statement_timeout": str(int(statement_timeout * 1000))})
-        except (*DB_ERRORS, ValueError) as exc:
-            raise StoreUnavailable(
-                f"cannot open the auth-state store at {redact(dsn)}: {type(exc).__name__}: {exc}",
-                hint="check the DSN and that PostgreSQL accepts connections from here") from exc
-        store = cls(pool, acquire_timeout=connect_timeout, query_timeout=query_timeout)
+        return await cls._build(dsn, min_size=0, max_size=max_size,
+                                operation_deadline=operation_deadline,
+                                connect_timeout=connect_timeout,
+                                statement_timeout=statement_timeout,
+                                command_timeout=command_timeout,
+                                statement_cache_size=statement_cache_size, keepalive=keepalive)
+
+    @classmethod
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
+                   operation_deadline: float = DEFAULT_OPERATION_DEADLINE,
+                   connect_timeout: float | None = None,
+                   statement_timeout: float = 30.0, command_timeout: float | None = None,
+                   statement_cache_size: int = 100,
+                   keepalive: TcpKeepalive | None = TcpKeepalive(),
+                   migrate_schema: bool = True) -> PostgresAuthStore:
+        """`create()`, then open `min_size` connections and create or complete the schema: fails
+        fast while PostgreSQL is down (refused at once; a silent network after the connect
+        timeout). Options as for `create()`."""
+        store = await cls._build(dsn, min_size=min_size, max_size=max_size,
+                                 operation_deadline=operation_deadline,
+                                 connect_timeout=connect_timeout,
+                                 statement_timeout=statement_timeout,
+                                 command_timeout=command_timeout,
+                                 statement_cache_size=statement_cache_size, keepalive=keepalive)
         if migrate_schema:
             try:
-                with _unavailable_on_db_error("schema migration", "*"):
-                    async with pool.acquire(timeout=connect_timeout) as conn:
-                        await migrate(conn)
+                await store.ensure_schema()
             except BaseException:
                 await store.close()
                 raise
         return store
 
-    async def close(self) -> None:
+    @classmethod
+    async def _build(cls, dsn: str, *, min_size: int, max_size: int, operation_deadline: float,
+                     connect_timeout: float | None, statement_timeout: float,
+                     command_timeout: float | None, statement_cache_size: int,
+                     keepalive: TcpKeepalive | None) -> PostgresAuthStore:
+        if not operation_deadline > 0:
+            raise ConfigError(f"operation_deadline must be above 0 s, got {operation_deadline}")
+        if connect_timeout is None:
+            connect_timeout = min(DEFAULT_CONNECT_TIMEOUT, operation_deadline)
+        if not 0 < connect_timeout <= operation_deadline:
+            raise ConfigError(
+                f"connect_timeout ({connect_timeout} s) must be above 0 and at most the "
+                f"operation deadline ({operation_deadline} s)",
+                hint="an operation that must connect first cannot wait longer than its deadline")
+        _check_dsn(dsn)
+        query_timeout = command_timeout if command_timeout else statement_timeout + 5.0
+        pool = asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+            command_timeout=query_timeout, statement_cache_size=statement_cache_size,
+            reset=_keep_session_state, init=_keepalive_init(keepalive),
+            server_settings={"application_name": "authstate-harness",
+                             "statement_timeout": str(int(statement_timeout * 1000))})
+        started = monotonic()
         try:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+            # min_size 0: no connection, so no I/O; else bounded like any connect
+            async with asyncio.timeout(connect_timeout if min_size else None):
+                await pool
+        except DB_ERRORS as exc:
+            raise classify(exc, operation=f"opening the auth-state store at {redact(dsn)}",
+                           company_id=None, sent=False, waited_s=monotonic() - started,
+                           waiting_for="a connection to PostgreSQL") from exc
+        return cls(pool, operation_deadline=operation_deadline, connect_timeout=connect_timeout,
+                   command_timeout=query_timeout)
+
+    async def ensure_schema(self) -> None:
+        """Create or complete the schema (idempotent, safe concurrently: see `schema.py`).
+        Getting a connection is bounded by the deadline; the DDL by the command timeout (adding
+        an index to a large existing table may take a while)."""
+        started = monotonic()
+        lease = self._lease(started)
+        try:
+            async with lease as conn:
+                lease.sent = True  # DDL in a transaction; idempotent either way
+                await migrate(conn)
+        except DB_ERRORS as exc:
+            raise self._error(exc, "creating the schema", None, lease, started) from exc
+
+    async def probe(self) -> None:
+        """One round trip that succeeds only when PostgreSQL can take writes now: raises
+        `StoreUnavailable` (sqlstate 25006) when it is in recovery (a standby) or read-only
+        (default_transaction_read_only), other `StoreError`s like any operation."""
+        started = monotonic()
+        lease = self._lease(started)
+        try:
+            async with lease as conn:
+                in_recovery, read_only = await conn.fetchrow(sql.PROBE,
+                                                              timeout=_left(lease.until))
+        except DB_ERRORS as exc:
+            raise self._error(exc, "probing PostgreSQL", None, lease, started) from exc
+        if in_recovery or read_only:
+            why = ("in recovery (a standby, or replaying WAL)" if in_recovery
+                   else "read-only (default_transaction_read_only is on)")
+            raise StoreUnavailable(
+                f"probing PostgreSQL: the server is up but {why}, so it accepts no writes",
+                hint="writes fail until it is promoted or made writable; the probe changed "
+                "nothing. Retry later", operation="probing PostgreSQL", outcome="failed",
+                waited_s=monotonic() - started, sqlstate="25006")
+
+    async def close(self) -> None:
+        """Close the pool: waits for operations in flight (each bounded by the deadline) and says
+        goodbye on each connection, for at most the deadline; then closes the sockets outright
+        (a black hole never answers the goodbye)."""
+        try:
+            async with asyncio.timeout(self.operation_deadline):
+                await self.pool.close()
         except (TimeoutError, *DB_ERRORS):
             self.pool.terminate()
 
@@ -279,23 +468,77 @@ class PostgresAuthStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -- operations' plumbing ----------------------------------------------------------------------
+    def _lease(self, started: float) -> _Lease:
+        return _Lease(self.pool, started + self.operation_deadline)
+
+    def _error(self, exc: BaseException, operation: str, company_id: str | None, lease: _Lease,
+               started: float) -> StoreError:
+        if lease.stage == "answer":
+            waiting_for = "PostgreSQL's answer"
+        elif lease.stage == "queue":
+            waiting_for = "earlier writes of the same company"
+        elif self.pool.get_idle_size() == 0 and self.pool.get_size() >= self.pool.get_max_size():
+            waiting_for = (f"a free pooled connection (all {self.pool.get_max_size()} in use: "
+                           "raise max_size or lower the concurrency)")
+        else:
+            waiting_for = "a connection to PostgreSQL"
+        return classify(exc, operation=operation, company_id=company_id, sent=lease.sent,
+                        waited_s=monotonic() - started, waiting_for=waiting_for)
+
+    async def _write(self, operation: str, company_id: str, locks: tuple[asyncio.Lock, ...],
+                     statements: list[tuple[str, tuple[Any, ...]]]) -> str:
+        """Run a write under the company's locks (call order), all within the deadline."""
+        started = monotonic()
+        lease = self._lease(started)
+        taken: list[asyncio.Lock] = []
+        try:
+            lease.stage = "queue"
+            for lock in locks:
+                await _bounded_lock(lock, lease.until)
+                taken.append(lock)
+            lease.stage = "connect"
+            async with lease as conn:
+                return await _execute_atomically(conn, lease, lease.until, statements)
+        except DB_ERRORS as exc:
+            raise self._error(exc, operation, company_id, lease, started) from exc
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
     # -- creds -----------------------------------------------------------------------------------
-    async def read_creds(self, company_id: str) -> dict[str, Any] | None:
-        """Stored creds, or None when the company has none. Errors raise StoreUnavailable."""
+    async def read_creds_text(self, company_id: str) -> str | None:
+        """The company's creds as stored (JSON text), or None when it has none."""
         company_id = validate_company_id(company_id)
-        with _unavailable_on_db_error("loading creds", company_id):
-            async with self.connection() as conn:
-                text = await conn.fetchval(_GET_CREDS, company_id)
+        started = monotonic()
+        lease = self._lease(started)
+        try:
+            async with lease as conn:
+                text: str | None = await conn.fetchval(sql.GET_CREDS, company_id,
+                                                       timeout=_left(lease.until))
+        except DB_ERRORS as exc:
+            raise self._error(exc, "loading creds", company_id, lease, started) from exc
+        return text
+
+    async def read_creds(self, company_id: str) -> dict[str, Any] | None:
+        """Stored creds, or None when the company has none. Errors raise StoreError."""
+        text = await self.read_creds_text(company_id)
         return None if text is None else codec.loads(text)
+
+    async def write_creds_text(self, company_id: str, text: str) -> None:
+        """Replace the company's creds with `text`, JSON as `codec.dumps_for_postgres` makes it
+        (callers that already hold the encoded blob: no second encoding)."""
+        company_id = validate_company_id(company_id)
+        if not isinstance(text, str):
+            raise TypeError(f"creds text must be str, got {type(text).__name__}")
+        await self._write("saving creds", company_id, (self._creds_locks[company_id],),
+                          [(sql.PUT_CREDS, (company_id, text))])
 
     async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
         """Replace the company's creds (whole blob, as Baileys' saveCreds does)."""
         company_id = validate_company_id(company_id)
         text = codec.dumps_for_postgres(dict(creds))  # snapshot now, before any await
-        async with self._creds_locks[company_id]:
-            with _unavailable_on_db_error("saving creds", company_id):
-                async with self.connection() as conn:
-                    await conn.execute(PUT_CREDS, company_id, text)
+        await self.write_creds_text(company_id, text)
 
     async def load(self, company_id: str) -> AuthState:
         """The company's auth state; fresh creds (unsaved) when it has none yet."""
@@ -304,78 +547,89 @@ class PostgresAuthStore:
         return AuthState(self, company_id, creds if creds is not None else init_auth_creds())
 
     # -- keys ------------------------------------------------------------------------------------
-    async def get_keys(self, company_id: str, key_type: str,
-                       ids: Iterable[str]) -> dict[str, Any]:
+    async def _fetch_keys(self, company_id: str, key_type: str,
+                          ids: Iterable[str]) -> list[asyncpg.Record]:
         company_id = validate_company_id(company_id)
         validate_key_type(key_type)
         id_list = ids if isinstance(ids, list) else list(ids)
         for key_id in id_list:
             validate_key_id(key_id)
         if not id_list:
-            return {}
+            return []
+        started = monotonic()
+        until = started + self.operation_deadline
+        lease = _Lease(self.pool, until)
         try:
-            async with self.connection() as conn:
-                rows = await conn.fetch(_GET_KEYS, company_id, key_type, id_list)
-        except DB_ERRORS as exc:  # inline, not the context manager: this is the hot path
-            with _unavailable_on_db_error(f"reading {key_type} keys", company_id):
-                raise exc
+            async with lease as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(
+                    sql.GET_KEYS, company_id, key_type, id_list, timeout=_left(until))
+        except DB_ERRORS as exc:
+            raise self._error(exc, f"reading {key_type} keys", company_id, lease,
+                              started) from exc
+        return rows
+
+    async def get_keys(self, company_id: str, key_type: str,
+                       ids: Iterable[str]) -> dict[str, Any]:
+        """{id: value} of the ids that exist (Baileys' keys.get)."""
         loads = codec.loads
-        return {key_id: loads(text) for key_id, text in rows}
+        return {key_id: loads(text)
+                for key_id, text in await self._fetch_keys(company_id, key_type, ids)}
+
+    async def get_keys_text(self, company_id: str, key_type: str,
+                            ids: Iterable[str]) -> dict[str, str]:
+        """{id: JSON text as stored} of the ids that exist (decode with `codec.loads`)."""
+        return {key_id: text
+                for key_id, text in await self._fetch_keys(company_id, key_type, ids)}
 
     async def set_keys(self, company_id: str, data: KeyWrites) -> None:
         company_id = validate_company_id(company_id)
-        statements = PreparedKeyWrite(data).statements(company_id)
-        if not statements:
-            return
-        async with self._key_locks[company_id]:
-            with _unavailable_on_db_error("writing keys", company_id):
-                async with self.connection() as conn:
-                    if len(statements) == 1:  # one statement is atomic alone
-                        await conn.execute(statements[0][0], *statements[0][1])
-                        return
-                    async with conn.transaction():
-                        for sql, args in statements:
-                            await conn.execute(sql, *args)
+        await self.write_prepared(company_id, PreparedKeyWrite(data))
+
+    async def write_prepared(self, company_id: str, prepared: PreparedKeyWrite) -> None:
+        """Apply an already validated and encoded `keys.set` (atomic, in call order)."""
+        company_id = validate_company_id(company_id)
+        statements = prepared.statements(company_id)
+        if statements:
+            await self._write("writing keys", company_id, (self._key_locks[company_id],),
+                              statements)
 
     async def clear_keys(self, company_id: str) -> int:
         """Delete every key of the company (Baileys' `keys.clear`); returns the count."""
         company_id = validate_company_id(company_id)
-        async with self._key_locks[company_id]:
-            with _unavailable_on_db_error("clearing keys", company_id):
-                async with self.connection() as conn:
-                    status = await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1",
-                                                company_id)
+        status = await self._write("clearing keys", company_id, (self._key_locks[company_id],),
+                                   [(sql.CLEAR_KEYS, (company_id,))])
         return int(status.rsplit(" ", 1)[-1])
 
     async def delete_company(self, company_id: str) -> None:
         """Remove creds and keys of one company in one transaction (logout)."""
         company_id = validate_company_id(company_id)
-        async with self._key_locks[company_id], self._creds_locks[company_id]:
-            with _unavailable_on_db_error("deleting company", company_id):
-                async with self.connection() as conn, conn.transaction():
-                    for table in ("whatsapp_keys", "whatsapp_auth"):
-                        await conn.execute(f"DELETE FROM {table} WHERE company_id = $1",
-                                           company_id)
+        await self._write("deleting company", company_id,
+                          (self._key_locks[company_id], self._creds_locks[company_id]),
+                          [(sql.CLEAR_KEYS, (company_id,)), (sql.DELETE_CREDS, (company_id,))])
 
     async def companies(self) -> list[str]:
         """Company ids having creds or keys, sorted."""
-        with _unavailable_on_db_error("listing companies", "*"):
-            async with self.connection() as conn:
-                rows = await conn.fetch("SELECT company_id FROM whatsapp_auth UNION "
-                                        "SELECT DISTINCT company_id FROM whatsapp_keys ORDER BY 1")
+        started = monotonic()
+        lease = self._lease(started)
+        try:
+            async with lease as conn:
+                rows = await conn.fetch(sql.LIST_COMPANIES, timeout=_left(lease.until))
+        except DB_ERRORS as exc:
+            raise self._error(exc, "listing companies", None, lease, started) from exc
         return [r[0] for r in rows]
 
     def connection(self) -> _Lease:
-        """`async with store.connection() as conn`: a pooled connection (waiting longer than
-        `acquire_timeout` raises: pool exhausted); a connection that failed at connection level
-        is closed rather than returned to the pool."""
-        return _Lease(self.pool, self.acquire_timeout)
-
+        """`async with store.connection() as conn`: a pooled connection for maintenance code.
+        Getting it is bounded by the operation deadline (pool exhausted, PostgreSQL silent:
+        TimeoutError); its queries by the command timeout. A connection that failed at
+        connection level is closed rather than returned to the pool."""
+        return self._lease(monotonic())
 
     @contextlib.asynccontextmanager
     async def exclusive(self, company_id: str) -> AsyncIterator[None]:
         """Hold the company's write locks: writes of this store wait until the block ends
-        (bulk replacement, e.g. an import, must not interleave with live saves)."""
+        (bulk replacement, e.g. an import, must not interleave with live saves); a write that
+        waits longer than the deadline fails with `StoreTimeout` (outcome failed)."""
         company_id = validate_company_id(company_id)
         async with self._key_locks[company_id], self._creds_locks[company_id]:
             yield

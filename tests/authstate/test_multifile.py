@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.authstate import InvalidCompanyId, PostgresAuthStore, StoreUnavailable, codec
+from harness.authstate import InvalidCompanyId, PostgresAuthStore, StoreRejected, codec
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.multifile import (
     MANIFEST_NAME,
@@ -314,7 +314,7 @@ async def test_import_is_one_transaction(store, db, tmp_path: Path) -> None:
         RETURN NEW; END $$;
         CREATE TRIGGER boom BEFORE INSERT ON whatsapp_keys FOR EACH ROW EXECUTE FUNCTION boom();
     """)  # rows are written sorted, so '999' is the very last of the 2,500
-    with pytest.raises(StoreUnavailable, match="injected failure"):
+    with pytest.raises(StoreRejected, match="injected failure"):
         await import_folder(store, "beta", tmp_path / "o")
     assert await db.fetchval("SELECT count(*) FROM whatsapp_keys WHERE company_id='beta'") == 0
     assert await db.fetchval("SELECT count(*) FROM whatsapp_auth WHERE company_id='beta'") == 0

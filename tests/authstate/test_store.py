@@ -14,6 +14,8 @@ from harness.authstate import (
     InvalidCompanyId,
     InvalidKey,
     PostgresAuthStore,
+    StoreRejected,
+    StoreTimeout,
     StoreUnavailable,
     UnsupportedValue,
 )
@@ -83,16 +85,17 @@ async def test_creds_round_trip_bytes_exactly(store) -> None:
 async def test_error_while_loading_creds_raises_and_never_gives_fresh_creds(pg_dsn, db) -> None:
     """A DB blip (here: a lock held by another session, so our query times out) must not be
     mistaken for "no creds": fresh creds saved over paired ones would log the account out."""
-    store = await PostgresAuthStore.open(pg_dsn, command_timeout=0.5)
+    store = await PostgresAuthStore.open(pg_dsn, operation_deadline=0.5)
     try:
         state = await store.load("acme")
         await state.save_creds()
         original = state.creds
         async with db.transaction():
             await db.execute("LOCK TABLE whatsapp_auth IN ACCESS EXCLUSIVE MODE")
-            with pytest.raises(StoreUnavailable) as err:
+            with pytest.raises(StoreTimeout) as err:
                 await store.load("acme")
         assert "loading creds" in str(err.value) and err.value.hint
+        assert err.value.outcome == "failed" and err.value.retryable
         assert (await store.load("acme")).creds == original
     finally:
         await store.close()
@@ -178,12 +181,16 @@ async def test_release_rolls_back_without_a_reset_round_trip(pg_dsn, db) -> None
 
 
 async def test_multi_statement_set_is_atomic(store, db) -> None:
-    """2,501 rows take three statements; a real failure in the last rolls back all of them."""
+    """2,501 rows take three statements; a real failure in the last rolls back all of them
+    (an error raised by the server's code is permanent: outcome failed, not retryable)."""
     await _fail_inserts_of(db, "boom")
     keys = {f"{i:05d}": PRE_KEY for i in range(2499)} | {"boom": PRE_KEY}
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreRejected) as err:
         await store.set_keys("acme", {"pre-key": keys, "session": {"s": {"a": 1}}})
+    assert err.value.outcome == "failed" and "injected failure" in err.value.message
     assert await _count(db, "whatsapp_keys") == 0
+    await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})  # the connection was rolled back
+    assert await _count(db, "whatsapp_keys") == 1
 
 
 async def test_invalid_value_anywhere_means_nothing_written(store, db) -> None:
@@ -283,7 +290,7 @@ async def test_migrates_a_node_service_schema_without_expiry(pg_dsn, db) -> None
 async def test_schema_without_unique_key_is_refused_with_a_fix(pg_dsn, db) -> None:
     await db.execute("CREATE TABLE whatsapp_keys (company_id TEXT, key_type TEXT, key_id TEXT, "
                      "value JSONB)")
-    with pytest.raises(StoreUnavailable) as err:
+    with pytest.raises(StoreRejected) as err:
         await migrate(db)
     assert "UNIQUE" in err.value.hint
 
@@ -294,7 +301,8 @@ async def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreUnavailable) as err:
         await PostgresAuthStore.open(f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                                      connect_timeout=2)
-    assert "cannot open" in err.value.message and err.value.hint
+    assert "opening the auth-state store" in err.value.message and err.value.hint
+    assert err.value.outcome == "failed" and err.value.retryable
 
 
 async def test_cancelling_a_large_write_mid_way_writes_nothing_and_leaves_the_pool_usable(

@@ -13,19 +13,23 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from harness.authstate import store as store_module
-from harness.authstate.errors import StoreUnavailable
+from harness.authstate import sql
+from harness.authstate.db_errors import DB_ERRORS, classify
+from harness.authstate.errors import StoreError
 from harness.authstate.store import PostgresAuthStore, PreparedKeyWrite
+
+__all__ = ["DB_ERRORS", "db_failure", "existing_state", "iter_key_refs", "iter_key_values",
+           "read_creds_text", "snapshot", "write_company_state"]
 
 FETCH_BATCH = 1000  # rows per cursor round trip while streaming keys
 
-DB_ERRORS = store_module.DB_ERRORS
 
-
-def db_failure(operation: str, exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"{operation} failed: {type(exc).__name__}: {exc}",
-                            hint="check that PostgreSQL is reachable and the DSN is right; "
-                            "nothing was changed by this operation")
+def db_failure(operation: str, company_id: str, exc: BaseException, *,
+               writes: bool) -> StoreError:
+    """The store's error model for an export (`writes=False`: a read-only snapshot, nothing
+    can change) or an import (`writes=True`: a connection lost while committing leaves the
+    outcome unknown)."""
+    return classify(exc, operation=operation, company_id=company_id, sent=writes)
 
 
 @asynccontextmanager
@@ -37,34 +41,27 @@ async def snapshot(store: PostgresAuthStore) -> AsyncIterator[asyncpg.Connection
 
 
 async def read_creds_text(conn: asyncpg.Connection, company_id: str) -> str | None:
-    return await conn.fetchval("SELECT creds::text FROM whatsapp_auth WHERE company_id = $1",
-                               company_id)
+    return await conn.fetchval(sql.GET_CREDS, company_id)
 
 
 async def iter_key_refs(conn: asyncpg.Connection,
                         company_id: str) -> AsyncIterator[tuple[str, str]]:
     """Every `(type, id)` of the company, sorted; streamed through a server-side cursor."""
-    async for row in conn.cursor("SELECT key_type, key_id FROM whatsapp_keys "
-                                 "WHERE company_id = $1 ORDER BY key_type, key_id",
-                                 company_id, prefetch=FETCH_BATCH):
+    async for row in conn.cursor(sql.KEY_REFS, company_id, prefetch=FETCH_BATCH):
         yield row[0], row[1]
 
 
 async def iter_key_values(conn: asyncpg.Connection,
                           company_id: str) -> AsyncIterator[tuple[str, str, str]]:
     """Every `(type, id, stored JSON text)` of the company, sorted, streamed."""
-    async for row in conn.cursor("SELECT key_type, key_id, value::text FROM whatsapp_keys "
-                                 "WHERE company_id = $1 ORDER BY key_type, key_id",
-                                 company_id, prefetch=FETCH_BATCH):
+    async for row in conn.cursor(sql.KEY_VALUES, company_id, prefetch=FETCH_BATCH):
         yield row[0], row[1], row[2]
 
 
 async def existing_state(conn: asyncpg.Connection, company_id: str) -> tuple[bool, int]:
     """(has creds, number of keys) of the company."""
-    has_creds = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM whatsapp_auth WHERE company_id = $1)", company_id)
-    keys = await conn.fetchval("SELECT count(*) FROM whatsapp_keys WHERE company_id = $1",
-                               company_id)
+    has_creds = await conn.fetchval(sql.HAS_CREDS, company_id)
+    keys = await conn.fetchval(sql.COUNT_KEYS, company_id)
     return bool(has_creds), int(keys)
 
 
@@ -73,7 +70,7 @@ async def write_company_state(conn: asyncpg.Connection, company_id: str, creds_t
     """Inside the caller's transaction: optionally drop the company's keys, then write creds and
     `rows` of `(type, id, JSON text)` (sorted, so concurrent writers lock in the same order)."""
     if replace:
-        await conn.execute("DELETE FROM whatsapp_keys WHERE company_id = $1", company_id)
-    await conn.execute(store_module.PUT_CREDS, company_id, creds_text)
-    for sql, args in PreparedKeyWrite.from_rows(rows).statements(company_id):
-        await conn.execute(sql, *args)
+        await conn.execute(sql.CLEAR_KEYS, company_id)
+    await conn.execute(sql.PUT_CREDS, company_id, creds_text)
+    for query, args in PreparedKeyWrite.from_rows(rows).statements(company_id):
+        await conn.execute(query, *args)

@@ -188,7 +188,7 @@ async def export_company(store: PostgresAuthStore, company_id: str, directory: s
                     _write_file(staging / name, _file_bytes(text))
                     written.add(name)
         except db.DB_ERRORS as exc:
-            raise db.db_failure(f"reading company {company_id!r}", exc) from exc
+            raise db.db_failure("exporting auth state", company_id, exc, writes=False) from exc
         if entries:
             _write_file(staging / MANIFEST_NAME, manifest.dumps(entries))
             written.add(MANIFEST_NAME)

@@ -187,6 +187,6 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
                 await db.write_company_state(conn, company_id, parsed.creds_text, parsed.rows,
                                              replace=replace)
     except db.DB_ERRORS as exc:
-        raise db.db_failure(f"importing company {company_id!r}", exc) from exc
+        raise db.db_failure("importing auth state", company_id, exc, writes=not dry_run) from exc
     return ImportResult(company_id, directory, counts, dry_run,
                         old_keys if replace else 0, parsed.via_manifest)
