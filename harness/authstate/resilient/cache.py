@@ -5,9 +5,12 @@ None (PostgreSQL said the key or creds are absent: a *negative* entry, so "absen
 during an outage only when it is known). Writes waiting in the journal are not here: they live
 in the pending overlay, which is never evicted.
 
-`ReadGuard` keeps a database read that raced a write from caching the older value: a read
-registers the (company, type) it reads; a write that completes meanwhile marks its ids on every
-such registration, and the read skips those ids when it fills the cache.
+`ReadGuard` keeps a database read that raced a write from caching (or returning) the older
+value: a read registers the (company, type) it reads; a write that completes meanwhile records
+its ids and values on every such registration. The read answers those ids with the recorded
+values and does not cache its own. This matters most for replay: a read whose snapshot predates
+the replay of a journaled write, finishing after the write left the pending overlay, would
+otherwise return the value from before a write acknowledged earlier (a stale read).
 """
 
 from __future__ import annotations
@@ -65,6 +68,29 @@ class ByteLRU:
             self.bytes -= self._cost(old_key, old_text)
             self.evictions += 1
 
+    def put_many(self, company: str, rows: Iterable[tuple[str, str, str | None]]) -> None:
+        """`put` of many (type, id, text) rows of one company: the write-through of a bulk
+        `keys.set` (812 pre-keys) in one tight loop."""
+        data, pop, total = self._data, self._data.pop, self.bytes
+        base = ENTRY_OVERHEAD + len(company)
+        for key_type, key_id, text in rows:
+            key = (company, key_type, key_id)
+            old = pop(key, MISS)
+            if old is not MISS:
+                total -= base + len(key_id) + (len(old) if old else 0)  # type: ignore[arg-type]
+            data[key] = text
+            total += base + len(key_id) + (len(text) if text else 0)
+        self.bytes = total
+        while self.bytes > self.max_bytes and data:
+            old_key, old_text = data.popitem(last=False)
+            self.bytes -= self._cost(old_key, old_text)
+            self.evictions += 1
+
+    def drop_company(self, company: str) -> None:
+        """Forget every entry of `company` (after its keys were cleared or it was deleted)."""
+        for key in [k for k in self._data if k[0] == company]:
+            self.discard(key)
+
     def discard(self, key: CacheKey) -> None:
         old = self._data.pop(key, MISS)
         if old is not MISS:
@@ -78,16 +104,17 @@ class ByteLRU:
 
 
 class ReadGuard:
-    """Which ids were written while a database read was in flight."""
+    """What was written to the keys a database read is reading, while it was in flight."""
 
     __slots__ = ("_reads",)
 
     def __init__(self) -> None:
-        self._reads: dict[tuple[str, str], list[set[str]]] = {}
+        self._reads: dict[tuple[str, str], list[dict[str, str | None]]] = {}
 
-    def begin(self, company: str, key_type: str) -> set[str]:
-        """Register a read; the returned set collects ids written before `end`."""
-        ticket: set[str] = set()
+    def begin(self, company: str, key_type: str) -> dict[str, str | None]:
+        """Register a read; the returned ticket collects {id: text or None} of every write
+        (direct or replayed) to this company and type that completes before `end`."""
+        ticket: dict[str, str | None] = {}
         reads = self._reads.get((company, key_type))
         if reads is None:
             self._reads[(company, key_type)] = [ticket]
@@ -95,7 +122,7 @@ class ReadGuard:
             reads.append(ticket)
         return ticket
 
-    def end(self, company: str, key_type: str, ticket: set[str]) -> None:
+    def end(self, company: str, key_type: str, ticket: dict[str, str | None]) -> None:
         reads = self._reads.get((company, key_type))
         if reads is None:
             return
@@ -106,8 +133,18 @@ class ReadGuard:
         if not reads:
             del self._reads[(company, key_type)]
 
-    def wrote(self, company: str, key_type: str, ids: Iterable[str]) -> None:
+    @property
+    def active(self) -> bool:
+        """Any read in flight at all."""
+        return bool(self._reads)
+
+    def watching(self, company: str, key_type: str) -> bool:
+        return (company, key_type) in self._reads
+
+    def wrote(self, company: str, key_type: str,
+              items: Iterable[tuple[str, str | None]]) -> None:
         reads = self._reads.get((company, key_type))
         if reads:
+            written = dict(items)
             for ticket in reads:
-                ticket.update(ids)
+                ticket.update(written)

@@ -22,3 +22,7 @@ class JournalCorrupt(JournalError):
 
     The file is left untouched: it may hold acknowledged writes that are not in PostgreSQL yet.
     """
+
+
+class JournalWriteFailed(JournalError):
+    """Writing or syncing the journal failed after a record was queued: it may be on disk."""

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.authstate.resilient.dirlock import FILE_MODE, fsync_dir
-from harness.authstate.resilient.errors import JournalCorrupt, JournalError
+from harness.authstate.resilient.errors import JournalCorrupt, JournalError, JournalWriteFailed
 from harness.authstate.resilient.records import (
     BadPayload,
     JournalRecord,
@@ -192,7 +192,7 @@ class _Group:
     async def wait(self) -> None:
         await self.done.wait()  # cancelling a waiter never cancels the flush
         if self.error is not None:
-            raise JournalError(f"the journal could not be written: {self.error}",
+            raise JournalWriteFailed(f"the journal could not be written: {self.error}",
                                hint="check the disk holding cache_dir (space, permissions, "
                                "I/O errors); the store refuses new journal writes until "
                                "reopened") from self.error

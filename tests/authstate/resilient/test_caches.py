@@ -59,18 +59,20 @@ def test_entry_larger_than_the_cache_is_not_cached() -> None:
     assert cache.get(("c", "t", "1")) is MISS and cache.bytes == 0
 
 
-def test_read_guard_marks_ids_written_during_a_read() -> None:
+def test_read_guard_records_values_written_during_a_read() -> None:
     guard = ReadGuard()
     ticket = guard.begin("acme", "session")
     other = guard.begin("beta", "session")
-    guard.wrote("acme", "session", ["1", "2"])
-    guard.wrote("acme", "pre-key", ["3"])
-    assert ticket == {"1", "2"}
-    assert other == set()
+    guard.wrote("acme", "session", [("1", "v1"), ("2", None)])
+    guard.wrote("acme", "pre-key", [("3", "v3")])
+    guard.wrote("acme", "session", [("1", "v1b")])
+    assert ticket == {"1": "v1b", "2": None}  # the newest value written during the read
+    assert other == {}
+    assert guard.watching("acme", "session") and not guard.watching("acme", "pre-key")
     guard.end("acme", "session", ticket)
     guard.end("beta", "session", other)
     late = guard.begin("acme", "session")
-    assert late == set()  # a read that starts after the write sees it in PostgreSQL
+    assert late == {}  # a read that starts after the write sees it in PostgreSQL
     guard.end("acme", "session", late)
     assert not guard._reads
 
@@ -148,3 +150,17 @@ def test_untrusted_creds_files_are_ignored_with_a_warning(
 
 def test_missing_creds_file_reads_as_none(tmp_path: Path) -> None:
     assert CredsFileCache(tmp_path / "creds").read("nobody") is None
+
+
+def test_put_many_accounts_like_put_and_stays_bounded() -> None:
+    one, many = ByteLRU(max_bytes=50_000), ByteLRU(max_bytes=50_000)
+    rows = [("pre-key", str(i), "k" * (i % 7 * 40)) for i in range(300)]
+    rows += [("pre-key", "3", None), ("session", "x", "s" * 100)]
+    for t, i, v in rows:
+        one.put(("acme", t, i), v)
+    many.put_many("acme", rows)
+    assert many.bytes == one.bytes <= 50_000
+    assert len(many) == len(one)
+    assert many.get(("acme", "pre-key", "3")) is None
+    many.drop_company("acme")
+    assert many.bytes == 0 and len(many) == 0

@@ -1,0 +1,673 @@
+"""ResilientAuthStore: the reference store, kept working while PostgreSQL is away.
+
+    store = await ResilientAuthStore.open(dsn, cache_dir=path)   # opens even while PG is down
+    state = await store.load("acme")
+    await state.keys.set({...}); await state.save_creds(); await state.keys.get("session", ids)
+    await store.flush(timeout=10.0)    # True once every journaled write is in PostgreSQL
+    store.status(); store.last_source(); await store.close()
+
+Guarantees:
+- Acknowledged = durable: a `keys.set` / `save_creds` that returns is in PostgreSQL or in the
+  local journal, fdatasync'ed (`journal.py`). A write PostgreSQL refuses for good
+  (`StoreRejected`) raises and is never journaled. A full journal raises
+  `StoreUnavailable(outcome="failed")`: back-pressure, never a silent drop.
+- Order: writes of a company run one at a time in call order; while the company has journaled
+  writes, its new writes are journaled behind them; replay goes in journal order.
+- Reads never go back in time: pending journal entries are laid over what PostgreSQL or the
+  cache answers. During an outage reads come from that overlay and the cache; a key that neither
+  knows raises `StoreUnavailable` (never "absent"); creds come from memory, then the file cache;
+  fresh creds only when PostgreSQL itself said the company has none.
+- Recovery: a retryable error opens the breaker; probes (capped exponential backoff with full
+  jitter) find PostgreSQL again; the journal is replayed at once (`replay.py`: newest row wins,
+  conflicts counted); the breaker closes when it is empty.
+
+Healthy-path cost: a point read is the reference store's read plus a dict lookup for pending
+entries, a read-guard registration and a cache fill; a write is the reference write plus the
+cache write-through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+from harness.authstate import codec
+from harness.authstate.company import validate_company_id
+from harness.authstate.creds import init_auth_creds
+from harness.authstate.db_errors import DB_ERRORS, classify
+from harness.authstate.errors import StoreError, StoreRejected, StoreUnavailable
+from harness.authstate.key_types import validate_key_id, validate_key_type
+from harness.authstate.resilient import cache as cache_mod
+from harness.authstate.resilient.breaker import OPEN, Backoff, Breaker
+from harness.authstate.resilient.cache import MISS, ByteLRU, ReadGuard, creds_key
+from harness.authstate.resilient.clock import ServerClock
+from harness.authstate.resilient.creds_file import CredsFileCache
+from harness.authstate.resilient.dirlock import DirectoryLock
+from harness.authstate.resilient.errors import JournalError, JournalWriteFailed
+from harness.authstate.resilient.journal import DEFAULT_MAX_BYTES as DEFAULT_JOURNAL_BYTES
+from harness.authstate.resilient.journal import Journal, JournalFull
+from harness.authstate.resilient.overlay import PendingOverlay
+from harness.authstate.resilient.records import CREDS, KEYS, JournalRecord, Row
+from harness.authstate.resilient.replay import ReplayResult, apply_batch
+from harness.authstate.store import KeyWrites, PostgresAuthStore, PreparedKeyWrite
+
+log = logging.getLogger("harness.authstate.resilient")
+
+DEFAULT_CACHE_BYTES = cache_mod.DEFAULT_MAX_BYTES
+PROBE_BASE_S = 0.05
+PROBE_CAP_S = 0.5
+PROBE_TIMEOUT_S = 0.5
+REPLAY_BATCH_ROWS = 5000
+CONFLICTS_LOGGED = 10
+
+_MODES = {"closed": "normal", "open": "degraded", "half_open": "recovering"}
+_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "authstate_resilient_source", default=None)
+
+
+def _describe(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+class ResilientAuthStore:
+    """A `PostgresAuthStore` with a write-ahead journal, caches and a circuit breaker."""
+
+    def __init__(self, inner: PostgresAuthStore, journal: Journal, lock: DirectoryLock,
+                 creds_files: CredsFileCache, *, cache_max_bytes: int, probe_base_s: float,
+                 probe_cap_s: float, probe_timeout_s: float, replay_batch_rows: int) -> None:
+        self._inner = inner
+        self._journal = journal
+        self._lock = lock
+        self._creds_files = creds_files
+        self._cache = ByteLRU(cache_max_bytes)
+        self._guard = ReadGuard()
+        self._overlay = PendingOverlay()
+        self._breaker = Breaker()
+        self._clock = ServerClock()
+        self._probe_base, self._probe_cap = probe_base_s, probe_cap_s
+        self._probe_timeout = probe_timeout_s
+        self._replay_batch_rows = replay_batch_rows
+        self._key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._creds_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._drained = asyncio.Event()
+        self._recovery: asyncio.Task[None] | None = None
+        self._schema_ready = False
+        self._closing = False
+        self._conflicts = 0
+        self._replayed = 0
+        self._replay_rate: float | None = None
+        for record in journal.pending:
+            self._overlay.add(record)
+        if not journal.pending:
+            self._drained.set()
+        journal.on_append = self._on_append
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, dsn: str, *, cache_dir: str | Path,
+                   journal_max_bytes: int = DEFAULT_JOURNAL_BYTES,
+                   cache_max_bytes: int = DEFAULT_CACHE_BYTES,
+                   probe_base_s: float = PROBE_BASE_S, probe_cap_s: float = PROBE_CAP_S,
+                   probe_timeout_s: float = PROBE_TIMEOUT_S,
+                   replay_batch_rows: int = REPLAY_BATCH_ROWS,
+                   **store_options: Any) -> ResilientAuthStore:
+        """Open the store on `dsn` with its files in `cache_dir` (created 0700, held
+        exclusively). Succeeds while PostgreSQL is down (the store starts degraded); fails for
+        a damaged journal (`JournalCorrupt`), a cache_dir in use (`JournalLocked`), or when
+        PostgreSQL answers but refuses us for good (`StoreRejected`: bad password, no such
+        database). `store_options` go to `PostgresAuthStore.create` (`operation_deadline`,
+        `connect_timeout`, `max_size`, ...)."""
+        Backoff(probe_base_s, probe_cap_s)  # validates before anything is opened
+        directory = Path(cache_dir)
+        lock = await asyncio.to_thread(DirectoryLock.acquire, directory)
+        journal: Journal | None = None
+        try:
+            journal = await asyncio.to_thread(Journal.open, directory / "journal.wal",
+                                              max_bytes=journal_max_bytes)
+            creds_files = await asyncio.to_thread(CredsFileCache, directory / "creds")
+            inner = await PostgresAuthStore.create(dsn, **store_options)
+        except BaseException:
+            if journal is not None:
+                await journal.close()
+            lock.release()
+            raise
+        store = cls(inner, journal, lock, creds_files, cache_max_bytes=cache_max_bytes,
+                    probe_base_s=probe_base_s, probe_cap_s=probe_cap_s,
+                    probe_timeout_s=probe_timeout_s, replay_batch_rows=replay_batch_rows)
+        try:
+            await store._first_contact()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _first_contact(self) -> None:
+        try:
+            async with asyncio.timeout(self._inner.operation_deadline):
+                await self._contact()
+        except StoreRejected:
+            raise
+        except (StoreError, TimeoutError) as exc:
+            log.warning("auth-state store starts degraded: %s", _describe(exc))
+            self._breaker.trip(f"start: {_describe(exc)}")
+            self._start_recovery()
+            return
+        if self._journal.pending:
+            self._breaker.half_open(f"start: {self._journal.depth} journaled writes to replay")
+            self._start_recovery()
+
+    async def close(self) -> None:
+        """Stop probing and replaying, close the pool (bounded even under a black hole) and
+        release cache_dir. The journal keeps what is not in PostgreSQL for the next open."""
+        if self._closing:
+            return
+        self._closing = True
+        task, self._recovery = self._recovery, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self._journal.close()
+            await self._inner.close()
+        finally:
+            self._lock.release()
+
+    async def __aenter__(self) -> ResilientAuthStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def flush(self, timeout: float = 10.0) -> bool:  # noqa: ASYNC109 - the targets API
+        """Wait up to `timeout` s for the journal to drain; True once every acknowledged
+        write is in PostgreSQL."""
+        if not self._journal.pending:
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._drained.wait()
+        return not self._journal.pending
+
+    # -- introspection ---------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        journal, breaker = self._journal, self._breaker
+        return {
+            "mode": _MODES[breaker.state],
+            "breaker": breaker.snapshot(),
+            "journal": {"depth": journal.depth, "rows": journal.pending_rows,
+                        "bytes": journal.bytes, "peak_depth": journal.peak_depth,
+                        "appended": journal.appended, "replayed": self._replayed,
+                        "replay_rate": self._replay_rate, "companies": self._overlay.companies,
+                        "fsyncs": journal.fsyncs, "recovered_at_open": journal.recovered,
+                        "max_bytes": journal.max_bytes},
+            "cache": {"entries": len(self._cache), "bytes": self._cache.bytes,
+                      "max_bytes": self._cache.max_bytes, "evictions": self._cache.evictions},
+            "conflicts": self._conflicts,
+            "deadline_s": self._inner.operation_deadline,
+            "transitions": [dict(t) for t in breaker.transitions],
+        }
+
+    def last_source(self) -> str | None:
+        """Where the current task's last operation was served from: "db", "cache" or
+        "journal" (a write journaled, or a read answered from pending writes); None if none."""
+        return _SOURCE.get()
+
+    @property
+    def inner(self) -> PostgresAuthStore:
+        """The wrapped reference store (maintenance code: exports, cleanup)."""
+        return self._inner
+
+    # -- breaker, probes, replay -----------------------------------------------------------------
+    def _trip(self, exc: StoreError) -> None:
+        if self._breaker.trip(_describe(exc)):
+            log.warning("PostgreSQL unavailable, auth-state store degraded (writes are "
+                        "journaled, reads served from cache): %s", _describe(exc))
+        self._start_recovery()
+
+    def _start_recovery(self) -> None:
+        if self._closing:
+            return
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _contact(self) -> None:
+        """Probe; the first time also create the schema; measure the server's clock."""
+        await self._inner.probe()
+        if not self._schema_ready:
+            await self._inner.ensure_schema()
+            self._schema_ready = True
+        started = monotonic()
+        try:
+            async with self._inner.connection() as conn:
+                await self._clock.measure(conn)
+        except DB_ERRORS as exc:
+            raise classify(exc, operation="reading the server clock", company_id=None,
+                           sent=False, waited_s=monotonic() - started) from exc
+
+    async def _recover(self) -> None:
+        backoff = Backoff(self._probe_base, self._probe_cap)
+        breaker = self._breaker
+        while not self._closing:
+            if breaker.state == OPEN:
+                await asyncio.sleep(backoff.next())
+                try:
+                    async with asyncio.timeout(self._probe_timeout):
+                        await self._contact()
+                except (StoreError, TimeoutError) as exc:
+                    breaker.last_error = _describe(exc)
+                    continue
+                breaker.half_open("probe succeeded")
+                log.info("PostgreSQL answers again; replaying %d journaled writes",
+                         self._journal.depth)
+            try:
+                await self._drain()
+            except (StoreError, JournalError) as exc:
+                breaker.trip(f"replay failed: {_describe(exc)}")
+                log.warning("journal replay stopped: %s", _describe(exc))
+                continue
+            except Exception as exc:  # a bug must not leave the store half-open forever
+                log.exception("journal replay failed unexpectedly")
+                breaker.trip(f"replay failed: {_describe(exc)}")
+                continue
+            breaker.close("journal drained")
+            self._drained.set()
+            log.info("auth-state store back to normal (journal drained)")
+            try:
+                await self._journal.compact()
+            except JournalError as exc:
+                log.warning("journal compaction failed: %s", _describe(exc))
+            return
+
+    async def _drain(self) -> None:
+        journal = self._journal
+        started, rows = monotonic(), 0
+        while journal.pending:
+            batch = journal.take(self._replay_batch_rows)
+            t0 = monotonic()
+            try:
+                async with asyncio.timeout(self._inner.operation_deadline):
+                    async with self._inner.connection() as conn:
+                        result = await apply_batch(conn, batch)
+            except DB_ERRORS as exc:
+                raise classify(exc, operation="replaying the journal", company_id=None,
+                               sent=True, waited_s=monotonic() - t0) from exc
+            await journal.mark_applied(batch)
+            self._applied(batch, result)
+            rows += result.rows
+        elapsed = monotonic() - started
+        if rows:
+            self._replay_rate = rows / elapsed if elapsed > 0 else None
+
+    def _applied(self, batch: list[JournalRecord], result: ReplayResult) -> None:
+        """Move what the batch wrote from the overlay to the cache (in-flight reads are told),
+        except rows PostgreSQL kept newer: those leave the cache."""
+        conflicts = set(result.conflicts)
+        cache, guard = self._cache, self._guard
+        for record in batch:
+            company = record.company
+            for ref, text in self._overlay.applied(record):
+                key_type, key_id = (cache_mod.CREDS, "") if ref is None else ref
+                key = (company, key_type, key_id)
+                if (company, "creds" if ref is None else key_type, key_id) in conflicts:
+                    cache.discard(key)
+                    continue
+                cache.put(key, text)
+                guard.wrote(company, key_type, ((key_id, text),))
+        self._replayed += len(batch)
+        if conflicts:
+            self._conflicts += len(conflicts)
+            shown = ", ".join(f"{c}/{t}/{i}" if i else f"{c}/{t}"
+                              for c, t, i in sorted(conflicts)[:CONFLICTS_LOGGED])
+            log.warning("journal replay: %d rows not replayed because PostgreSQL holds a newer "
+                        "write (another store instance): %s%s", len(conflicts), shown,
+                        " ..." if len(conflicts) > CONFLICTS_LOGGED else "")
+
+    def _on_append(self, record: JournalRecord) -> None:
+        self._overlay.add(record)
+        self._drained.clear()
+
+    async def _journal_write(self, company: str, operation: str, direct_error: StoreError | None,
+                             *, rows: list[Row] | None = None, creds: str | None = None) -> None:
+        kind = KEYS if rows is not None else CREDS
+        try:
+            await self._journal.append(company, kind, self._clock.now(), rows=rows, creds=creds)
+        except JournalError as exc:
+            unknown = isinstance(exc, JournalWriteFailed) or (
+                direct_error is not None and direct_error.outcome == "unknown")
+            why = ("PostgreSQL is unavailable and the local journal is full"
+                   if isinstance(exc, JournalFull) else
+                   "PostgreSQL is unavailable and the local journal failed")
+            raise StoreUnavailable(
+                f"{operation} for company {company!r}: {why} ({exc.message})",
+                hint=exc.hint, operation=operation, company_id=company,
+                outcome="unknown" if unknown else "failed") from exc
+        self._start_recovery()  # a no-op unless the breaker is open and no probe runs
+        _SOURCE.set("journal")
+
+    # -- keys ------------------------------------------------------------------------------------
+    async def get_keys(self, company_id: str, key_type: str,
+                       ids: Iterable[str]) -> dict[str, Any]:
+        """{id: value} of the ids that exist (Baileys' keys.get)."""
+        loads = codec.loads
+        return {key_id: loads(text)
+                for key_id, text in (await self.get_keys_text(company_id, key_type,
+                                                              ids)).items()}
+
+    async def get_keys_text(self, company_id: str, key_type: str,
+                            ids: Iterable[str]) -> dict[str, str]:
+        company_id = validate_company_id(company_id)
+        validate_key_type(key_type)
+        id_list = ids if isinstance(ids, list) else list(ids)
+        for key_id in id_list:
+            validate_key_id(key_id)
+        if not id_list:
+            return {}
+        if self._breaker.state != OPEN:
+            guard = self._guard
+            ticket = guard.begin(company_id, key_type)
+            try:
+                found = await self._inner.get_keys_text(company_id, key_type, id_list)
+            except StoreError as exc:
+                if not exc.retryable:
+                    raise
+                self._trip(exc)
+            else:
+                return self._online_keys(company_id, key_type, id_list, found, ticket)
+            finally:
+                guard.end(company_id, key_type, ticket)
+        return self._offline_keys(company_id, key_type, id_list)
+
+    def _online_keys(self, company: str, key_type: str, ids: list[str], found: dict[str, str],
+                     ticket: dict[str, str | None]) -> dict[str, str]:
+        put = self._cache.put
+        if ticket:  # writes completed while we read: theirs are newer than our snapshot
+            for key_id in ids:
+                if key_id in ticket:
+                    text = ticket[key_id]
+                    if text is None:
+                        found.pop(key_id, None)
+                    else:
+                        found[key_id] = text
+                else:
+                    put((company, key_type, key_id), found.get(key_id))
+        else:
+            for key_id in ids:
+                put((company, key_type, key_id), found.get(key_id))
+        source = "db"
+        pending = self._overlay.keys_of(company)
+        if pending:
+            for key_id in ids:
+                entry = pending.get((key_type, key_id))
+                if entry is not None:
+                    source = "journal"
+                    if entry[1] is None:
+                        found.pop(key_id, None)
+                    else:
+                        found[key_id] = entry[1]
+        _SOURCE.set(source)
+        return found
+
+    def _offline_keys(self, company: str, key_type: str, ids: list[str]) -> dict[str, str]:
+        pending = self._overlay.keys_of(company)
+        get = self._cache.get
+        out: dict[str, str] = {}
+        unknown: list[str] = []
+        source = "cache"
+        for key_id in ids:
+            entry = pending.get((key_type, key_id)) if pending else None
+            if entry is not None:
+                source = "journal"
+                if entry[1] is not None:
+                    out[key_id] = entry[1]
+                continue
+            hit = get((company, key_type, key_id))
+            if hit is MISS:
+                unknown.append(key_id)
+            elif hit is not None:
+                out[key_id] = hit  # type: ignore[assignment]
+        if unknown:
+            operation = f"reading {key_type} keys"
+            raise StoreUnavailable(
+                f"{operation} for company {company!r}: PostgreSQL is unavailable and "
+                f"{len(unknown)} of {len(ids)} keys are not cached (first: "
+                f"{key_type}/{unknown[0]})",
+                hint="the store cannot tell whether they exist, so it does not answer "
+                "'absent'; retry when PostgreSQL is back", operation=operation,
+                company_id=company, outcome="failed")
+        _SOURCE.set(source)
+        return out
+
+    async def set_keys(self, company_id: str, data: KeyWrites) -> None:
+        """Baileys' keys.set: validated and encoded once, then written to PostgreSQL or, while
+        it is unavailable (or the company has journaled writes), to the journal."""
+        company_id = validate_company_id(company_id)
+        prepared = PreparedKeyWrite(data)
+        if not prepared.upsert_ids and not prepared.delete_ids:
+            return
+        async with self._key_locks[company_id]:
+            direct_error = None
+            if self._breaker.state != OPEN and not self._overlay.has_keys(company_id):
+                try:
+                    await self._inner.write_prepared(company_id, prepared)
+                except StoreError as exc:
+                    if not exc.retryable:
+                        raise
+                    self._trip(exc)
+                    direct_error = exc
+                else:
+                    self._wrote_keys(company_id, prepared)
+                    _SOURCE.set("db")
+                    return
+            rows: list[Row] = list(zip(prepared.upsert_types, prepared.upsert_ids,
+                                       prepared.upsert_values, strict=True))
+            rows.extend((t, i, None) for t, i in zip(prepared.delete_types, prepared.delete_ids,
+                                                      strict=True))
+            # No reader needs telling: the pending overlay, which reads apply last, has it.
+            await self._journal_write(company_id, "writing keys", direct_error, rows=rows)
+
+    def _wrote_keys(self, company: str, prepared: PreparedKeyWrite) -> None:
+        """Write-through after a direct write: cache, and reads in flight."""
+        upserts = zip(prepared.upsert_types, prepared.upsert_ids, prepared.upsert_values,
+                      strict=True)
+        if prepared.delete_ids:
+            rows: Iterable[Row] = [*upserts, *((t, i, None) for t, i in
+                                              zip(prepared.delete_types, prepared.delete_ids,
+                                                  strict=True))]
+        else:
+            rows = list(upserts)
+        self._cache.put_many(company, rows)  # type: ignore[arg-type]
+        self._tell_readers(company, rows)  # type: ignore[arg-type]
+
+    def _tell_readers(self, company: str, rows: Iterable[Row]) -> None:
+        guard = self._guard
+        if not guard.active:  # the common case: nobody reading right now
+            return
+        by_type: dict[str, list[tuple[str, str | None]]] = {}
+        for key_type, key_id, text in rows:
+            if guard.watching(company, key_type):
+                by_type.setdefault(key_type, []).append((key_id, text))
+        for key_type, items in by_type.items():
+            guard.wrote(company, key_type, items)
+
+    async def clear_keys(self, company_id: str) -> int:
+        """Delete every key of the company (Baileys' keys.clear). Needs PostgreSQL: a clear
+        cannot be journaled as rows, so it raises StoreUnavailable while the store is
+        degraded or the company has journaled key writes."""
+        company_id = validate_company_id(company_id)
+        async with self._key_locks[company_id]:
+            self._require_online(company_id, "clearing keys", self._overlay.has_keys(company_id))
+            try:
+                count = await self._inner.clear_keys(company_id)
+            except StoreError as exc:
+                if exc.retryable:
+                    self._trip(exc)
+                raise
+            creds = self._cache.get(creds_key(company_id))
+            self._cache.drop_company(company_id)
+            if creds is not MISS:
+                self._cache.put(creds_key(company_id), creds)  # type: ignore[arg-type]
+            _SOURCE.set("db")
+            return count
+
+    async def delete_company(self, company_id: str) -> None:
+        """Remove creds and keys of one company (logout), here and in PostgreSQL. Needs
+        PostgreSQL, like `clear_keys`."""
+        company_id = validate_company_id(company_id)
+        async with self._key_locks[company_id], self._creds_locks[company_id]:
+            self._require_online(company_id, "deleting company",
+                                 self._overlay.has_keys(company_id)
+                                 or self._overlay.has_creds(company_id))
+            try:
+                await self._inner.delete_company(company_id)
+            except StoreError as exc:
+                if exc.retryable:
+                    self._trip(exc)
+                raise
+            self._cache.drop_company(company_id)
+            self._cache.put(creds_key(company_id), None)
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(self._creds_files.path(company_id).unlink)
+            _SOURCE.set("db")
+
+    def _require_online(self, company: str, operation: str, pending: bool) -> None:
+        if self._breaker.state == OPEN or pending:
+            raise StoreUnavailable(
+                f"{operation} for company {company!r} needs PostgreSQL, which is unavailable "
+                "or still receiving this company's journaled writes",
+                hint="retry when the store is back to normal (status()['mode'] == 'normal')",
+                operation=operation, company_id=company, outcome="failed")
+
+    # -- creds -----------------------------------------------------------------------------------
+    async def read_creds_text(self, company_id: str) -> str | None:
+        """The company's creds text; None only when known absent (PostgreSQL said so)."""
+        company_id = validate_company_id(company_id)
+        pending = self._overlay.creds_of(company_id)
+        if pending is not None:
+            _SOURCE.set("journal")
+            return pending
+        if self._breaker.state != OPEN:
+            guard = self._guard
+            ticket = guard.begin(company_id, cache_mod.CREDS)
+            try:
+                text = await self._inner.read_creds_text(company_id)
+            except StoreError as exc:
+                if not exc.retryable:
+                    raise
+                self._trip(exc)
+            else:
+                if "" in ticket:
+                    text = ticket[""]  # a save completed meanwhile: newer than our read
+                else:
+                    self._cache.put(creds_key(company_id), text)
+                pending = self._overlay.creds_of(company_id)
+                if pending is not None:
+                    _SOURCE.set("journal")
+                    return pending
+                if text is not None:
+                    await self._write_creds_file(company_id, text)
+                _SOURCE.set("db")
+                return text
+            finally:
+                guard.end(company_id, cache_mod.CREDS, ticket)
+        return await self._offline_creds(company_id)
+
+    async def _offline_creds(self, company: str) -> str | None:
+        pending = self._overlay.creds_of(company)
+        if pending is not None:
+            _SOURCE.set("journal")
+            return pending
+        hit = self._cache.get(creds_key(company))
+        if hit is not MISS:
+            _SOURCE.set("cache")
+            return hit  # type: ignore[return-value]  # None: PostgreSQL said absent
+        text = await asyncio.to_thread(self._creds_files.read, company)
+        if text is not None:
+            self._cache.put(creds_key(company), text)
+            _SOURCE.set("cache")
+            return text
+        raise StoreUnavailable(
+            f"loading creds for company {company!r}: PostgreSQL is unavailable and no cached "
+            "creds are known for it", hint="the store will not invent fresh creds (that would "
+            "replace a paired identity); retry when PostgreSQL is back",
+            operation="loading creds", company_id=company, outcome="failed")
+
+    async def load(self, company_id: str) -> ResilientAuthState:
+        """The company's auth state; fresh creds (unsaved) only when it is known to have none."""
+        company_id = validate_company_id(company_id)
+        text = await self.read_creds_text(company_id)
+        creds = codec.loads(text) if text is not None else init_auth_creds()
+        return ResilientAuthState(self, company_id, creds)
+
+    async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
+        company_id = validate_company_id(company_id)
+        text = codec.dumps_for_postgres(dict(creds))  # snapshot now, before any await
+        await self.write_creds_text(company_id, text)
+
+    async def write_creds_text(self, company_id: str, text: str) -> None:
+        """Replace the company's creds (Baileys' saveCreds): PostgreSQL, or the journal."""
+        company_id = validate_company_id(company_id)
+        async with self._creds_locks[company_id]:
+            direct_error = None
+            if self._breaker.state != OPEN and not self._overlay.has_creds(company_id):
+                try:
+                    await self._inner.write_creds_text(company_id, text)
+                except StoreError as exc:
+                    if not exc.retryable:
+                        raise
+                    self._trip(exc)
+                    direct_error = exc
+                else:
+                    self._cache.put(creds_key(company_id), text)
+                    self._guard.wrote(company_id, cache_mod.CREDS, (("", text),))
+                    _SOURCE.set("db")
+                    await self._write_creds_file(company_id, text)
+                    return
+            await self._journal_write(company_id, "saving creds", direct_error, creds=text)
+            await self._write_creds_file(company_id, text)
+
+    async def _write_creds_file(self, company: str, text: str) -> None:
+        """The file cache follows what is durable; failing to write it costs only a fallback."""
+        try:
+            await asyncio.to_thread(self._creds_files.write, company, text)
+        except OSError as exc:
+            log.warning("creds cache for company %r not written: %s", company, exc)
+
+
+class ResilientKeyStore:
+    """`state.keys` of one company: Baileys' SignalKeyStore surface."""
+
+    def __init__(self, store: ResilientAuthStore, company_id: str) -> None:
+        self._store = store
+        self.company_id = company_id
+
+    async def get(self, key_type: str, ids: Iterable[str]) -> dict[str, Any]:
+        return await self._store.get_keys(self.company_id, key_type, ids)
+
+    async def set(self, data: KeyWrites) -> None:
+        await self._store.set_keys(self.company_id, data)
+
+    async def clear(self) -> None:
+        await self._store.clear_keys(self.company_id)
+
+
+class ResilientAuthState:
+    """Baileys' `{state: {creds, keys}, saveCreds}` for one company."""
+
+    def __init__(self, store: ResilientAuthStore, company_id: str,
+                 creds: dict[str, Any]) -> None:
+        self.company_id = company_id
+        self.creds = creds
+        self.keys = ResilientKeyStore(store, company_id)
+        self._store = store
+
+    async def save_creds(self) -> None:
+        await self._store.write_creds(self.company_id, self.creds)
