@@ -374,7 +374,7 @@ class _Checker:
                                     expected_ops=self.op_ids(current),
                                     note="PostgreSQL holds fresh creds after paired creds "
                                          "were acknowledged"))
-                self.report_lost(company, key, current, None, None)
+                self.report_lost(company, key, current, None, None, "fresh creds")
             return
         writes = index.by_digest.get(found, ()) if found is not None else ()
         if found is None:
@@ -400,17 +400,17 @@ class _Checker:
                                 found_op=found_op,
                                 note="an acknowledged delete was undone by an older value"))
             return
-        self.report_lost(company, key, current, found, found_op)
+        what = ("absent" if found is None else "an older write's value" if writes
+                else "a value no acknowledged write made")
+        self.report_lost(company, key, current, found, found_op, what)
 
     def report_lost(self, company: str, key: KeyRef, current: list[_Write], found: str | None,
-                    found_op: int | None) -> None:
+                    found_op: int | None, what: str) -> None:
         if not current:
             return
         self.result.lost_keys += 1
         self.lost_ops.update(w.op.index for w in current)
         last = current[-1]
-        what = "absent" if found is None else "an older value" if found_op is not None else \
-            "another value"
         self.report(Anomaly(LOST, company, key, "final", last.op.index, last.op.process,
                             expected=self.digests(current), expected_ops=self.op_ids(current),
                             found=found, found_op=found_op,

@@ -32,6 +32,7 @@ def test_final_holding_an_older_acked_value_is_lost() -> None:
     (example,) = result.anomalies["lost"]
     assert (example.op, example.expected, example.found, example.found_op) == (w2, ("d2",),
                                                                               "d1", w1)
+    assert example.note == "1 acknowledged write(s) missing: final is an older write's value"
 
 
 def test_final_absent_after_an_acked_upsert_is_lost() -> None:
