@@ -25,7 +25,7 @@ from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
 console = Console(soft_wrap=True)
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
-         "not applicable": "dim", "error": "red", "interrupted": "yellow"}
+         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow"}
 
 
 def _pytest_args(text: str | None) -> list[str]:
@@ -60,7 +60,7 @@ def rto_table(scenarios: list[dict[str, Any]]) -> Table:
         table.add_column(name, overflow="fold")
     for scenario in scenarios:
         cells = [escape(c) for c in chaos_table.compact_row(scenario)]
-        style = "green" if chaos_table.verdict_passed(scenario) else "red"
+        style = STYLE[chaos_table.verdict_kind(scenario)]
         cells[-1] = f"[{style}]{cells[-1]}[/]"
         table.add_row(*cells, style="dim" if scenario.get("contrast") else None)
     return table

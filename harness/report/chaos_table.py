@@ -16,6 +16,7 @@ HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO 
           "availability reads/writes", "journal peak", "verdict"]
 
 PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
+NEUTRAL_VERDICTS = frozenset({"skipped"})  # could not run here (e.g. no process control)
 DASH = "—"
 
 
@@ -73,6 +74,15 @@ def verdict_passed(scenario: Mapping[str, Any]) -> bool:
     return not anomaly_names(scenario) and str(scenario.get("verdict")) in PASSING_VERDICTS
 
 
+def verdict_kind(scenario: Mapping[str, Any]) -> str:
+    """"passed", "skipped" or "failed": how to colour the verdict."""
+    if verdict_passed(scenario):
+        return "passed"
+    if not anomaly_names(scenario) and str(scenario.get("verdict")) in NEUTRAL_VERDICTS:
+        return "skipped"
+    return "failed"
+
+
 def target(scenario: Mapping[str, Any]) -> str:
     name = str(scenario.get("target") or DASH)
     return f"{name} (contrast, not gated)" if scenario.get("contrast") else name
@@ -113,17 +123,28 @@ def _latency(latency: Any) -> str | None:
 
 
 def notes(scenario: Mapping[str, Any]) -> str:
-    """The fault, PostgreSQL's own recovery (not part of RTO), replay and latency, one line."""
+    """Why it was skipped or errored, the fault, PostgreSQL's own recovery (not part of RTO),
+    the MTTD bound when it is not the gate's, replay and latency: one line."""
     parts = []
+    if scenario.get("reason"):
+        parts.append(f"{scenario.get('verdict') or 'note'}: {scenario['reason']}")
     fault = scenario.get("fault")
-    if isinstance(fault, Mapping) and fault.get("kind"):
-        duration = _number(fault.get("duration_s"))
+    fault = fault if isinstance(fault, Mapping) else {}
+    if fault.get("kind"):
+        duration, cycles = _number(fault.get("duration_s")), _number(fault.get("cycles"))
         parts.append(f"fault {fault['kind']}" + (f" for {duration:g} s" if duration is not None
-                                                 else ""))
-    pg = _number(scenario.get("pg_recovery_s"))
-    if pg is not None:
-        parts.append(f"PostgreSQL accepted connections again after {pg:.2f} s (its crash "
-                     "recovery; RTO counts from then)")
+                                                 else "")
+                     + (f", {cycles:g} cycles" if cycles and cycles > 1 else ""))
+    pg = scenario.get("pg_recovery_s")
+    pg_text = spread(pg) if isinstance(pg, Mapping) else seconds(pg)
+    if pg_text.strip(" /" + DASH):
+        parts.append(f"PostgreSQL accepted connections again after {pg_text} s "
+                     f"{'(p50 / p95 / max) ' if isinstance(pg, Mapping) else ''}"
+                     "(its own crash recovery; RTO counts from then)")
+    mttd_bound = _number(fault.get("mttd_threshold_s"))
+    if mttd_bound is not None:
+        parts.append(f"MTTD bound {mttd_bound:g} s (the operation deadline + 0.2 s: the fault "
+                     "makes calls wait, not fail)")
     journal = scenario.get("journal")
     if isinstance(journal, Mapping) and _number(journal.get("replay_rate")) is not None:
         parts.append(f"journal replay {_number(journal['replay_rate']):.0f} rows/s")

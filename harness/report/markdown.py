@@ -12,6 +12,7 @@ from harness.report import chaos_table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
         "interrupted": "⏹️", "not applicable": "➖"}
+VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
 
 
 def _cell(value: object) -> str:
@@ -114,7 +115,7 @@ def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
     rows = []
     for scenario in scenarios:
         cells = chaos_table.row(scenario)
-        cells[-1] = ("✅ " if chaos_table.verdict_passed(scenario) else "❌ ") + cells[-1]
+        cells[-1] = f"{VERDICT_ICON[chaos_table.verdict_kind(scenario)]} {cells[-1]}"
         rows.append(cells)
     out += _table(chaos_table.HEADER, rows)
     lines = [(s, chaos_table.notes(s)) for s in scenarios]

@@ -70,10 +70,12 @@ def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() 
     contrast = _scenario(target="reference|plain", contrast=True, gated=False,
                          verdict="failed", anomalies={"stale-read": 2, "lost": 0},
                          availability={"reads": 0.0, "writes": 0.0})
-    crash = _scenario(name="pg-kill", pg_recovery_s=1.234, rto_s=None,
+    crash = _scenario(name="pg-kill", pg_recovery_s={"p50": 1.2, "p95": 1.5, "max": 1.61},
+                      rto_s=None,
                       latency_ms={"before": {"p50": 0.4, "p99": 1.2}, "during": {"p50": 80}},
                       fault={"kind": "pg-kill\nnext", "duration_s": 5})
-    text = render(_report(chaos={"scenarios": [_scenario(), contrast, crash]}))
+    skipped = _scenario(name="read-only", verdict="skipped", reason="needs a | role")
+    text = render(_report(chaos={"scenarios": [_scenario(), contrast, crash, skipped]}))
     section = text[text.index("## Chaos"):text.index("## Environment")]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = lines[0]
@@ -86,7 +88,10 @@ def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() 
     assert "| reference\\|plain (contrast, not gated) |" in section  # `|` escaped
     assert "❌ failed: stale-read ×2 |" in section  # anomalies by name; zero counts left out
     assert "| pg-kill | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | — |" in section
-    assert "PostgreSQL accepted connections again after 1.23 s" in section
+    assert ("PostgreSQL accepted connections again after 1.200 / 1.500 / 1.610 s "
+            "(p50 / p95 / max)") in section
+    assert "⏭️ skipped |" in section and "- read-only (resilient): skipped: needs a \\| role" \
+        in section
     assert "fault pg-kill<br>next for 5 s" in section  # free text cannot break the list
     assert "latency p50 before 0.4 (p99 1.2) ms, during 80 ms" in section
     assert "journal replay 15000 rows/s" in section
