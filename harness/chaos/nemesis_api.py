@@ -35,6 +35,10 @@ Shapes that are not "inject, hold, clear":
     `harness.chaos.child`-style entry point: `python -m ...` receiving the target spec string,
     and returns a `ShapeOutcome`; the runner then does flush, final read, checker, recovery
     metrics and `harness.chaos.results.assemble(...)` exactly as for every other scenario.
+    The runner finds it as `harness.chaos.crash.make_shape(params) -> ScenarioShape`; the
+    child's process ids must not overlap the parent's (`Workload(process_base=...)`), and its
+    history is merged into `ctx.history` (`History.merge` gives a new one: record into
+    ctx.history the merged events, e.g. by returning them in ShapeOutcome.history).
 
 A nemesis that cannot run here raises `NemesisUnavailable(reason)` from `make_nemesis` or
 `inject`; the scenario is then recorded as skipped with that reason, which must say how to
@@ -166,6 +170,7 @@ class ShapeOutcome:
     samples: list[dict[str, Any]] = field(default_factory=list)  # status() samples if any
     pg_recovery_s: float | None = None
     workload: dict[str, Any] = field(default_factory=dict)  # Workload.stats() of the processes
+    history: Any | None = None  # the History to check, when not ctx.history (e.g. merged)
     notes: list[str] = field(default_factory=list)
 
 

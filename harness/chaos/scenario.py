@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import tempfile
 import time
@@ -29,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import results
+from harness.chaos.app_role import app_role
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
-from harness.chaos.database import ScenarioDatabase
 from harness.chaos.final_read import FinalRead, final_read
 from harness.chaos.nemesis_api import (
     DEFAULT_DEADLINE_S,
@@ -44,10 +45,11 @@ from harness.chaos.nemesis_api import (
 )
 from harness.chaos.sampler import StatusSampler
 from harness.chaos.workload import Workload, WorkloadConfig
-from harness.dsn import host_port, with_host_port
+from harness.dsn import database_of, host_port, with_host_port
 from harness.errors import HarnessError
 from harness.faults.client import NotFoundError, ToxiproxyClient
 from harness.faults.helpers import Faults
+from harness.infra.postgres import IsolatedDatabases
 from harness.metrics.checker import CheckResult, check
 from harness.metrics.fault_timeline import FaultTimeline
 from harness.metrics.history import History
@@ -132,11 +134,11 @@ def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
     if name != "client-crash":
         return None
     try:
-        from harness.chaos.client_crash import make_shape
+        from harness.chaos.crash import make_shape
     except ImportError:
         raise NemesisUnavailable(
             "the client-crash scenario is not available in this checkout "
-            "(harness.chaos.client_crash is missing)", hint="update the checkout") from None
+            "(harness.chaos.crash is missing)", hint="update the checkout") from None
     return make_shape(params)
 
 
@@ -205,12 +207,52 @@ class _Proxy:
             await asyncio.to_thread(self.client.delete_proxy, self.name)
 
 
+@dataclass
+class _Collected:
+    """What a repetition gathered before it is judged."""
+
+    traffic_start: float
+    cleared_at: float | None
+    deadline_s: float
+    history: History
+    samples: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    transitions: list[tuple[int, str]] = field(default_factory=list)
+    last_status: dict[str, Any] | None = None
+    workload: dict[str, Any] = field(default_factory=dict)
+    pg_recovery_s: float | None = None
+    flush: dict[str, Any] = field(default_factory=dict)
+
+
+async def _quietly(what: str, awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:  # never hide the scenario's own error behind cleanup
+        log.warning("chaos cleanup: %s failed: %s: %s", what, type(exc).__name__, exc)
+
+
+async def _database(stack: contextlib.AsyncExitStack, server_admin_dsn: str,
+                    info: ScenarioInfo) -> tuple[str, str, str | None]:
+    """(admin DSN of a fresh database, the DSN the target logs in with, its role or None)."""
+    databases = IsolatedDatabases(server_admin_dsn, prefix="chaos")
+    database_dsn = await databases.create()
+    stack.push_async_callback(lambda: _quietly("dropping the database",
+                                               databases.drop(database_dsn)))
+    try:
+        role = await stack.enter_async_context(app_role(server_admin_dsn, database_dsn))
+    except NemesisUnavailable as exc:
+        if info.needs_role:
+            raise ScenarioSkipped(f"{info.name} acts on the target's own LOGIN role: "
+                                  f"{exc.message}", hint=exc.hint) from None
+        log.warning("chaos: %s; the target connects as the admin login", exc.message)
+        return database_dsn, database_dsn, None
+    return database_dsn, role.dsn, role.name
+
+
 async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                          resources: ChaosResources, index: int, *,
                          server: ControllableServer | None, server_admin_dsn: str,
                          workload_config: WorkloadConfig | None = None,
                          seed: int = 0) -> Repetition:
-    say = resources.say
     label = f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
     notes: list[str] = []
     phases: dict[str, float] = {}
@@ -218,139 +260,149 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
     shape = load_shape(info.name, params)
     nemesis: Nemesis | None = None if shape else load_nemesis_factory()(info.name, params)
     companies = companies_for(params)
-    config = workload_config or WorkloadConfig(seed=seed)
-    work_dir = Path(tempfile.mkdtemp(prefix="chaos-", dir=resources.work_dir))
-    cache_dir = work_dir / "cache"
-    cache_dir.mkdir(mode=0o700)
-    history = History()
-    timeline_ = FaultTimeline()
-    target: Any = None
-    workload: Workload | None = None
-    sampler: StatusSampler | None = None
-    injected = False
-    db = await ScenarioDatabase.create(server_admin_dsn)
-    try:
-        if info.needs_role and db.app_role is None:
-            raise ScenarioSkipped(
-                f"{info.name} acts on the target's own LOGIN role, and the admin login of this "
-                "server may not create roles", hint="give the --dsn user CREATEROLE, or run "
-                "without --dsn (the embedded server)")
-        async with _Proxy(resources.toxiproxy, server_admin_dsn,
-                          f"chaos-{info.name}-{db.name[-12:]}") as proxy:
-            faults = Faults(resources.toxiproxy, proxy.name, timeline_)
-            proxy_dsn = proxy.through(db.app_dsn)
-            env = ChaosEnv(faults=faults, timeline=timeline_, proxy_dsn=proxy_dsn,
-                           direct_dsn=db.app_dsn, admin_dsn=db.admin_dsn,
-                           app_role=db.app_role, server=server,
-                           deadline_s=DEFAULT_DEADLINE_S, database=db.name)
-            if shape is not None:
-                ctx = ShapeContext(info.name, params, env, target_spec, cache_dir, companies,
-                                   history, work_dir, seed)
-                say(f"{label}: {shape.name} shape starts")
-                outcome: ShapeOutcome = await shape.run(ctx)
-                target, cleared_at = outcome.target, outcome.cleared_at
-                traffic_start, pg_recovery = outcome.started_at, outcome.pg_recovery_s
-                samples = [(round(s["t"] * NS), s) for s in outcome.samples]
-                transitions: list[tuple[int, str]] = []
-                notes += outcome.notes + env.notes
-                deadline = env.deadline_s
-                workload_stats: dict[str, Any] = dict(outcome.workload)
-                last_status = None
-            else:
-                assert nemesis is not None
-                t0 = time.monotonic()
-                target = await asyncio.wait_for(
-                    target_spec.open(proxy_dsn, cache_dir=cache_dir), OPEN_TIMEOUT_S)
-                deadline = env.deadline_s = _deadline_of(target)
-                workload = Workload(target, companies, history, config=config,
-                                    run_tag=f"r{index}")
-                await workload.setup()
-                env.workload = workload
-                phases["setup"] = time.monotonic() - t0
-                sampler = StatusSampler(target)
-                sampler.start()
-                workload.start()
-                traffic_start = workload.started_at or time.monotonic()
-                say(f"{label}: setup {phases['setup']:.1f} s ({len(companies)} companies); "
-                    f"warmup {params.warmup_s:g} s")
-                await asyncio.sleep(params.warmup_s)
-                say(f"{label}: fault {info.name} for {params.fault_span_s:g} s")
-                fault_t0 = time.monotonic()
-                try:
-                    injected = True
-                    await nemesis.inject(env)
-                    await asyncio.sleep(max(0.0, params.fault_span_s
-                                            - (time.monotonic() - fault_t0)))
-                finally:
-                    cleared_at = await asyncio.wait_for(nemesis.clear(env), CLEAR_TIMEOUT_S)
-                    injected = False
-                pg_recovery = nemesis.pg_recovery_s()
-                phases["fault"] = time.monotonic() - fault_t0
-                say(f"{label}: recover {params.recovery_s:g} s (traffic continues)"
-                    + (f"; PostgreSQL took {pg_recovery:.2f} s to accept again"
-                       if pg_recovery is not None else ""))
-                await asyncio.sleep(params.recovery_s)
-                await workload.stop()
-                workload_stats = workload.stats()
-                notes += env.notes
-            t0 = time.monotonic()
-            flush = await _flush(target, params.settle_s) if target is not None else {
-                "method": "none", "returned": None, "seconds": 0.0}
-            phases["flush"] = time.monotonic() - t0
-            if sampler is not None:
-                sampler.sample()
-                await sampler.stop()
-                samples = [(round(s["t"] * NS), s) for s in sampler.samples]
-                transitions = [(round(float(t["at"]) * NS), str(t["state"]))
-                               for t in sampler.transitions]
-                last_status = sampler.last
-            if flush["returned"] not in (True, None):
-                notes.append(f"flush({params.settle_s:g}) returned {flush['returned']} after "
-                             f"{flush['seconds']} s")
-            say(f"{label}: check (flush {flush['method']} -> {flush['returned']} in "
-                f"{flush['seconds']:.2f} s; final read)")
-            t0 = time.monotonic()
-            final = await final_read(db.admin_dsn, companies)
-            if target is not None:
-                closing, target = target, None
-                await _bounded(closing.close(), CLOSE_TIMEOUT_S, "target close()", notes)
-    finally:
-        if workload is not None and workload.running:
-            await workload.stop(grace_s=1.0)
-        if sampler is not None:
-            await sampler.stop()
-        if injected and nemesis is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nemesis.clear(env), CLEAR_TIMEOUT_S)
-        if target is not None:
-            await _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes)
-        try:
-            await db.drop()
-        except Exception as exc:  # never hide the scenario's own error behind cleanup
-            log.warning("chaos: could not drop %s: %s", db.name, exc)
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-    windows = metric_windows(timeline_, cleared_at)
+    fault_timeline = FaultTimeline()
+    async with contextlib.AsyncExitStack() as stack:
+        work_dir = Path(tempfile.mkdtemp(prefix="chaos-", dir=resources.work_dir))
+        stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+        cache_dir = work_dir / "cache"
+        cache_dir.mkdir(mode=0o700)
+        admin_dsn, app_dsn, role = await _database(stack, server_admin_dsn, info)
+        proxy = await stack.enter_async_context(_Proxy(
+            resources.toxiproxy, server_admin_dsn, f"chaos-{info.name}-{secrets.token_hex(4)}"))
+        env = ChaosEnv(faults=Faults(resources.toxiproxy, proxy.name, fault_timeline),
+                       timeline=fault_timeline, proxy_dsn=proxy.through(app_dsn),
+                       direct_dsn=app_dsn, admin_dsn=admin_dsn, app_role=role, server=server,
+                       deadline_s=DEFAULT_DEADLINE_S, database=database_of(admin_dsn))
+        if shape is not None:
+            ctx = ShapeContext(info.name, params, env, target_spec, cache_dir, companies,
+                               History(), work_dir, seed)
+            resources.say(f"{label}: {shape.name} starts")
+            run = await _run_shape(shape, ctx, stack, notes)
+        else:
+            assert nemesis is not None
+            run = await _run_steady(info, params, target_spec, env, nemesis, companies,
+                                    workload_config or WorkloadConfig(seed=seed), index,
+                                    cache_dir, stack, resources.say, label, phases, notes)
+        t0 = time.monotonic()
+        final = await final_read(admin_dsn, companies)
+        notes += env.notes
+    history = run.history
+    windows = metric_windows(fault_timeline, run.cleared_at)
     for w in windows:  # the fault's start/stop in the history too: one file tells the story
         history.nemesis(w.kind, "start", at_ns=w.injected_ns)
         if w.cleared_ns is not None:
             history.nemesis(w.kind, "stop", at_ns=w.cleared_ns)
-    checked = check(history, final.final, final_meta=final.final_meta)
-    recovered = recovery(history, windows, samples=samples, transitions=transitions,
-                         companies=companies)
     rep = Repetition(
-        index=index, history=history, check=checked, recovery=recovered, windows=windows,
-        availability=availability(history, windows),
-        journal=journal_summary(samples, last_status),
-        timeline=timeline(history, windows, samples=samples, transitions=transitions,
-                          bucket_ms=100, origin_ns=round(traffic_start * NS)),
-        final=final, flush=flush, workload=workload_stats, deadline_s=deadline,
-        conflicts=(last_status or {}).get("conflicts") if last_status else None,
-        pg_recovery_s=pg_recovery, writes_during_fault=writes_during(history, windows),
+        index=index, history=history,
+        check=check(history, final.final, final_meta=final.final_meta),
+        recovery=recovery(history, windows, samples=run.samples, transitions=run.transitions,
+                          companies=companies),
+        windows=windows, availability=availability(history, windows),
+        journal=journal_summary(run.samples, run.last_status),
+        timeline=timeline(history, windows, samples=run.samples, transitions=run.transitions,
+                          bucket_ms=100, origin_ns=round(run.traffic_start * NS)),
+        final=final, flush=run.flush, workload=run.workload, deadline_s=run.deadline_s,
+        conflicts=(run.last_status or {}).get("conflicts"), pg_recovery_s=run.pg_recovery_s,
+        writes_during_fault=writes_during(history, windows),
         duration_s=time.monotonic() - started, phases_s=phases, notes=notes)
     phases["check"] = time.monotonic() - t0
-    say(f"{label}: {results.one_line(rep)}")
+    resources.say(f"{label}: {results.one_line(rep)}")
     return rep
+
+
+async def _settle_and_close(target: Any, params: ScenarioParams, sampler: StatusSampler | None,
+                            run: _Collected, notes: list[str]) -> None:
+    run.flush = await _flush(target, params.settle_s)
+    if run.flush["returned"] not in (True, None):
+        notes.append(f"flush({params.settle_s:g}) returned {run.flush['returned']} after "
+                     f"{run.flush['seconds']} s")
+    if sampler is not None:
+        sampler.sample()
+        await sampler.stop()
+        run.samples = [(round(s["t"] * NS), s) for s in sampler.samples]
+        run.transitions = [(round(float(t["at"]) * NS), str(t["state"]))
+                           for t in sampler.transitions]
+        run.last_status = sampler.last
+
+
+async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
+                      env: ChaosEnv, nemesis: Nemesis, companies: list[str],
+                      config: WorkloadConfig, index: int, cache_dir: Path,
+                      stack: contextlib.AsyncExitStack, say: Callable[[str], None], label: str,
+                      phases: dict[str, float], notes: list[str]) -> _Collected:
+    """Steady traffic, inject / hold / clear, recovery period, flush; the target is closed
+    before this returns (or by the exit stack when anything fails)."""
+    t0 = time.monotonic()
+    target = await asyncio.wait_for(target_spec.open(env.proxy_dsn, cache_dir=cache_dir),
+                                    OPEN_TIMEOUT_S)
+    closed = False
+
+    async def close_target() -> None:
+        if not closed:
+            await _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes)
+
+    stack.push_async_callback(close_target)
+    env.deadline_s = _deadline_of(target)
+    history = History()
+    workload = Workload(target, companies, history, config=config, run_tag=f"r{index}")
+    await workload.setup()
+    env.workload = workload
+    phases["setup"] = time.monotonic() - t0
+    sampler = StatusSampler(target)
+    stack.push_async_callback(sampler.stop)
+    sampler.start()
+    workload.start()
+    stack.push_async_callback(lambda: workload.stop(grace_s=1.0))
+    run = _Collected(traffic_start=workload.started_at or time.monotonic(), cleared_at=None,
+                     deadline_s=env.deadline_s, history=history)
+    say(f"{label}: setup {phases['setup']:.1f} s ({len(companies)} companies); "
+        f"warmup {params.warmup_s:g} s")
+    await asyncio.sleep(params.warmup_s)
+    say(f"{label}: fault {info.name} for {params.fault_span_s:g} s")
+    fault_t0 = time.monotonic()
+    try:
+        await nemesis.inject(env)
+        await asyncio.sleep(max(0.0, params.fault_span_s - (time.monotonic() - fault_t0)))
+    finally:
+        run.cleared_at = await asyncio.wait_for(asyncio.shield(nemesis.clear(env)),
+                                                CLEAR_TIMEOUT_S)
+    run.pg_recovery_s = nemesis.pg_recovery_s()
+    phases["fault"] = time.monotonic() - fault_t0
+    say(f"{label}: recover {params.recovery_s:g} s (traffic continues)"
+        + (f"; PostgreSQL took {run.pg_recovery_s:.2f} s to accept connections again"
+           if run.pg_recovery_s is not None else ""))
+    await asyncio.sleep(params.recovery_s)
+    await workload.stop()
+    run.workload = workload.stats()
+    t0 = time.monotonic()
+    await _settle_and_close(target, params, sampler, run, notes)
+    phases["flush"] = time.monotonic() - t0
+    say(f"{label}: check (flush {run.flush['method']} -> {run.flush['returned']} in "
+        f"{run.flush['seconds']:.2f} s; final read straight from PostgreSQL)")
+    await close_target()
+    closed = True
+    return run
+
+
+async def _run_shape(shape: ScenarioShape, ctx: ShapeContext, stack: contextlib.AsyncExitStack,
+                     notes: list[str]) -> _Collected:
+    outcome: ShapeOutcome = await shape.run(ctx)
+    target = outcome.target
+    if target is not None:
+        stack.push_async_callback(
+            lambda: _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes))
+    run = _Collected(traffic_start=outcome.started_at, cleared_at=outcome.cleared_at,
+                     deadline_s=ctx.env.deadline_s,
+                     history=outcome.history if outcome.history is not None else ctx.history,
+                     samples=[(round(s["t"] * NS), s) for s in outcome.samples],
+                     workload=dict(outcome.workload), pg_recovery_s=outcome.pg_recovery_s)
+    notes += outcome.notes
+    if target is not None:
+        sampler = StatusSampler(target)
+        await _settle_and_close(target, ctx.params, sampler, run, notes)
+    else:
+        run.flush = {"method": "none", "returned": None, "seconds": 0.0}
+    return run
 
 
 def metric_windows(fault_timeline: FaultTimeline, cleared_at: float | None) -> list[Window]:
