@@ -101,13 +101,13 @@ def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
         threshold = config.gate(name)
         if spec.suite not in suites_run:
             checks.append(Check(f"gate {name}", "gate", "not applicable",
-                                f"{spec.doc}: the {spec.suite} suite did not run",
+                                f"the {spec.suite} suite did not run",
                                 None, threshold, spec.op))
             continue
         measured = [f for f in figures if f.gate == name and f.gated]
         if not measured:
             checks.append(Check(f"gate {name}", "gate", "not measured",
-                                f"{spec.doc}: nothing in the {spec.suite} suite recorded it",
+                                f"not recorded by the {spec.suite} suite: {spec.doc}",
                                 None, threshold, spec.op))
             continue
         bounds = [threshold if f.threshold is None else f.threshold for f in measured]
