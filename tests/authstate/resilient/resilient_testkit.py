@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -33,3 +35,24 @@ async def wait_for_mode(store: object, mode: str, within_s: float = 30.0) -> Non
     async with asyncio.timeout(within_s):
         while store.status()["mode"] != mode:  # type: ignore[attr-defined]  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+class Gate:
+    """Holds an async function at its start until released: a test decides when a replay batch
+    or a database read proceeds (timing control, the database and network stay real)."""
+
+    def __init__(self, real: Callable[..., Awaitable[Any]], *, hold_after: bool = False) -> None:
+        self.real = real
+        self.hold_after = hold_after  # hold after the real call returned, not before
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.hold_after:
+            result = await self.real(*args, **kwargs)
+            self.entered.set()
+            await self.release.wait()
+            return result
+        self.entered.set()
+        await self.release.wait()
+        return await self.real(*args, **kwargs)
