@@ -92,14 +92,20 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 
 def root_cause(exc: BaseException) -> BaseException:
-    """The error underneath client-side follow-ups: asyncpg raises InterfaceError ("released back
-    to the pool", "connection is closed") when code touches a connection that a lost connection
-    already closed; the loss itself is the fact to report."""
-    while (isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError))
-           and not isinstance(exc, asyncpg.PostgresError)
-           and isinstance(exc.__context__, DB_ERRORS)):
-        exc = exc.__context__
-    return exc
+    """The error that says what happened, under client-side follow-ups: asyncpg raises
+    InterfaceError ("released back to the pool", "connection is closed") when code touches a
+    connection that a lost connection already closed, and wraps the server's farewell (e.g.
+    57P01 from `pg_terminate_backend` or a fast shutdown) in ConnectionDoesNotExistError."""
+    while True:
+        if (isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError))
+                and not isinstance(exc, asyncpg.PostgresError)
+                and isinstance(exc.__context__, DB_ERRORS)):
+            exc = exc.__context__
+        elif (isinstance(exc, asyncpg.ConnectionDoesNotExistError)
+              and isinstance(exc.__cause__, asyncpg.PostgresError)):
+            exc = exc.__cause__
+        else:
+            return exc
 
 
 def connection_unusable(exc: BaseException) -> bool:

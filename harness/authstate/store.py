@@ -448,8 +448,9 @@ class PostgresAuthStore:
                    else "read-only (default_transaction_read_only is on)")
             raise StoreUnavailable(
                 f"probing PostgreSQL: the server is up but {why}, so it accepts no writes",
-                hint="writes fail until it is promoted or made writable; the probe changed "
-                "nothing. Retry later", operation="probing PostgreSQL", outcome="failed",
+                hint="writes fail until it is promoted or made writable; the probe did not "
+                "complete and changed nothing. Retry later", operation="probing PostgreSQL",
+                outcome="failed",
                 waited_s=monotonic() - started, sqlstate="25006")
 
     async def close(self) -> None:
