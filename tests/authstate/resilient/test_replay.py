@@ -40,10 +40,21 @@ def test_plan_keeps_the_last_operation_per_row() -> None:
               _keys(3, 3.0, [("session", "b", '{"v":3}')]),
               JournalRecord(4, "acme", "creds", 4.0, creds='{"c":1}'),
               JournalRecord(5, "acme", "creds", 5.0, creds='{"c":2}')])
-    assert (p.up_i, p.up_v, p.up_at) == (["b"], ['{"v":3}'], [3.0])
+    assert [(r.company, r.key_type, r.at, r.ids, r.texts) for r in p.runs] == [
+        ("acme", "session", 3.0, ["b"], ['{"v":3}'])]
     assert (p.del_i, p.del_at) == (["a"], [2.0])
     assert (p.creds_v, p.creds_at) == (['{"c":2}'], [5.0])
     assert p.rows == 3
+
+
+def test_plan_groups_rows_by_the_record_and_type_that_wrote_them() -> None:
+    p = plan([_keys(1, 1.0, [("pre-key", str(i), "{}") for i in range(100)]
+                    + [("session", "s", "{}")]),
+              _keys(2, 2.0, [("pre-key", "7", '{"n":2}')])])
+    runs = {(r.key_type, r.at): r.ids for r in p.runs}
+    assert runs[("pre-key", 2.0)] == ["7"]
+    assert len(runs[("pre-key", 1.0)]) == 99 and "7" not in runs[("pre-key", 1.0)]
+    assert runs[("session", 1.0)] == ["s"]
 
 
 async def test_replay_applies_writes_deletes_and_creds_in_order(conn: asyncpg.Connection) -> None:
@@ -122,3 +133,18 @@ async def test_server_clock_tracks_the_server_and_never_goes_back(
     clock.offset -= 100  # the clock was re-measured lower: stamps still do not go back
     stamps = [clock.now() for _ in range(3)]
     assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+
+@pytest.mark.parametrize("run_rows", [1, 100])  # small runs share a statement; large ones not
+async def test_conflicts_are_found_in_small_and_large_runs(conn: asyncpg.Connection,
+                                                           run_rows: int) -> None:
+    acked = time.time() - 10
+    await conn.execute("INSERT INTO whatsapp_keys (company_id, key_type, key_id, value) "
+                       "VALUES ('c0', 'session', '0', '{\"theirs\": 1}')")
+    batch = [_keys(n + 1, acked, [("session", str(i), '{"ours": 1}') for i in range(run_rows)],
+                   company=f"c{n}") for n in range(3)]
+    result = await apply_batch(conn, batch)
+    assert result.conflicts == [("c0", "session", "0")]
+    rows = await _rows(conn)
+    assert len(rows) == 3 * run_rows
+    assert rows[("c0", "session", "0")] == '{"theirs": 1}'
