@@ -136,6 +136,10 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "per_window": per_window,
         "flush": [r.flush for r in reps],
         "final_rows": [r.final.rows for r in reps],
+        # How late the harness's own 100 ms tick woke (max over repetitions): latencies above
+        # include this much of the harness's own scheduling delay on a busy machine.
+        "harness_loop_lag_ms": {k: _max_or_none([r.loop_lag_ms.get(k) for r in reps])
+                                for k in ("p50", "p99", "max")},
         "workload": first.workload,
         "durations_s": [{"total": _round(r.duration_s, 1),
                          **{k: _round(v, 2) for k, v in r.phases_s.items()}} for r in reps],

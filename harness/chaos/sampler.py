@@ -1,6 +1,8 @@
 """Samples the target's `status()` every 100 ms: breaker state, mode, journal depth.
 
-Targets without `status()` are not sampled (their timeline shows operations only). Breaker
+The same 100 ms tick measures the harness's own event-loop lag (how late the tick woke up):
+on a busy machine the workers' latencies include that lag, and the report says how large it was.
+Targets without `status()` have no samples (their timeline shows operations only). Breaker
 transitions are taken from `status()["transitions"]` (exact monotonic times, kept by the
 target in a bounded ring) and merged across samples, so none is lost between two samples
 unless more than the ring's size happen within 100 ms.
@@ -13,6 +15,8 @@ import contextlib
 import logging
 import time
 from typing import Any
+
+from harness.metrics.latency import nearest_rank
 
 log = logging.getLogger("harness.chaos")
 
@@ -37,6 +41,7 @@ class StatusSampler:
         self._transitions: dict[tuple[float, str], dict[str, Any]] = {}
         self.last: dict[str, Any] | None = None
         self.errors = 0
+        self.lag_ms: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -71,12 +76,14 @@ class StatusSampler:
     async def _loop(self) -> None:
         next_at = time.monotonic()
         while True:
+            now = time.monotonic()
+            self.lag_ms.append(max(0.0, now - next_at) * 1000)
             self.sample()
-            next_at += self.interval_s
+            next_at = max(next_at + self.interval_s, now)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     def start(self) -> None:
-        if self._status is not None and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="chaos-status-sampler")
 
     async def stop(self) -> None:
@@ -90,6 +97,14 @@ class StatusSampler:
     def transitions(self) -> list[dict[str, Any]]:
         """Every breaker transition seen, oldest first: {"at", "state", "reason"}."""
         return [self._transitions[k] for k in sorted(self._transitions)]
+
+    def lag_summary(self) -> dict[str, Any]:
+        """Event-loop lag of the sampling tick: p50 / p99 / max in ms."""
+        lags = sorted(self.lag_ms)
+        if not lags:
+            return {"p50": None, "p99": None, "max": None, "count": 0}
+        return {"p50": round(nearest_rank(lags, 500), 1), "p99": round(nearest_rank(lags, 990), 1),
+                "max": round(lags[-1], 1), "count": len(lags)}
 
     def peak(self, field: str) -> Any:
         values = [s[field] for s in self.samples if isinstance(s.get(field), (int, float))]

@@ -102,6 +102,7 @@ class Repetition:
     conflicts: int | None
     pg_recovery_s: float | None
     writes_during_fault: int
+    loop_lag_ms: dict[str, Any]
     duration_s: float
     phases_s: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -221,6 +222,7 @@ class _Collected:
     workload: dict[str, Any] = field(default_factory=dict)
     pg_recovery_s: float | None = None
     flush: dict[str, Any] = field(default_factory=dict)
+    loop_lag_ms: dict[str, Any] = field(default_factory=dict)
 
 
 async def _quietly(what: str, awaitable: Any) -> None:
@@ -303,7 +305,7 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                           bucket_ms=100, origin_ns=round(run.traffic_start * NS)),
         final=final, flush=run.flush, workload=run.workload, deadline_s=run.deadline_s,
         conflicts=(run.last_status or {}).get("conflicts"), pg_recovery_s=run.pg_recovery_s,
-        writes_during_fault=writes_during(history, windows),
+        writes_during_fault=writes_during(history, windows), loop_lag_ms=run.loop_lag_ms,
         duration_s=time.monotonic() - started, phases_s=phases, notes=notes)
     phases["check"] = time.monotonic() - t0
     resources.say(f"{label}: {results.one_line(rep)}")
@@ -319,10 +321,12 @@ async def _settle_and_close(target: Any, params: ScenarioParams, sampler: Status
     if sampler is not None:
         sampler.sample()
         await sampler.stop()
-        run.samples = [(round(s["t"] * NS), s) for s in sampler.samples]
-        run.transitions = [(round(float(t["at"]) * NS), str(t["state"]))
-                           for t in sampler.transitions]
+        # += : a shape's own samples (client-crash: the killed child's) come first
+        run.samples += [(round(s["t"] * NS), s) for s in sampler.samples]
+        run.transitions += [(round(float(t["at"]) * NS), str(t["state"]))
+                            for t in sampler.transitions]
         run.last_status = sampler.last
+        run.loop_lag_ms = sampler.lag_summary()
 
 
 async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
@@ -446,6 +450,5 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
                 seed=index))
     except (ScenarioSkipped, NemesisUnavailable) as exc:
         reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
-        resources.say(f"chaos {info.name} [{target_spec.name}]: skipped: {reason}")
         return results.skipped(info, params, target_spec.name, contrast, reason)
     return results.assemble(info, params, target_spec.name, reps, contrast=contrast)

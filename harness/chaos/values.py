@@ -98,17 +98,18 @@ class ValueFactory:
                           "remoteIdentityKey": _b64(b"\x05" + self._bytes(32))},
             "chains": chains,
         }}, "version": "v1"}
-        # Each chain with its cached message keys is ~60 bytes + ~60 per key.
-        remaining = max(0, size - 900)
-        while remaining > 0:
-            keys = min(40, max(1, remaining // 60))
+        # The record without chains is ~630 bytes; a chain adds ~150, each cached message
+        # key ~55 more. A new session has its sending chain and no cached keys.
+        remaining = size - 630
+        while remaining > 0 or not chains:
+            keys = min(40, max(0, (remaining - 150) // 55))
             counter = rng.randrange(1000)
             chains[_b64(b"\x05" + self._bytes(32))] = {
                 "chainKey": {"counter": counter + keys, "key": _b64(self._bytes(32))},
                 "chainType": rng.choice((1, 2)),
                 "messageKeys": {str(counter + i): _b64(self._bytes(32)) for i in range(keys)},
             }
-            remaining -= 120 + keys * 60
+            remaining -= 150 + keys * 55
         return record
 
     def pre_key(self) -> dict[str, bytes]:
