@@ -80,6 +80,9 @@ class PendingOverlay:
     def has_creds(self, company: str) -> bool:
         return company in self.creds_records
 
+    def company_ids(self) -> set[str]:
+        return self.key_records.keys() | self.creds_records.keys()
+
     @property
     def companies(self) -> int:
         return len(self.key_records.keys() | self.creds_records.keys())

@@ -538,6 +538,19 @@ class ResilientAuthStore:
                 await asyncio.to_thread(self._creds_files.path(company_id).unlink)
             _SOURCE.set("db")
 
+    async def companies(self) -> list[str]:
+        """Company ids having creds or keys, sorted: PostgreSQL's, plus those whose first
+        writes still wait in the journal. Needs PostgreSQL (raises while degraded)."""
+        self._require_online("*", "listing companies", False)
+        try:
+            stored = await self._inner.companies()
+        except StoreError as exc:
+            if exc.retryable:
+                self._trip(exc)
+            raise
+        _SOURCE.set("db")
+        return sorted(set(stored) | self._overlay.company_ids())
+
     def _require_online(self, company: str, operation: str, pending: bool) -> None:
         if self._breaker.state == OPEN or pending:
             raise StoreUnavailable(

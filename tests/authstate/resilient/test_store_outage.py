@@ -232,3 +232,15 @@ async def test_close_under_a_black_hole_is_bounded(pg_proxy, open_store):
     async with pg_proxy.faults.blackhole():
         async with asyncio.timeout(30):  # the bound is the point: far below a TCP timeout
             await store.close()
+
+
+async def test_companies_need_postgres_and_list_replayed_ones(pg_proxy, open_store):
+    store = await open_store(pg_proxy.dsn, probe_base_s=5.0, probe_cap_s=5.0)
+    await store.set_keys("stored", {"session": {"a": _session(1)}})
+    async with pg_proxy.faults.sever():
+        await store.set_keys("journaled", {"session": {"a": _session(1)}})
+        with pytest.raises(StoreUnavailable):
+            await store.companies()
+    assert await store.flush(timeout=60)
+    await wait_for_mode(store, "normal")
+    assert await store.companies() == ["journaled", "stored"]
