@@ -1,0 +1,120 @@
+"""client-crash: a child process running the target is killed with SIGKILL while its journal
+holds writes; a new instance on the same cache_dir replays them and nothing acknowledged is
+lost. Also the child's own guarantees (history survives the kill, never outlives its parent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.chaos.catalog import scenario, scenario_params
+from harness.chaos.child import DSN_ENV
+from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from harness.metrics.history import History
+from harness.targets import resolve_target
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PARAMS = replace(scenario_params("client-crash", "smoke"), companies=20, warmup_s=1.0,
+                 outage_s=2.0, recovery_s=3.0, settle_s=10.0)
+
+
+async def run_crash(spec: str, resources: ChaosResources) -> ScenarioOutcome:
+    outcome = await run_scenario(scenario("client-crash"), PARAMS, resolve_target(spec),
+                                 resources)
+    assert outcome.verdict != "skipped", outcome.reason
+    return outcome
+
+
+async def test_resilient_store_replays_the_journal_of_a_killed_process(
+        chaos_resources: ChaosResources) -> None:
+    outcome = await run_crash("resilient", chaos_resources)
+    item = outcome.section
+    crash = item["workload"]["crash"]
+    assert crash["journal_depth_at_kill"] > 0, crash
+    assert crash["journal_drained_after_heal_s"] is not None, crash
+    assert item["anomalies"] == {} and item["lost_writes"] == 0, item["anomalies"]
+    assert item["acked_writes"] > 0 and item["writes_during_fault"] > 0
+    [window] = item["fault_windows"]
+    assert window["kind"] == "client-crash"
+    assert outcome.verdict == "passed"
+
+
+async def test_reference_store_without_journal_loses_nothing(
+        chaos_resources: ChaosResources) -> None:
+    outcome = await run_crash("reference", chaos_resources)
+    item = outcome.section
+    crash = item["workload"]["crash"]
+    assert crash["journal_depth_at_kill"] is None  # no status(): killed at the end of the hold
+    assert crash["child_ops"] > 0
+    assert item["anomalies"] == {} and item["lost_writes"] == 0, item["anomalies"]
+    assert outcome.verdict == "passed"
+
+
+async def test_drop_writes_target_is_caught_across_the_crash(
+        chaos_resources: ChaosResources) -> None:
+    spec = f"{REPO / 'tests/chaos/broken_targets/drop_writes.py'}:open_store"
+    outcome = await run_crash(spec, chaos_resources)
+    assert outcome.section["anomalies"].get("lost", 0) > 0
+    assert outcome.verdict == "failed"
+
+
+def test_child_leaves_its_history_when_killed_and_exits_with_its_parent(
+        tmp_path: Path, pg_dsn: str) -> None:
+    history = tmp_path / "h.jsonl"
+    argv = [sys.executable, "-m", "harness.chaos.child", "--target", "reference",
+            "--cache-dir", str(tmp_path), "--history", str(history),
+            "--layout", str(tmp_path / "layout.json"), "--companies", "a,b"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, DSN_ENV: pg_dsn})
+    try:
+        assert proc.stdout is not None
+        events = []
+        while not any(e.get("event") == "status" for e in events):
+            line = proc.stdout.readline()
+            assert line, "the child exited before running"
+            events.append(json.loads(line))
+        assert [e["event"] for e in events][:2] == ["ready", "running"]
+        layout = json.loads((tmp_path / "layout.json").read_text())
+        assert [c["id"] for c in layout["companies"]] == ["a", "b"]
+        assert proc.stdin is not None
+        proc.stdin.close()  # the parent goes away: the child follows
+        assert proc.wait(timeout=30) == 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    recorded = History.read_jsonl(history)
+    assert len(recorded.ops()) > 0
+    assert {op.company for op in recorded.ops()} == {"a", "b"}
+
+
+def test_child_killed_mid_run_leaves_a_readable_history(tmp_path: Path, pg_dsn: str) -> None:
+    history = tmp_path / "h.jsonl"
+    argv = [sys.executable, "-m", "harness.chaos.child", "--target", "reference",
+            "--cache-dir", str(tmp_path), "--history", str(history),
+            "--layout", str(tmp_path / "layout.json"), "--companies", "a"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, DSN_ENV: pg_dsn})
+    try:
+        assert proc.stdout is not None
+        while json.loads(proc.stdout.readline() or '{"event": "eof"}')["event"] != "running":
+            pass
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    recorded = History.read_jsonl(history)  # a torn last line is dropped, not an error
+    assert len(recorded.ops()) > 5
