@@ -156,6 +156,8 @@ def _what(exc: BaseException, code: str | None) -> tuple[str, bool]:
         return "the PostgreSQL host name did not resolve", True
     if isinstance(exc, OSError):
         return "a network error cut the connection to PostgreSQL", True
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc).startswith("pool is clos"):
+        return "the store is closed", False
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return "the connection to PostgreSQL was lost", True
     if isinstance(exc, asyncpg.InternalClientError):
@@ -172,6 +174,8 @@ def _permanent_hint(exc: BaseException, code: str | None) -> str:
         return "check sslmode and the server certificate's chain and host name"
     if isinstance(exc, asyncpg.ClientConfigurationError | ValueError):
         return "fix the DSN or connection options"
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc).startswith("pool is clos"):
+        return "open the store again: a closed store serves no operations"
     return ("fix what PostgreSQL reports; repeating the operation unchanged fails the same way "
             "and nothing was applied")
 

@@ -356,3 +356,11 @@ def test_classify_timeouts_by_what_was_sent() -> None:
     not_sent = classify(TimeoutError(), operation="saving creds", company_id="acme", sent=False,
                         waited_s=2.0)
     assert isinstance(not_sent, StoreTimeout) and not_sent.outcome == "failed"
+
+
+async def test_a_closed_store_says_so_and_not_retry(pg_dsn) -> None:
+    store = await PostgresAuthStore.open(pg_dsn)
+    await store.close()
+    with pytest.raises(StoreRejected) as err:
+        await store.get_keys("acme", "pre-key", ["1"])
+    assert "the store is closed" in err.value.message and "open the store again" in err.value.hint
