@@ -62,7 +62,11 @@ log = logging.getLogger("harness.authstate.resilient")
 
 DEFAULT_CACHE_BYTES = cache_mod.DEFAULT_MAX_BYTES
 PROBE_BASE_S = 0.05
-PROBE_CAP_S = 0.5
+# Measured (100 companies at 4 writes/s each, 3 s sever or black hole, 3 repetitions): from the
+# fault's clear to the breaker closed took 0.1-0.23 s with a 0.25 s cap (the first probe after
+# the clear, then a replay of 400-1200 records); a 0.5 s cap adds up to a quarter second more on
+# average. The cost of the lower cap: up to 4 connection attempts per second while down.
+PROBE_CAP_S = 0.25
 PROBE_TIMEOUT_S = 0.5
 REPLAY_BATCH_ROWS = 5000
 CONFLICTS_LOGGED = 10
@@ -104,6 +108,7 @@ class ResilientAuthStore:
         self._conflicts = 0
         self._replayed = 0
         self._replay_rate: float | None = None
+        self._last_replay_error: str | None = None
         for record in journal.pending:
             self._overlay.add(record)
         if not journal.pending:
@@ -272,13 +277,17 @@ class ResilientAuthStore:
                 await self._drain()
             except (StoreError, JournalError) as exc:
                 breaker.trip(f"replay failed: {_describe(exc)}")
-                log.warning("journal replay stopped: %s", _describe(exc))
+                if _describe(exc) != self._last_replay_error:  # once, not on every retry
+                    log.warning("journal replay stopped (retried after each probe): %s",
+                                _describe(exc))
+                self._last_replay_error = _describe(exc)
                 continue
             except Exception as exc:  # a bug must not leave the store half-open forever
                 log.exception("journal replay failed unexpectedly")
                 breaker.trip(f"replay failed: {_describe(exc)}")
                 continue
             breaker.close("journal drained")
+            self._last_replay_error = None
             self._drained.set()
             log.info("auth-state store back to normal (journal drained)")
             try:

@@ -13,7 +13,7 @@ import pytest
 from resilient_testkit import fetch_creds, fetch_keys, wait_for_mode
 
 from harness.authstate import StoreRejected, StoreUnavailable
-from harness.authstate.resilient import JournalLocked
+from harness.authstate.resilient import JournalCorrupt, JournalLocked
 
 KEY = {"public": bytes(range(32)), "private": bytes(range(32, 64))}
 
@@ -244,3 +244,24 @@ async def test_companies_need_postgres_and_list_replayed_ones(pg_proxy, open_sto
     assert await store.flush(timeout=60)
     await wait_for_mode(store, "normal")
     assert await store.companies() == ["journaled", "stored"]
+
+
+async def test_corrupt_journal_stops_open_keeps_the_file_and_frees_the_directory(
+        pg_dsn, open_store, tmp_path: Path):
+    cache_dir = tmp_path / "cache"
+    dead = pg_dsn.rsplit("@", 1)[0] + "@127.0.0.1:1/" + pg_dsn.rsplit("/", 1)[1]
+    offline = await open_store(dead, cache_dir=cache_dir)
+    for n in range(3):
+        await offline.set_keys("acme", {"session": {f"s{n}": _session(n)}})
+    await offline.close()
+    journal = cache_dir / "journal.wal"
+    data = bytearray(journal.read_bytes())
+    data[40] ^= 0xFF  # inside the first record
+    journal.write_bytes(bytes(data))
+    with pytest.raises(JournalCorrupt) as caught:
+        await open_store(pg_dsn, cache_dir=cache_dir)
+    assert str(journal) in caught.value.message and "byte 16" in caught.value.message
+    assert journal.read_bytes() == bytes(data)
+    journal.rename(cache_dir / "journal.wal.damaged")  # what the hint says to do
+    store = await open_store(pg_dsn, cache_dir=cache_dir)  # the lock was released
+    assert store.status()["mode"] == "normal"
