@@ -27,7 +27,8 @@ def _rows(n: int, tag: str = "v") -> list[tuple[str, str, str | None]]:
 
 
 def _summary(records: list[JournalRecord] | object) -> list[tuple[object, ...]]:
-    return [(r.seq, r.company, r.kind, r.at, r.rows, r.creds) for r in records]  # type: ignore[attr-defined]
+    return [(r.seq, r.company, r.kind, r.at, [list(row) for row in r.rows], r.creds)  # type: ignore[attr-defined]
+            for r in records]  # type: ignore[attr-defined]
 
 
 async def test_appended_records_are_pending_after_reopen(tmp_path: Path) -> None:
