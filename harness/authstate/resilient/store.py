@@ -267,8 +267,12 @@ class ResilientAuthStore:
                 try:
                     async with asyncio.timeout(self._probe_timeout):
                         await self._contact()
-                except (StoreError, TimeoutError) as exc:
+                except StoreError as exc:
                     breaker.last_error = _describe(exc)
+                    continue
+                except TimeoutError:
+                    breaker.last_error = (f"StoreTimeout: probing PostgreSQL timed out after "
+                                          f"{self._probe_timeout} s")
                     continue
                 breaker.half_open("probe succeeded")
                 log.info("PostgreSQL answers again; replaying %d journaled writes",
