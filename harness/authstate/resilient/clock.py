@@ -6,8 +6,12 @@ the local wall clock would make that comparison wrong by the clock skew between 
 the server: a server ahead by 2 s would make our own direct write of a key look newer than the
 journaled write we acknowledged 1 s later, and replay would skip it (a lost write). So the store
 measures the offset (server clock minus local clock, from one round trip, error <= RTT/2)
-whenever it (re)connects, and stamps records with local time + offset, never going backwards.
-Between measurements the offset drifts only as fast as the two clocks do (NTP: ppm).
+whenever it (re)connects, and stamps records with local time + offset + RTT/2: the *latest* the
+server's clock can read at that moment. So a journaled write is never stamped earlier than a
+direct write this process completed before it (whose `now()` was taken before its answer came
+back), and replay can never skip our own newer write as a "conflict". Stamps never go
+backwards, even if the local clock is stepped back. Between measurements the offset drifts only
+as fast as the two clocks do (NTP-disciplined: a few ppm).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ SERVER_TIME = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
 
 class ServerClock:
-    __slots__ = ("last", "offset", "rtt")
+    __slots__ = ("last", "margin", "offset", "rtt")
 
     def __init__(self) -> None:
         self.offset = 0.0  # until measured: the local clock (same host or NTP assumed)
+        self.margin = 0.0  # half the measuring round trip: the offset's uncertainty
         self.rtt: float | None = None
         self.last = 0.0
 
@@ -33,10 +38,12 @@ class ServerClock:
         t1 = time.time()
         self.offset = server - (t0 + t1) / 2
         self.rtt = t1 - t0
+        self.margin = self.rtt / 2
 
     def now(self) -> float:
-        """Estimated server time, in seconds since the epoch, never below a previous value."""
-        t = time.time() + self.offset
+        """The latest the server's clock can read now (seconds since the epoch), never below
+        a previous value."""
+        t = time.time() + self.offset + self.margin
         if t <= self.last:
             t = self.last + 1e-6  # timestamptz has microsecond resolution
         self.last = t

@@ -18,10 +18,14 @@ was acknowledged is left alone and reported as a conflict (key refs only, never 
 
 Last writer wins by acknowledgement time. Direct writes stamp `updated_at` with the server's
 `now()`; journaled writes stamp the server time this process estimated when it acknowledged
-them (`clock.ServerClock`: local clock + offset measured against the server), so the two are on
-one clock up to the measurement error (a round trip). Limits: a row deleted by another instance
-leaves no tombstone, so replaying our older upsert of it recreates it (undetectable); and two
-writes acknowledged within the clock error of each other may be ordered either way.
+them (`clock.ServerClock`: local clock + offset measured against the server + half the
+measuring round trip), so the two are on one clock, and our own journaled write is never stamped
+before a direct write we completed earlier. Assumptions and limits: the offset is re-measured at
+every recovery, so clocks only need to be stable (NTP-disciplined) over one outage, not
+synchronized; between two *instances*, writes acknowledged within ~one round trip of each other
+may be ordered either way; a row deleted by another instance leaves no tombstone, so replaying
+our older upsert of it recreates it (undetectable); `updated_at` written by something else (an
+import, a hand edit) with a future time makes our replayed writes of that row lose.
 """
 
 from __future__ import annotations

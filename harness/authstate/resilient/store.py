@@ -477,6 +477,7 @@ class ResilientAuthStore:
                     self._trip(exc)
                     direct_error = exc
                 else:
+                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._wrote_keys(company_id, prepared)
                     _SOURCE.set("db")
                     return
@@ -593,6 +594,7 @@ class ResilientAuthStore:
                 if "" in ticket:
                     text = ticket[""]  # a save completed meanwhile: newer than our read
                 else:
+                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._cache.put(creds_key(company_id), text)
                 pending = self._overlay.creds_of(company_id)
                 if pending is not None:
@@ -652,6 +654,7 @@ class ResilientAuthStore:
                     self._trip(exc)
                     direct_error = exc
                 else:
+                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._cache.put(creds_key(company_id), text)
                     self._guard.wrote(company_id, cache_mod.CREDS, (("", text),))
                     _SOURCE.set("db")

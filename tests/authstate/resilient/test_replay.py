@@ -148,3 +148,14 @@ async def test_conflicts_are_found_in_small_and_large_runs(conn: asyncpg.Connect
     rows = await _rows(conn)
     assert len(rows) == 3 * run_rows
     assert rows[("c0", "session", "0")] == '{"theirs": 1}'
+
+
+async def test_stamps_are_never_below_a_server_time_read_before_them(
+        conn: asyncpg.Connection) -> None:
+    """What keeps replay from skipping our own newer write: a journal stamp taken after a
+    direct write completed is at least that write's `now()`."""
+    clock = ServerClock()
+    await clock.measure(conn)
+    for _ in range(50):
+        server_then = await conn.fetchval("SELECT extract(epoch FROM now())::float8")
+        assert clock.now() >= server_then
