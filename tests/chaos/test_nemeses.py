@@ -223,6 +223,33 @@ async def test_bandwidth_makes_a_session_sized_read_exceed_the_deadline(env: Cha
         await conn.close()
 
 
+async def test_bandwidth_write_that_timed_out_still_commits_after_the_clear(
+        env: ChaosEnv, pg_dsn: str) -> None:
+    """Why a timed-out write's outcome is "unknown": the bytes already handed to the network
+    are delivered once it recovers, even though the client gave up and closed the connection.
+    A store that replays newer writes before such a straggler lands can be overwritten by it."""
+    direct = await connect(pg_dsn)
+    await direct.execute("CREATE TABLE t(x text)")
+    conn = await connect(env.proxy_dsn)
+    nemesis = make_nemesis("bandwidth")
+    await nemesis.inject(env)
+    try:
+        with pytest.raises(TimeoutError):
+            await conn.execute("INSERT INTO t VALUES ($1)", "x" * 8000, timeout=DEADLINE)
+        conn.terminate()
+        assert await direct.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await nemesis.clear(env)
+    try:
+        for _ in range(500):  # it lands shortly after the clear
+            if await direct.fetchval("SELECT count(*) FROM t") == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert await direct.fetchval("SELECT count(*) FROM t") == 1
+    finally:
+        await direct.close()
+
+
 async def test_limit_data_cuts_every_connection_mid_response(env: ChaosEnv) -> None:
     nemesis = make_nemesis("limit-data")
     await nemesis.inject(env)
