@@ -84,6 +84,8 @@ class CredsFileCache:
     def write(self, company: str, text: str) -> bool:
         """Store `text` for `company` durably; False when the file already held it."""
         digest = _digest(text)
+        if company not in self._written:  # first write of this process: what is on disk?
+            self.read(company)  # records the file's digest if the file is sound
         if self._written.get(company) == digest:
             return False
         header = orjson.dumps({"format": FORMAT, "version": VERSION, "company": company,

@@ -106,6 +106,7 @@ def test_creds_file_round_trip_and_permissions(tmp_path: Path) -> None:
     assert files.write("acme", CREDS_TEXT)
     assert not files.write("acme", CREDS_TEXT)  # unchanged: not rewritten
     assert CredsFileCache(tmp_path / "creds").read("acme") == CREDS_TEXT
+    assert not CredsFileCache(tmp_path / "creds").write("acme", CREDS_TEXT)  # nor after restart
     assert (tmp_path / "creds").stat().st_mode & 0o777 == 0o700
     assert files.path("acme").stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "creds").iterdir()] == ["acme.json"]  # no temp left
