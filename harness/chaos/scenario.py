@@ -378,6 +378,9 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     await asyncio.sleep(params.recovery_s)
     await workload.stop()
     run.workload = workload.stats()
+    if run.workload.get("hung"):
+        notes.append(f"{run.workload['hung']} target calls did not return within "
+                     f"{config.op_timeout_s:g} s and were cancelled (recorded as info/fail)")
     t0 = time.monotonic()
     await _settle_and_close(target, params, sampler, run, notes)
     phases["flush"] = time.monotonic() - t0
