@@ -42,6 +42,9 @@ class ScenarioInfo:
     # detection is bounded by the target's operation deadline + 0.2 s, not by the MTTD gate.
     mttd_bound: MttdBound = "gate"
     needs_role: bool = False  # acts on the target's own LOGIN role (53300 / 25006)
+    # The RTO gate is a claim about a 10 s outage; after a much longer one the replay of its
+    # journal dominates, so that RTO is reported (with the replay rate) but not gated.
+    rto_gated: bool = True
 
 
 SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
@@ -101,7 +104,7 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
     ScenarioInfo(
         "long-outage", "the proxy is severed for a minute or more",
         "cached reads are served throughout; journal growth and replay rate are reported",
-        frozenset({"thorough"}), False, "network"),
+        frozenset({"thorough"}), False, "network", rto_gated=False),
 )})
 
 

@@ -3,7 +3,10 @@
 Per company (reference/baileys-auth-state.md, "What traffic a store sees"):
 - setup: `load()` (fresh creds), save paired creds, one upload of pre-keys (Baileys' 812 for a
   few companies, fewer for the rest to keep setup and the final read short), sessions and
-  identity keys of its contacts, sender keys and sender-key memories of its groups;
+  identity keys of its contacts, its own and its group members' sender keys (a steady state:
+  every member has sent before) and sender-key memories of its groups. Every key the messages
+  read exists, so read availability during a fault measures what the target can answer from
+  its cache (a key it never saw cannot be proven absent while PostgreSQL is away);
 - then messages, each a few reads and one `keys.set` (Baileys' transaction layer commits a
   message's mutations in one call): outgoing 1:1 (session get + set of 1-3 devices), incoming
   1:1 (session get + set; a pkmsg also reads the pre-key and the identity key, deletes the
@@ -179,13 +182,22 @@ class Workload:
             group = Group(f"{rng.randrange(10**17, 10**18)}@g.us",
                           rng.sample(c.contacts, min(self.config.group_size, len(c.contacts))))
             c.groups.append(group)
+        sender_keys = {self._own_sender_key(c, g): v.sender_key() for g in c.groups}
+        sender_keys.update({key_id: v.sender_key() for g in c.groups
+                            for key_id in self._member_sender_keys(g)})
         await must("groups", await d.set(c.process, c.id, c.state, {
-            "sender-key": {self._own_sender_key(c, g): v.sender_key() for g in c.groups},
+            "sender-key": sender_keys,
             "sender-key-memory": {g.jid: v.sender_key_memory(g.devices()) for g in c.groups}}))
 
     @staticmethod
     def _own_sender_key(c: Company, group: Group) -> str:
         return f"{group.jid}::{c.phone}::0"
+
+    @staticmethod
+    def _member_sender_keys(group: Group) -> list[str]:
+        """`group::user::device` of every member device: the sender keys their messages use."""
+        return [f"{group.jid}::{m.user}::{address.split('.')[1]}"
+                for m in group.members for address in m.devices]
 
     # -- running ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -285,8 +297,7 @@ class Workload:
 
     async def _group_incoming(self, c: Company) -> None:
         group = c.rng.choice(c.groups)
-        member = c.rng.choice(group.members)
-        key_id = f"{group.jid}::{member.user}::{c.rng.choice(member.devices).split('.')[1]}"
+        key_id = c.rng.choice(self._member_sender_keys(group))
         await self._read(c, "sender-key", [key_id])
         await self._write(c, {"sender-key": {key_id: self.values.sender_key()}})
 
