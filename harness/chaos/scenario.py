@@ -32,7 +32,9 @@ from typing import Any
 from harness.chaos import results
 from harness.chaos.app_role import app_role
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.crash import make_shape
 from harness.chaos.final_read import FinalRead, final_read
+from harness.chaos.nemesis import make_nemesis
 from harness.chaos.nemesis_api import (
     DEFAULT_DEADLINE_S,
     ChaosEnv,
@@ -121,26 +123,9 @@ class ScenarioOutcome:
     reason: str = ""
 
 
-def load_nemesis_factory() -> Callable[[str, ScenarioParams], Any]:
-    """The full set of nemeses when present, else the engine's sever/blackhole fallback."""
-    try:
-        from harness.chaos.nemesis import make_nemesis
-    except ImportError:
-        from harness.chaos.fallback_nemesis import make_nemesis
-    return make_nemesis
-
-
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
     """A scenario with its own course (client-crash), or None for inject/hold/clear."""
-    if name != "client-crash":
-        return None
-    try:
-        from harness.chaos.crash import make_shape
-    except ImportError:
-        raise NemesisUnavailable(
-            "the client-crash scenario is not available in this checkout "
-            "(harness.chaos.crash is missing)", hint="update the checkout") from None
-    return make_shape(params)
+    return make_shape(params) if name == "client-crash" else None
 
 
 def companies_for(params: ScenarioParams) -> list[str]:
@@ -260,7 +245,7 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
     phases: dict[str, float] = {}
     started = time.monotonic()
     shape = load_shape(info.name, params)
-    nemesis: Nemesis | None = None if shape else load_nemesis_factory()(info.name, params)
+    nemesis: Nemesis | None = None if shape else make_nemesis(info.name, params)
     companies = companies_for(params)
     fault_timeline = FaultTimeline()
     async with contextlib.AsyncExitStack() as stack:
