@@ -18,6 +18,15 @@
 The original exception is never lost: callers raise `from exc`, and an asyncpg InterfaceError
 raised while handling a lost connection ("connection has been released back to the pool",
 "connection is closed") is classified by the error underneath it.
+
+A lost connection can also surface with nothing underneath: asyncpg notices the socket closing
+in a callback, returns the connection's holder to the pool and detaches the proxy the caller
+still holds, so the caller's *next* call on it raises InterfaceError "cannot call
+Connection.transaction(): connection has been released back to the pool" (or "connection is
+closed", "another operation is in progress") with no context. The store's code never uses a
+connection after releasing it (`store._Lease`), so for us these mean "the connection was lost":
+retryable, outcome "unknown" when a write had been sent. The lease also tells `classify` so
+directly (`connection_lost=True`: its proxy was detached although it never released it).
 """
 
 from __future__ import annotations
@@ -86,6 +95,11 @@ _PERMANENT: dict[str, tuple[str, str]] = {
 }
 
 
+# asyncpg's words for a connection that died under its user (see the module docstring).
+_LOST_CONNECTION_TEXTS = ("released back to the pool", "connection is closed",
+                          "connection was closed", "another operation is in progress")
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     code = getattr(exc, "sqlstate", None)
     return code if isinstance(code, str) and len(code) == 5 else None
@@ -130,7 +144,12 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _what(exc: BaseException, code: str | None) -> tuple[str, bool]:
+def _client_side(exc: BaseException) -> bool:
+    return (isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError))
+            and not isinstance(exc, asyncpg.PostgresError))
+
+
+def _what(exc: BaseException, code: str | None, connection_lost: bool) -> tuple[str, bool]:
     """(what happened, retryable) for a non-timeout error."""
     if code is not None:
         if code in _RETRYABLE_CODES:
@@ -158,7 +177,8 @@ def _what(exc: BaseException, code: str | None) -> tuple[str, bool]:
         return "a network error cut the connection to PostgreSQL", True
     if isinstance(exc, asyncpg.InterfaceError) and str(exc).startswith("pool is clos"):
         return "the store is closed", False
-    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+    if _client_side(exc) and (connection_lost or any(
+            text in str(exc) for text in _LOST_CONNECTION_TEXTS)):
         return "the connection to PostgreSQL was lost", True
     if isinstance(exc, asyncpg.InternalClientError):
         return "the client connection was left in an unexpected state", True
@@ -191,13 +211,17 @@ def _outcome_text(outcome: str, sent: bool) -> str:
 
 def classify(exc: BaseException, *, operation: str, company_id: str | None, sent: bool,
              waited_s: float | None = None, waiting_for: str | None = None,
-             note: str | None = None) -> StoreError:
+             note: str | None = None, backend_pid: int | None = None,
+             connection_lost: bool = False) -> StoreError:
     """The `StoreError` for `exc` raised by `operation` (see the module docstring).
 
     `sent`: a statement that could commit (a single write statement, or COMMIT) reached the
     socket; always False for reads. `waited_s`: how long the operation ran. `waiting_for`: what
     a timeout was waiting for ("a connection", "PostgreSQL's answer"). `note`: added to the hint
     (what the caller knows is durable anyway, e.g. a cleanup's committed batches).
+    `backend_pid`: the server process of the connection used (kept on the error).
+    `connection_lost`: the caller knows the connection died under it (a client-side asyncpg
+    error then means "lost connection", whatever its wording).
     """
     cause = root_cause(exc)
     code = sqlstate_of(cause)
@@ -210,21 +234,21 @@ def classify(exc: BaseException, *, operation: str, company_id: str | None, sent
                 f"{_outcome_text(outcome, sent)}. Retry later")
         error: StoreError = StoreTimeout(
             f"{operation}{who} {what}", hint=_with_note(hint, note), operation=operation,
-            company_id=company_id, outcome=outcome, waited_s=waited_s)
+            company_id=company_id, outcome=outcome, waited_s=waited_s, backend_pid=backend_pid)
         return error
-    what, retryable = _what(cause, code)
+    what, retryable = _what(cause, code, connection_lost)
     message = f"{operation}{who} failed: {what} ({_short(cause)})"
     if not retryable:
         return StoreRejected(message, hint=_with_note(_permanent_hint(cause, code), note),
                              operation=operation, company_id=company_id, outcome="failed",
-                             waited_s=waited_s, sqlstate=code)
+                             waited_s=waited_s, sqlstate=code, backend_pid=backend_pid)
     server_answered = (isinstance(cause, asyncpg.PostgresError) and not code.startswith("08")
                        and code not in _CONNECTION_ENDING) if code else False
     outcome = "unknown" if sent and not server_answered else "failed"
     hint = f"{what}; {_outcome_text(outcome, sent)}. Retry later"
     return StoreUnavailable(message, hint=_with_note(hint, note), operation=operation,
                             company_id=company_id, outcome=outcome, waited_s=waited_s,
-                            sqlstate=code)
+                            sqlstate=code, backend_pid=backend_pid)
 
 
 def _with_note(hint: str, note: str | None) -> str:

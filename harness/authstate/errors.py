@@ -10,6 +10,10 @@ act on without parsing text:
   read-only, a timeout): the same call can succeed later. False for `StoreRejected`
   (permissions, missing table, bad credentials...): repeating it fails until someone fixes the
   cause, which its hint names.
+- `backend_pid`: the server process (`pg_backend_pid()`) of the connection the operation used,
+  when it had one. After an "unknown" outcome that backend may still hold the write (bytes
+  still in the network, a statement still running) and commit it later; a caller that will
+  write the same rows again can terminate it first (the resilient store's fence).
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ class UnsupportedValue(AuthStateError, ValueError):
 class StoreError(AuthStateError):
     """A database operation did not complete (see the module docstring for `outcome` and
     `retryable`). `waited_s` is how long the operation ran before it gave up (always set for
-    timeouts); `sqlstate` is PostgreSQL's error code when the server sent one."""
+    timeouts); `sqlstate` is PostgreSQL's error code when the server sent one; `backend_pid`
+    the server process of the connection used, when known."""
 
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, hint: str | None = None, operation: str = "",
                  company_id: str | None = None, outcome: Outcome = "failed",
-                 waited_s: float | None = None, sqlstate: str | None = None) -> None:
+                 waited_s: float | None = None, sqlstate: str | None = None,
+                 backend_pid: int | None = None) -> None:
         super().__init__(message, hint=hint)
         if outcome not in ("failed", "unknown"):
             raise ValueError(f"outcome must be 'failed' or 'unknown', not {outcome!r}")
@@ -55,6 +61,7 @@ class StoreError(AuthStateError):
         self.outcome: Outcome = outcome
         self.waited_s = waited_s
         self.sqlstate = sqlstate
+        self.backend_pid = backend_pid
 
 
 class StoreUnavailable(StoreError):

@@ -59,6 +59,19 @@ ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = EXCL
 HAS_CREDS: Final = "SELECT EXISTS (SELECT 1 FROM whatsapp_auth WHERE company_id = $1)"
 DELETE_CREDS: Final = "DELETE FROM whatsapp_auth WHERE company_id = $1"
 
+# -- writes stamped by the caller ------------------------------------------------------------------
+def _stamped(statement: str, param: int) -> str:
+    return statement.replace("now()", f"to_timestamp(${param})")
+
+
+UPSERT_KEYS_AT: Final = _stamped(UPSERT_KEYS, 6)
+UPSERT_KEYS_ONE_TYPE_AT: Final = _stamped(UPSERT_KEYS_ONE_TYPE, 6)
+PUT_CREDS_AT: Final = _stamped(PUT_CREDS, 3)
+"""As above, with `updated_at` (and `expires_at`'s start) given by the caller in seconds since
+the epoch as the last parameter instead of the server's `now()` at execution: a write that
+reaches the server late (a straggler after a timeout) keeps the time it was sent, so a newer
+write compared by `updated_at` (the resilient store's replay) is never taken for an older one."""
+
 # -- companies and the server --------------------------------------------------------------------
 LIST_COMPANIES: Final = ("SELECT company_id FROM whatsapp_auth UNION "
                          "SELECT DISTINCT company_id FROM whatsapp_keys ORDER BY 1")

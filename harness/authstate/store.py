@@ -167,39 +167,58 @@ def _discard(conn: asyncpg.Connection) -> None:
         conn.terminate()
 
 
+def _detached(conn: asyncpg.Connection) -> bool:
+    """True when asyncpg took the connection back from us: it does so, detaching the pool proxy
+    we hold, as soon as it sees the socket close (`Connection._cleanup`), and any call on the
+    proxy then raises InterfaceError "released back to the pool"."""
+    try:
+        conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return False
+
+
 class _Lease:
     """`async with lease as conn`: a pooled connection within a deadline; one that failed at
     connection level or timed out is closed rather than returned to the pool.
 
-    Also the operation's record for classifying a failure: `stage` (what it was waiting for)
-    and `sent` (a statement that could commit was sent).
+    Also the operation's record for classifying a failure: `stage` (what it was waiting for),
+    `sent` (a statement that could commit was sent), `backend_pid` (the server process of the
+    connection, read when it was handed out: still known after the connection is lost) and
+    `lost` (after a failure: the connection died while leased, so asyncpg's follow-up errors on
+    it, whatever their wording, mean a lost connection).
     """
 
-    __slots__ = ("_conn", "_pool", "sent", "stage", "until")
+    __slots__ = ("_conn", "_pool", "backend_pid", "lost", "sent", "stage", "until")
 
     def __init__(self, pool: asyncpg.Pool, until: float) -> None:
         self._pool, self.until = pool, until
         self._conn: asyncpg.Connection | None = None
         self.sent = False
         self.stage = "connect"
+        self.backend_pid: int | None = None
+        self.lost = False
 
     async def __aenter__(self) -> asyncpg.Connection:
         pool = self._pool
         if pool.get_idle_size() > 0:  # a live connection is free: acquire cannot wait
-            self._conn = await pool.acquire()
+            conn = await pool.acquire()
         else:
             # asyncio.timeout, not acquire(timeout=): asyncpg implements that with wait_for,
             # which creates a task per call; and only here, off the hot path (~4 us per use).
             async with asyncio.timeout(_left(self.until)):
-                self._conn = await pool.acquire()
+                conn = await pool.acquire()
+        self._conn = conn
+        self.backend_pid = conn.get_server_pid()
         self.stage = "answer"
-        return self._conn
+        return conn
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         if exc is not None:
+            self.lost = _detached(conn)
             if connection_unusable(exc):
                 _discard(conn)  # the pool opens a fresh connection on a later acquire
             else:
@@ -293,18 +312,26 @@ class PreparedKeyWrite:
         n = len(upserts)
         self.batches = [slice(i, min(i + UPSERT_BATCH, n)) for i in range(0, n, UPSERT_BATCH)]
 
-    def upsert_statement(self, company_id: str, rows: slice) -> tuple[str, tuple[Any, ...]]:
+    def upsert_statement(self, company_id: str, rows: slice,
+                         stamp: float | None = None) -> tuple[str, tuple[Any, ...]]:
         types = self.upsert_types
         if types[rows.start] == types[rows.stop - 1]:  # sorted: a single type in this batch
-            return (sql.UPSERT_KEYS_ONE_TYPE, (company_id, types[rows.start],
-                                               self.upsert_ttls[rows.start],
-                                               self.upsert_ids[rows], self.upsert_values[rows]))
-        return (sql.UPSERT_KEYS, (company_id, types[rows], self.upsert_ids[rows],
-                                  self.upsert_values[rows], self.upsert_ttls[rows]))
+            args: tuple[Any, ...] = (company_id, types[rows.start], self.upsert_ttls[rows.start],
+                                     self.upsert_ids[rows], self.upsert_values[rows])
+            if stamp is None:
+                return (sql.UPSERT_KEYS_ONE_TYPE, args)
+            return (sql.UPSERT_KEYS_ONE_TYPE_AT, (*args, stamp))
+        args = (company_id, types[rows], self.upsert_ids[rows], self.upsert_values[rows],
+                self.upsert_ttls[rows])
+        if stamp is None:
+            return (sql.UPSERT_KEYS, args)
+        return (sql.UPSERT_KEYS_AT, (*args, stamp))
 
-    def statements(self, company_id: str) -> list[tuple[str, tuple[Any, ...]]]:
-        """Every statement of the write, upserts first, then the deletes (if any)."""
-        out = [self.upsert_statement(company_id, rows) for rows in self.batches]
+    def statements(self, company_id: str,
+                   stamp: float | None = None) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every statement of the write, upserts first, then the deletes (if any). `stamp`:
+        `updated_at` in seconds since the epoch instead of the server's `now()`."""
+        out = [self.upsert_statement(company_id, rows, stamp) for rows in self.batches]
         if self.delete_ids:
             out.append((sql.DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
         return out
@@ -315,19 +342,23 @@ async def _execute_atomically(conn: asyncpg.Connection, lease: _Lease, until: fl
     """Run the statements as one unit, each within what is left of the deadline; the status of
     the last one. One statement is atomic alone; more run between BEGIN and COMMIT, and only
     COMMIT can make them durable, so `sent` is set just before COMMIT (a transaction cut off
-    earlier is rolled back by the server: definitely not applied)."""
+    earlier is rolled back by the server: definitely not applied).
+
+    `sent` is set after the call that could commit was *made* and before it is awaited: making
+    the call sends nothing yet, and it raises at once when asyncpg already took the connection
+    back (lost while leased: "released back to the pool"), which is then truthfully "failed"."""
     if len(statements) == 1:
         query, args = statements[0]
-        timeout = _left(until)
+        pending = conn.execute(query, *args, timeout=_left(until))
         lease.sent = True
-        status: str = await conn.execute(query, *args, timeout=timeout)
+        status: str = await pending
         return status
     await conn.execute("BEGIN", timeout=_left(until))
     for query, args in statements:
         status = await conn.execute(query, *args, timeout=_left(until))
-    timeout = _left(until)
+    pending = conn.execute("COMMIT", timeout=_left(until))
     lease.sent = True
-    await conn.execute("COMMIT", timeout=timeout)
+    await pending
     return status
 
 
@@ -507,7 +538,8 @@ class PostgresAuthStore:
         else:
             waiting_for = "a connection to PostgreSQL"
         return classify(exc, operation=operation, company_id=company_id, sent=lease.sent,
-                        waited_s=monotonic() - started, waiting_for=waiting_for)
+                        waited_s=monotonic() - started, waiting_for=waiting_for,
+                        backend_pid=lease.backend_pid, connection_lost=lease.lost)
 
     async def _write(self, operation: str, company_id: str, locks: tuple[asyncio.Lock, ...],
                      statements: list[tuple[str, tuple[Any, ...]]]) -> str:
@@ -548,14 +580,19 @@ class PostgresAuthStore:
         text = await self.read_creds_text(company_id)
         return None if text is None else codec.loads(text)
 
-    async def write_creds_text(self, company_id: str, text: str) -> None:
+    async def write_creds_text(self, company_id: str, text: str, *,
+                               stamp: float | None = None) -> None:
         """Replace the company's creds with `text`, JSON as `codec.dumps_for_postgres` makes it
-        (callers that already hold the encoded blob: no second encoding)."""
+        (callers that already hold the encoded blob: no second encoding). `stamp`: the row's
+        `updated_at` in seconds since the epoch, instead of the server's `now()` when the
+        statement runs (a caller that orders its writes by its own clock: see `sql.py`)."""
         company_id = validate_company_id(company_id)
         if not isinstance(text, str):
             raise TypeError(f"creds text must be str, got {type(text).__name__}")
+        statement = ((sql.PUT_CREDS, (company_id, text)) if stamp is None
+                     else (sql.PUT_CREDS_AT, (company_id, text, stamp)))
         await self._write("saving creds", company_id, (self._creds_locks[company_id],),
-                          [(sql.PUT_CREDS, (company_id, text))])
+                          [statement])
 
     async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
         """Replace the company's creds (whole blob, as Baileys' saveCreds does)."""
@@ -608,10 +645,12 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         await self.write_prepared(company_id, PreparedKeyWrite(data))
 
-    async def write_prepared(self, company_id: str, prepared: PreparedKeyWrite) -> None:
-        """Apply an already validated and encoded `keys.set` (atomic, in call order)."""
+    async def write_prepared(self, company_id: str, prepared: PreparedKeyWrite, *,
+                             stamp: float | None = None) -> None:
+        """Apply an already validated and encoded `keys.set` (atomic, in call order). `stamp`:
+        as for `write_creds_text`."""
         company_id = validate_company_id(company_id)
-        statements = prepared.statements(company_id)
+        statements = prepared.statements(company_id, stamp)
         if statements:
             await self._write("writing keys", company_id, (self._key_locks[company_id],),
                               statements)
@@ -645,7 +684,8 @@ class PostgresAuthStore:
         """`async with store.connection() as conn`: a pooled connection for maintenance code.
         Getting it is bounded by the operation deadline (pool exhausted, PostgreSQL silent:
         TimeoutError); its queries by the command timeout. A connection that failed at
-        connection level is closed rather than returned to the pool."""
+        connection level is closed rather than returned to the pool. After a failure the lease
+        says `backend_pid` and `lost` (pass them to `classify`)."""
         return self._lease(monotonic())
 
     @contextlib.asynccontextmanager
