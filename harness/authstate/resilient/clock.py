@@ -1,17 +1,18 @@
 """The server's clock as seen from here: acknowledgement times comparable with `now()`.
 
 Replay decides "newer row wins" by comparing a journaled write's acknowledgement time with the
-`updated_at` that direct writes get from the server's `now()`. Stamping journal records with
-the local wall clock would make that comparison wrong by the clock skew between this host and
-the server: a server ahead by 2 s would make our own direct write of a key look newer than the
-journaled write we acknowledged 1 s later, and replay would skip it (a lost write). So the store
-measures the offset (server clock minus local clock, from one round trip, error <= RTT/2)
-whenever it (re)connects, and stamps records with local time + offset + RTT/2: the *latest* the
-server's clock can read at that moment. So a journaled write is never stamped earlier than a
-direct write this process completed before it (whose `now()` was taken before its answer came
-back), and replay can never skip our own newer write as a "conflict". Stamps never go
-backwards, even if the local clock is stepped back. Between measurements the offset drifts only
-as fast as the two clocks do (NTP-disciplined: a few ppm).
+`updated_at` of the row: written by another instance, by the plain store (the server's `now()`),
+or by our own direct writes (stamped from this clock when sent). Stamping with the local wall
+clock would make that comparison wrong by the clock skew between this host and the server: a
+server ahead by 2 s would make a write acknowledged 1 s before our journaled one look newer, and
+replay would skip ours (a lost write). So the store measures the offset (server clock minus
+local clock, from one round trip, error <= RTT/2) whenever it (re)connects, and stamps with
+local time + offset + RTT/2: the *latest* the server's clock can read at that moment. So a
+journaled write is never stamped earlier than a write whose `now()` the server took before we
+acknowledged ours, our own direct writes take their stamps from the same clock, and replay can
+never skip our own newer write as a "conflict". Stamps never go backwards, even if the local
+clock is stepped back. Between measurements the offset drifts only as fast as the two clocks do
+(NTP-disciplined: a few ppm).
 """
 
 from __future__ import annotations

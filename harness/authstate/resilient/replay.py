@@ -16,11 +16,13 @@ Replaying a record twice (a crash after the commit, before the "applied" marker)
 rows with the same times: idempotent. A row that another store instance wrote *after* our write
 was acknowledged is left alone and reported as a conflict (key refs only, never values).
 
-Last writer wins by acknowledgement time. Direct writes stamp `updated_at` with the server's
-`now()`; journaled writes stamp the server time this process estimated when it acknowledged
-them (`clock.ServerClock`: local clock + offset measured against the server + half the
-measuring round trip), so the two are on one clock, and our own journaled write is never stamped
-before a direct write we completed earlier. Assumptions and limits: the offset is re-measured at
+Last writer wins by acknowledgement time. Journaled writes are stamped with the server time this
+process estimated when it acknowledged them (`clock.ServerClock`: local clock + offset measured
+against the server + half the measuring round trip), and the resilient store's direct writes
+with the same estimate taken when they were sent (not the server's `now()` at execution: a
+write delivered late must not look newer than what was acknowledged after it), so all our
+stamps are on one clock that never goes back, and our own journaled write is never stamped
+before a direct write we made earlier. Assumptions and limits: the offset is re-measured at
 every recovery, so clocks only need to be stable (NTP-disciplined) over one outage, not
 synchronized; between two *instances*, writes acknowledged within ~one round trip of each other
 may be ordered either way; a row deleted by another instance leaves no tombstone, so replaying

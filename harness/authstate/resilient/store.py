@@ -18,8 +18,37 @@ Guarantees:
   knows raises `StoreUnavailable` (never "absent"); creds come from memory, then the file cache;
   fresh creds only when PostgreSQL itself said the company has none.
 - Recovery: a retryable error opens the breaker; probes (capped exponential backoff with full
-  jitter) find PostgreSQL again; the journal is replayed at once (`replay.py`: newest row wins,
-  conflicts counted); the breaker closes when it is empty.
+  jitter) find PostgreSQL again; the fence runs; the journal is replayed at once (`replay.py`:
+  newest row wins, conflicts counted); the breaker closes when it is empty.
+- No straggler overwrites: a write that ended with outcome "unknown" (timed out or lost its
+  connection after it was sent) may still commit later, its bytes delayed in the network or
+  its statement still running. The store remembers that connection's server process, and
+  before the breaker lets anything reach PostgreSQL again after a successful probe it
+  terminates those processes and waits until they are gone (`fence.py`); until the fence has
+  completed the breaker stays open. A straggler therefore either committed before the fence
+  or never will: it cannot land after the replay or after a newer direct write (not even an
+  upsert after a newer delete, which no timestamp condition could stop: deletes leave no
+  tombstone). Within one company writes are serialized and, once one is journaled, the next
+  ones are too, so every later write of the rows a straggler touches reaches PostgreSQL
+  through the replay, after the fence. If a write fails "unknown" while the store is
+  recovering, the replay stops before its next batch and waits for a new probe and fence.
+  `status()["fence"]` counts what it did.
+- Reads and the fence: while the breaker is open, reads never touch PostgreSQL (overlay and
+  cache). They go back to PostgreSQL in half-open, which the breaker reaches only after the
+  fence, so no straggler of ours can change a row after such a read; what it reads is then
+  overlaid with the pending journal as always. A read already in flight when the write failed
+  was concurrent with it; either answer is valid.
+- Direct writes carry their own stamp: `updated_at` is the server-clock estimate taken when
+  the write is sent (`clock.ServerClock.now()`, the clock journal records are stamped with),
+  not the server's `now()` when the statement happens to run. Needed because a straggler can
+  also land *before* the fence, while the store is still degraded: with `now()` it would carry
+  its late execution time, newer than the journaled writes acknowledged after it, and the
+  replay's "newest row wins" would discard those as conflicts (lost writes; measured: the
+  chaos `bandwidth` scenario's lost / stale-read). With its send-time stamp it is simply older,
+  and the replay overwrites it (or deletes the row) as it should. Direct writes stay
+  unconditional (no `WHERE updated_at <= ...`): the fence already orders any straggler before
+  them, a condition could not stop a late upsert after a delete (no tombstones) anyway, and a
+  conditional direct write could silently not apply a write it then acknowledges.
 
 Healthy-path cost: a point read is the reference store's read plus a dict lookup for pending
 entries, a read-guard registration and a cache fill; a write is the reference write plus the
@@ -51,6 +80,8 @@ from harness.authstate.resilient.clock import ServerClock
 from harness.authstate.resilient.creds_file import CredsFileCache
 from harness.authstate.resilient.dirlock import DirectoryLock
 from harness.authstate.resilient.errors import JournalError, JournalWriteFailed
+from harness.authstate.resilient.fence import DEFAULT_GIVE_UP_S as FENCE_GIVE_UP_S
+from harness.authstate.resilient.fence import Fence
 from harness.authstate.resilient.journal import DEFAULT_MAX_BYTES as DEFAULT_JOURNAL_BYTES
 from harness.authstate.resilient.journal import Journal, JournalFull
 from harness.authstate.resilient.overlay import PendingOverlay
@@ -86,7 +117,8 @@ class ResilientAuthStore:
 
     def __init__(self, inner: PostgresAuthStore, journal: Journal, lock: DirectoryLock,
                  creds_files: CredsFileCache, *, cache_max_bytes: int, probe_base_s: float,
-                 probe_cap_s: float, probe_timeout_s: float, replay_batch_rows: int) -> None:
+                 probe_cap_s: float, probe_timeout_s: float, replay_batch_rows: int,
+                 fence: bool = True, fence_give_up_s: float = FENCE_GIVE_UP_S) -> None:
         self._inner = inner
         self._journal = journal
         self._lock = lock
@@ -96,6 +128,9 @@ class ResilientAuthStore:
         self._overlay = PendingOverlay()
         self._breaker = Breaker()
         self._clock = ServerClock()
+        self._fence = Fence(give_up_s=fence_give_up_s)
+        self._fence_on = fence
+        self._unfenceable_logged = False
         self._probe_base, self._probe_cap = probe_base_s, probe_cap_s
         self._probe_timeout = probe_timeout_s
         self._replay_batch_rows = replay_batch_rows
@@ -123,13 +158,16 @@ class ResilientAuthStore:
                    probe_base_s: float = PROBE_BASE_S, probe_cap_s: float = PROBE_CAP_S,
                    probe_timeout_s: float = PROBE_TIMEOUT_S,
                    replay_batch_rows: int = REPLAY_BATCH_ROWS,
+                   fence_give_up_s: float = FENCE_GIVE_UP_S, fence: bool = True,
                    **store_options: Any) -> ResilientAuthStore:
         """Open the store on `dsn` with its files in `cache_dir` (created 0700, held
         exclusively). Succeeds while PostgreSQL is down (the store starts degraded); fails for
         a damaged journal (`JournalCorrupt`), a cache_dir in use (`JournalLocked`), or when
         PostgreSQL answers but refuses us for good (`StoreRejected`: bad password, no such
         database). `store_options` go to `PostgresAuthStore.create` (`operation_deadline`,
-        `connect_timeout`, `max_size`, ...)."""
+        `connect_timeout`, `max_size`, ...). `fence_give_up_s`: how long the fence waits for
+        sessions it may not terminate (`fence.py`). `fence=False` turns the fence off: only for
+        the test that shows what it prevents."""
         Backoff(probe_base_s, probe_cap_s)  # validates before anything is opened
         directory = Path(cache_dir)
         lock = await asyncio.to_thread(DirectoryLock.acquire, directory)
@@ -146,7 +184,8 @@ class ResilientAuthStore:
             raise
         store = cls(inner, journal, lock, creds_files, cache_max_bytes=cache_max_bytes,
                     probe_base_s=probe_base_s, probe_cap_s=probe_cap_s,
-                    probe_timeout_s=probe_timeout_s, replay_batch_rows=replay_batch_rows)
+                    probe_timeout_s=probe_timeout_s, replay_batch_rows=replay_batch_rows,
+                    fence=fence, fence_give_up_s=fence_give_up_s)
         try:
             await store._first_contact()
         except BaseException:
@@ -217,6 +256,7 @@ class ResilientAuthStore:
             "cache": {"entries": len(self._cache), "bytes": self._cache.bytes,
                       "max_bytes": self._cache.max_bytes, "evictions": self._cache.evictions},
             "conflicts": self._conflicts,
+            "fence": {**self._fence.snapshot(), "enabled": self._fence_on},
             "deadline_s": self._inner.operation_deadline,
             "transitions": [dict(t) for t in breaker.transitions],
         }
@@ -232,7 +272,18 @@ class ResilientAuthStore:
         return self._inner
 
     # -- breaker, probes, replay -----------------------------------------------------------------
+    def _note_unknown(self, exc: StoreError) -> None:
+        """A write that may still commit: fence its backend before anything writes again."""
+        if exc.outcome != "unknown" or not self._fence_on:
+            return
+        self._fence.add(exc.backend_pid, self._clock.now())
+        if exc.backend_pid is None and not self._unfenceable_logged:
+            self._unfenceable_logged = True
+            log.warning("a write with an unknown outcome has no known server session, so the "
+                        "fence cannot cover it: %s", _describe(exc))
+
     def _trip(self, exc: StoreError) -> None:
+        self._note_unknown(exc)
         if self._breaker.trip(_describe(exc)):
             log.warning("PostgreSQL unavailable, auth-state store degraded (writes are "
                         "journaled, reads served from cache): %s", _describe(exc))
@@ -274,12 +325,16 @@ class ResilientAuthStore:
                     breaker.last_error = (f"StoreTimeout: probing PostgreSQL timed out after "
                                           f"{self._probe_timeout} s")
                     continue
+                if not await self._run_fence() or self._fence.pending:
+                    continue  # stay open: nothing may write before the fence has completed
                 breaker.half_open("probe succeeded")
                 log.info("PostgreSQL answers again; replaying %d journaled writes",
                          self._journal.depth)
             try:
                 await self._drain()
             except (StoreError, JournalError) as exc:
+                if isinstance(exc, StoreError):
+                    self._note_unknown(exc)
                 breaker.trip(f"replay failed: {_describe(exc)}")
                 if _describe(exc) != self._last_replay_error:  # once, not on every retry
                     log.warning("journal replay stopped (retried after each probe): %s",
@@ -289,6 +344,8 @@ class ResilientAuthStore:
             except Exception as exc:  # a bug must not leave the store half-open forever
                 log.exception("journal replay failed unexpectedly")
                 breaker.trip(f"replay failed: {_describe(exc)}")
+                continue
+            if breaker.state == OPEN:  # a write failed meanwhile: probe and fence again
                 continue
             breaker.close("journal drained")
             self._last_replay_error = None
@@ -300,19 +357,53 @@ class ResilientAuthStore:
                 log.warning("journal compaction failed: %s", _describe(exc))
             return
 
+    async def _run_fence(self) -> bool:
+        """One bounded fence attempt (see `fence.py`); False (and why, in last_error) when it
+        must be tried again after the next probe."""
+        fence = self._fence
+        if not fence.pending:
+            return True
+        started = monotonic()
+        deadline = self._inner.operation_deadline
+        lease = self._inner.connection()
+        before = fence.fenced
+        try:
+            async with asyncio.timeout(deadline):
+                async with lease as conn:
+                    done = await fence.run(conn, started + deadline)
+        except DB_ERRORS as exc:
+            error = classify(exc, operation="fencing writes of unknown outcome",
+                             company_id=None, sent=False, waited_s=monotonic() - started,
+                             backend_pid=lease.backend_pid, connection_lost=lease.lost)
+            self._breaker.last_error = _describe(error)
+            return False
+        if not done:
+            self._breaker.last_error = (f"fence: {len(fence.pending)} PostgreSQL sessions that "
+                                        "may still commit an earlier write are still there")
+            return False
+        if fence.fenced > before:
+            log.info("fence: ended %d PostgreSQL sessions that could still have committed an "
+                     "earlier write", fence.fenced - before)
+        return True
+
     async def _drain(self) -> None:
         journal = self._journal
         started, rows = monotonic(), 0
         while journal.pending:
+            if self._breaker.state == OPEN:  # a write failed meanwhile: fence first
+                return
             batch = journal.take(self._replay_batch_rows)
             t0 = monotonic()
+            lease = self._inner.connection()
             try:
                 async with asyncio.timeout(self._inner.operation_deadline):
-                    async with self._inner.connection() as conn:
+                    async with lease as conn:
                         result = await apply_batch(conn, batch)
             except DB_ERRORS as exc:
                 raise classify(exc, operation="replaying the journal", company_id=None,
-                               sent=True, waited_s=monotonic() - t0) from exc
+                               sent=True, waited_s=monotonic() - t0,
+                               backend_pid=lease.backend_pid,
+                               connection_lost=lease.lost) from exc
             await journal.mark_applied(batch)
             self._applied(batch, result)
             rows += result.rows
@@ -470,14 +561,14 @@ class ResilientAuthStore:
             direct_error = None
             if self._breaker.state != OPEN and not self._overlay.has_keys(company_id):
                 try:
-                    await self._inner.write_prepared(company_id, prepared)
+                    await self._inner.write_prepared(company_id, prepared,
+                                                     stamp=self._clock.now())
                 except StoreError as exc:
                     if not exc.retryable:
                         raise
                     self._trip(exc)
                     direct_error = exc
                 else:
-                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._wrote_keys(company_id, prepared)
                     _SOURCE.set("db")
                     return
@@ -594,7 +685,6 @@ class ResilientAuthStore:
                 if "" in ticket:
                     text = ticket[""]  # a save completed meanwhile: newer than our read
                 else:
-                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._cache.put(creds_key(company_id), text)
                 pending = self._overlay.creds_of(company_id)
                 if pending is not None:
@@ -647,14 +737,14 @@ class ResilientAuthStore:
             direct_error = None
             if self._breaker.state != OPEN and not self._overlay.has_creds(company_id):
                 try:
-                    await self._inner.write_creds_text(company_id, text)
+                    await self._inner.write_creds_text(company_id, text,
+                                                       stamp=self._clock.now())
                 except StoreError as exc:
                     if not exc.retryable:
                         raise
                     self._trip(exc)
                     direct_error = exc
                 else:
-                    self._clock.now()  # later journal stamps stay above this write's now()
                     self._cache.put(creds_key(company_id), text)
                     self._guard.wrote(company_id, cache_mod.CREDS, (("", text),))
                     _SOURCE.set("db")
