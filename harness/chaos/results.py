@@ -46,12 +46,14 @@ def _spread3(values: dict[str, Any]) -> dict[str, Any]:
 
 def pooled_latency(reps: Sequence[Repetition]) -> dict[str, Any]:
     """p50/p95/p99/p99.9/max (ms) of completed ops by phase of their invoke, pooled over
-    repetitions (each op's phase judged against its own repetition's windows)."""
+    repetitions (each op's phase judged against its own repetition's windows). Setup (pairing,
+    812-pre-key uploads) is not traffic: only ops invoked once the workers ran count."""
     pools: dict[str, list[int]] = {"before": [], "during": [], "after": []}
     for rep in reps:
         injected = [w.injected_ns for w in rep.windows]
+        traffic_start = rep.timeline.origin_ns
         for op in rep.history.ops():
-            if op.complete_ns is None:
+            if op.complete_ns is None or op.invoke_ns < traffic_start:
                 continue
             phase = phase_of(op.invoke_ns, injected, rep.windows)
             pools.setdefault(phase, []).append(op.complete_ns - op.invoke_ns)

@@ -73,6 +73,12 @@ async def test_sever_against_the_reference_store_fails_closed_loses_nothing_and_
     assert during and sum(b["fail"] + b["info"] for b in during) > 0
     assert sum(b["ok"] for b in item["timeline"] if not b["fault"]) > 0
 
+    rep = outcome.repetitions[0]
+    injected = rep.windows[0].injected_ns
+    steady_before = [op for op in rep.history.ops()
+                     if rep.timeline.origin_ns <= op.invoke_ns < injected and op.complete_ns]
+    assert item["latency_ms"]["before"]["count"] == len(steady_before)  # setup excluded
+
     names = [f.name for f in outcome.figures]
     assert names == ["chaos sever [reference] rto p95", "chaos sever [reference] mttd p95",
                      "chaos sever [reference] lost writes"]
