@@ -206,6 +206,66 @@ async def test_backend_terminated_during_a_read_is_failed_57P01(pg_dsn, db) -> N
         assert err.sqlstate == "57P01"
 
 
+async def test_write_on_a_connection_lost_while_leased_is_retryable_not_a_client_bug(
+        pg_proxy, monkeypatch) -> None:
+    """The connection dies while the store holds it between two calls (a real sever): asyncpg
+    takes it back at once, detaching the proxy the lease holds, and the next call raises
+    InterfaceError "released back to the pool" with nothing underneath. It used to be
+    classified as a permanent client failure (StoreRejected)."""
+    from harness.authstate import store as store_module
+
+    entered, release = asyncio.Event(), asyncio.Event()
+    held: list[asyncpg.Connection] = []
+    real = store_module._execute_atomically
+
+    async def hold(conn, *args):  # type: ignore[no-untyped-def]
+        held.append(conn)
+        entered.set()
+        await release.wait()
+        return await real(conn, *args)
+
+    async with _opened(pg_proxy.dsn, operation_deadline=30) as store:
+        await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
+        monkeypatch.setattr(store_module, "_execute_atomically", hold)
+        task = asyncio.create_task(store.set_keys("acme", {"pre-key": {"2": PRE_KEY}}))
+        await entered.wait()
+        pid = held[0].get_server_pid()
+        async with pg_proxy.faults.sever():
+            async with asyncio.timeout(10):
+                while True:  # until asyncpg has taken the connection back
+                    try:
+                        held[0].is_closed()
+                    except asyncpg.InterfaceError:
+                        break
+                    await asyncio.sleep(0.01)
+            release.set()
+            with pytest.raises(StoreError) as err:
+                await task
+        monkeypatch.undo()
+        # refused before anything was sent: truthfully "failed"
+        _assert_retryable(err.value, "failed")
+        assert "lost" in err.value.message and err.value.backend_pid == pid
+        assert any("released back to the pool" in str(e) for e in _chain(err.value))
+        await store.set_keys("acme", {"pre-key": {"2": PRE_KEY}})  # the pool recovered
+        assert await store.get_keys("acme", "pre-key", ["1", "2"]) == {"1": PRE_KEY,
+                                                                       "2": PRE_KEY}
+
+
+async def test_backend_pid_is_kept_on_errors_after_the_connection_is_lost(pg_proxy) -> None:
+    async with _opened(pg_proxy.dsn, operation_deadline=10) as store:
+        await store.set_keys("acme", {"session": {"s": {"n": 0}}})
+        pids = {r for r in [await _pid_of_pool(store)]}
+        err = await _lose_connection_mid_flight(
+            pg_proxy, lambda: store.set_keys("acme", {"session": {"s": {"n": 1}}}))
+        assert err.outcome == "unknown" and err.backend_pid in pids
+
+
+async def _pid_of_pool(store: PostgresAuthStore) -> int:
+    async with store.connection() as conn:
+        pid: int = conn.get_server_pid()
+    return pid
+
+
 # -- server conditions -------------------------------------------------------------------------
 async def test_too_many_connections_is_retryable_53300(role: Role, db) -> None:
     async with _opened(role.dsn):  # tables created as the role
@@ -356,6 +416,31 @@ def test_classify_timeouts_by_what_was_sent() -> None:
     not_sent = classify(TimeoutError(), operation="saving creds", company_id="acme", sent=False,
                         waited_s=2.0)
     assert isinstance(not_sent, StoreTimeout) and not_sent.outcome == "failed"
+
+
+@pytest.mark.parametrize("exc", [
+    asyncpg.InterfaceError("cannot call Connection.transaction(): connection has been released "
+                           "back to the pool"),
+    asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.InternalClientError("cannot perform operation: another operation is in progress"),
+], ids=["released", "closed", "in-progress", "in-progress-internal"])
+def test_classify_symptoms_of_a_lost_connection_as_retryable(exc: Exception) -> None:
+    sent = classify(exc, operation="writing keys", company_id="acme", sent=True, backend_pid=7)
+    _assert_retryable(sent, "unknown")
+    assert "connection to PostgreSQL was lost" in sent.message and sent.backend_pid == 7
+    not_sent = classify(exc, operation="writing keys", company_id="acme", sent=False)
+    _assert_retryable(not_sent, "failed")
+
+
+def test_classify_trusts_the_lease_that_saw_its_connection_lost() -> None:
+    odd = asyncpg.InterfaceError("cannot call Connection.fetch(): some future wording")
+    assert isinstance(classify(odd, operation="reading keys", company_id="acme", sent=False),
+                      StoreRejected)
+    lost = classify(odd, operation="reading keys", company_id="acme", sent=False,
+                    connection_lost=True)
+    _assert_retryable(lost, "failed")
+    assert "lost" in lost.message
 
 
 async def test_a_closed_store_says_so_and_not_retry(pg_dsn) -> None:
