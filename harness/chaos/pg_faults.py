@@ -88,11 +88,19 @@ class BackendTerminator:
         self.terminated = 0
         self.errors = 0
         self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
         self._started = asyncio.Event()
+
+    async def connect(self) -> None:
+        """Open the admin session first, so the fault window starts when terminating does."""
+        if self._conn is None:
+            self._conn = await connect_admin(self.admin_dsn)
 
     async def start(self) -> None:
         """Return once the first round has terminated what was there."""
-        conn = await connect_admin(self.admin_dsn)
+        await self.connect()
+        conn, self._conn = self._conn, None
+        assert conn is not None
         self._task = asyncio.get_running_loop().create_task(self._run(conn))
         first_round = asyncio.ensure_future(self._started.wait())
         try:
@@ -118,6 +126,10 @@ class BackendTerminator:
                 await asyncio.shield(conn.close(timeout=5))
 
     async def stop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:  # connected but never started
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=5))
         task, self._task = self._task, None
         if task is None:
             return
