@@ -19,15 +19,13 @@ themselves are judged by the main job from the figures.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.metrics.figures import Figure
 from harness.metrics.latency import latency_stats, phase_of, spread
 from harness.metrics.recovery import summarize
-
-if TYPE_CHECKING:
-    from harness.chaos.scenario import Repetition, ScenarioOutcome
 
 SUITE = "chaos"
 BLACKHOLE_MARGIN_S = 0.2
@@ -188,8 +186,6 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
 
 def assemble(info: ScenarioInfo, params: ScenarioParams, target: str,
              reps: Sequence[Repetition], *, contrast: bool = False) -> ScenarioOutcome:
-    from harness.chaos.scenario import ScenarioOutcome
-
     item = section(info, params, target, reps, contrast=contrast)
     return ScenarioOutcome(info, params, target, contrast, item["verdict"], item,
                            figures(info, item), list(reps))
@@ -197,8 +193,6 @@ def assemble(info: ScenarioInfo, params: ScenarioParams, target: str,
 
 def skipped(info: ScenarioInfo, params: ScenarioParams, target: str, contrast: bool,
             reason: str) -> ScenarioOutcome:
-    from harness.chaos.scenario import ScenarioOutcome
-
     item = {"name": info.name, "description": info.description, "proves": info.proves,
             "target": target, "profile": params.profile, "companies": params.companies,
             "repetitions": 0, "contrast": contrast, "gated": not contrast,

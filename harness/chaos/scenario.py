@@ -33,7 +33,7 @@ from harness.chaos import results
 from harness.chaos.app_role import app_role
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
 from harness.chaos.crash import make_shape
-from harness.chaos.final_read import FinalRead, final_read
+from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
 from harness.chaos.nemesis_api import (
     DEFAULT_DEADLINE_S,
@@ -45,6 +45,7 @@ from harness.chaos.nemesis_api import (
     ShapeContext,
     ShapeOutcome,
 )
+from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.chaos.sampler import StatusSampler
 from harness.chaos.workload import Workload, WorkloadConfig
 from harness.dsn import database_of, host_port, with_host_port
@@ -52,11 +53,11 @@ from harness.errors import HarnessError
 from harness.faults.client import NotFoundError, ToxiproxyClient
 from harness.faults.helpers import Faults
 from harness.infra.postgres import IsolatedDatabases
-from harness.metrics.checker import CheckResult, check
+from harness.metrics.checker import check
 from harness.metrics.fault_timeline import FaultTimeline
 from harness.metrics.history import History
-from harness.metrics.recovery import RecoveryResult, availability, journal_summary, recovery
-from harness.metrics.timeline import Timeline, timeline
+from harness.metrics.recovery import availability, journal_summary, recovery
+from harness.metrics.timeline import timeline
 from harness.metrics.windows import NS, Window, as_window
 
 log = logging.getLogger("harness.chaos")
@@ -83,44 +84,6 @@ class ChaosResources:
     process_skip_reason: Callable[[], str] = lambda: ""
     work_dir: Path | None = None
     say: Callable[[str], None] = lambda line: log.info("%s", line)
-
-
-@dataclass
-class Repetition:
-    """What one repetition measured (kept whole for tests; the section holds summaries)."""
-
-    index: int
-    history: History
-    check: CheckResult
-    recovery: RecoveryResult
-    windows: list[Window]
-    availability: dict[str, Any]
-    journal: dict[str, Any]
-    timeline: Timeline
-    final: FinalRead
-    flush: dict[str, Any]
-    workload: dict[str, Any]
-    deadline_s: float
-    conflicts: int | None
-    pg_recovery_s: float | None
-    writes_during_fault: int
-    loop_lag_ms: dict[str, Any]
-    duration_s: float
-    phases_s: dict[str, float]
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ScenarioOutcome:
-    info: ScenarioInfo
-    params: ScenarioParams
-    target: str
-    contrast: bool
-    verdict: str  # passed | failed | skipped | error
-    section: dict[str, Any]
-    figures: list[Any]
-    repetitions: list[Repetition] = field(default_factory=list)
-    reason: str = ""
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:

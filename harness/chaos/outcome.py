@@ -1,0 +1,57 @@
+"""What a chaos scenario measured: one `Repetition` per run of the fault, and the
+`ScenarioOutcome` the suite asserts on (its section dict and figures go to the report).
+
+Kept apart from the runner (`scenario.py`) and the summariser (`results.py`) so both can use
+them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.final_read import FinalRead
+from harness.metrics.checker import CheckResult
+from harness.metrics.history import History
+from harness.metrics.recovery import RecoveryResult
+from harness.metrics.timeline import Timeline
+from harness.metrics.windows import Window
+
+
+@dataclass
+class Repetition:
+    """What one repetition measured (kept whole for tests; the section holds summaries)."""
+
+    index: int
+    history: History
+    check: CheckResult
+    recovery: RecoveryResult
+    windows: list[Window]
+    availability: dict[str, Any]
+    journal: dict[str, Any]
+    timeline: Timeline
+    final: FinalRead
+    flush: dict[str, Any]
+    workload: dict[str, Any]
+    deadline_s: float
+    conflicts: int | None
+    pg_recovery_s: float | None
+    writes_during_fault: int
+    loop_lag_ms: dict[str, Any]
+    duration_s: float
+    phases_s: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioOutcome:
+    info: ScenarioInfo
+    params: ScenarioParams
+    target: str
+    contrast: bool
+    verdict: str  # passed | failed | skipped | error
+    section: dict[str, Any]
+    figures: list[Any]
+    repetitions: list[Repetition] = field(default_factory=list)
+    reason: str = ""
