@@ -259,7 +259,10 @@ class EmbeddedPostgres:
         return self.dsn_for("postgres")
 
     def dsn_for(self, database: str) -> str:
-        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+        """`sslmode=disable`: the server has no TLS, and the driver's default (`prefer`) would
+        ask for it on every connect -- a wasted round trip, and under connection-killing
+        faults asyncpg logs "Future exception was never retrieved" from that negotiation."""
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}?sslmode=disable"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
