@@ -39,11 +39,20 @@ def resolve_dsn(args: argparse.Namespace) -> str:
     return dsn
 
 
+# The live store's 2 s deadline and 1.5 s connect timeout suit a session's hot path on a nearby
+# database; a maintenance command may run against a remote production database from an
+# operator's laptop, where the origin system's own bounds (10 s connect, 30 s statements) fit.
+MAINTENANCE_CONNECT_TIMEOUT_S = 10.0
+MAINTENANCE_DEADLINE_S = 30.0
+
+
 def with_store(dsn: str, work: Callable[[PostgresAuthStore], Awaitable[T]], *,
                migrate: bool = False) -> T:
     """Open the store (creating tables only when `migrate`), run `work`, always close."""
     async def main() -> T:
-        store = await PostgresAuthStore.open(dsn, migrate_schema=migrate)
+        store = await PostgresAuthStore.open(
+            dsn, migrate_schema=migrate, connect_timeout=MAINTENANCE_CONNECT_TIMEOUT_S,
+            operation_deadline=MAINTENANCE_DEADLINE_S)
         try:
             return await work(store)
         finally:

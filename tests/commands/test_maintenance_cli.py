@@ -171,7 +171,7 @@ def test_unreachable_database_exits_2_with_hint_and_redacted_dsn(
             for a in argv]
     code, _, err = _run(capsys, *argv)
     assert code == 2 and "hint" in err and "secret" not in err
-    assert "cannot open the auth-state store" in err
+    assert "opening the auth-state store" in err and "refused" in err
 
 
 # -- cleanup ------------------------------------------------------------------------------------
