@@ -8,15 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-
 from harness import __version__
 from harness.commands import COMMAND_MODULES
+from harness.commands._console import make_console
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-err_console = Console(stderr=True)
+err_console = make_console(stderr=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

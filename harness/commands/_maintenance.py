@@ -13,14 +13,14 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from rich.console import Console
 from rich.table import Table
 
 from harness.authstate.store import PostgresAuthStore
+from harness.commands._console import make_console
 from harness.errors import ConfigError
 
 T = TypeVar("T")
-console = Console(soft_wrap=True)
+console = make_console()
 DSN_HELP = ("PostgreSQL DSN of the database holding whatsapp_auth/whatsapp_keys, e.g. "
             "postgresql://user:pass@host:5432/db (default: $AUTHSTATE_DSN)")
 

@@ -13,17 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.commands._console import make_console
 from harness.config import PROFILES, profile
 from harness.errors import ConfigError
 from harness.report import chaos_table
 from harness.runner.job import MainJob, RunOptions, RunResult, live_output
 from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
-console = Console(soft_wrap=True)
+console = make_console()
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
          "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow"}
 
