@@ -7,17 +7,12 @@
   limit_data, flap) recording into a `harness.metrics.fault_timeline.FaultTimeline`.
 """
 
-from harness.faults.client import (
-    AsyncToxiproxyClient,
-    BadRequestError,
-    ConflictError,
-    NotFoundError,
-    Proxy,
-    Toxic,
-    ToxiproxyClient,
-    ToxiproxyError,
-)
+from __future__ import annotations
 
+from typing import Any
+
+# The client (httpx) and the server (aiohttp) load on first use: every CLI call imports this
+# package (for `proxy serve`'s options), and most never touch a proxy.
 __all__ = [
     "AsyncToxiproxyClient",
     "BadRequestError",
@@ -28,3 +23,11 @@ __all__ = [
     "ToxiproxyClient",
     "ToxiproxyError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from harness.faults import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'harness.faults' has no attribute {name!r}")
