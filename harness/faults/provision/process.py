@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.infra.reaper import CleanupPlan, Reaper
+from harness.paths import repo_root
 
 
 class ServerProcess:
@@ -75,9 +76,7 @@ class ServerProcess:
 
 def child_env() -> dict[str, str]:
     """Our environment, with the directory holding `harness` on PYTHONPATH (for `-m`)."""
-    import harness
-
-    root = str(Path(harness.__file__).resolve().parent.parent)
+    root = str(repo_root())
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
