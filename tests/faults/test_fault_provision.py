@@ -47,11 +47,11 @@ sys.exit(main(argv))
 
 
 def test_choice_order(no_env: pytest.MonkeyPatch) -> None:
-    no_env.setattr("harness.infra.postgres.container.docker_engine_available", lambda: False)
+    no_env.setattr("harness.infra.docker.docker_engine_available", lambda: False)
     no_env.setattr("harness.faults.provision.binary.find_binary", lambda: None)
     assert choose_kind(None) == "embedded"
     assert choose_kind("http://h:1") == "external"
-    no_env.setattr("harness.infra.postgres.container.docker_engine_available", lambda: True)
+    no_env.setattr("harness.infra.docker.docker_engine_available", lambda: True)
     assert choose_kind(None) == "container"
     no_env.setattr("harness.faults.provision.binary.find_binary", lambda: "/bin/toxiproxy-server")
     assert choose_kind(None) == "binary"
@@ -107,7 +107,7 @@ def test_embedded_thread_and_subprocess_report_their_seed(no_env: pytest.MonkeyP
         assert sub.kind == "embedded" and sub.seed == 12
 
 
-@pytest.mark.skipif("not __import__('harness.infra.postgres.container', "
+@pytest.mark.skipif("not __import__('harness.infra.docker', "
                     "fromlist=['x']).docker_engine_available()",
                     reason="needs a Docker engine (none on these machines)")
 def test_container(no_env: pytest.MonkeyPatch) -> None:

@@ -69,7 +69,7 @@ def choose_kind(url: str | None, prefer: str | None = None) -> str:
 
     if find_binary():
         return "binary"
-    from harness.infra.postgres.container import docker_engine_available
+    from harness.infra.docker import docker_engine_available
 
     return "container" if docker_engine_available() else "embedded"
 

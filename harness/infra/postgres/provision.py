@@ -42,7 +42,7 @@ def choose_kind(dsn: str | None, prefer: str | None = None) -> str:
         return "external"
     if prefer:
         return prefer
-    from harness.infra.postgres.container import docker_engine_available
+    from harness.infra.docker import docker_engine_available
 
     return "container" if docker_engine_available() else "embedded"
 
