@@ -4,7 +4,8 @@ Modules, bottom up: `records` (journal record format), `journal` (the file, grou
 markers, compaction), `dirlock` (exclusive private cache_dir), `overlay` (pending writes laid
 over reads), `cache` (byte-bounded LRU, read guard), `creds_file` (per-company creds file
 cache), `breaker` (states, backoff), `clock` (server clock offset), `replay` (the SQL that
-drains the journal), `store` (ResilientAuthStore, which composes them).
+drains the journal), `fence` (ends the sessions of writes with an unknown outcome before
+anything writes again), `store` (ResilientAuthStore, which composes them).
 """
 
 from harness.authstate.resilient.errors import (

@@ -375,7 +375,7 @@ class ResilientAuthStore:
             error = classify(exc, operation="fencing writes of unknown outcome",
                              company_id=None, sent=False, waited_s=monotonic() - started,
                              backend_pid=lease.backend_pid, connection_lost=lease.lost)
-            self._breaker.last_error = _describe(error)
+            self._breaker.last_error = f"fence: {_describe(error)}"
             return False
         if not done:
             self._breaker.last_error = (f"fence: {len(fence.pending)} PostgreSQL sessions that "
