@@ -49,6 +49,13 @@ Guarantees:
   unconditional (no `WHERE updated_at <= ...`): the fence already orders any straggler before
   them, a condition could not stop a late upsert after a delete (no tombstones) anyway, and a
   conditional direct write could silently not apply a write it then acknowledges.
+- Limits of the fence: the sessions to fence are kept in memory. A process that crashes or is
+  closed with some not yet fenced leaves them to nobody: the next process replays its journal
+  without fencing them (a straggler landing before that replay is still harmless thanks to its
+  stamp; one landing after it is not stopped). Where terminating sessions is refused (42501)
+  the fence only waits, at most `fence_give_up_s`. An "unknown" write without a known session
+  cannot be fenced (counted as `unfenceable`, logged once; the store's own writes always
+  know theirs).
 
 Healthy-path cost: a point read is the reference store's read plus a dict lookup for pending
 entries, a read-guard registration and a cache fill; a write is the reference write plus the
