@@ -11,13 +11,8 @@ from harness.authstate.errors import (
     UnsupportedValue,
 )
 from harness.authstate.resilient import ResilientAuthStore
-from harness.authstate.store import (
-    AuthState,
-    PostgresAuthStore,
-    PreparedKeyWrite,
-    SignalKeyStore,
-    TcpKeepalive,
-)
+from harness.authstate.state import AuthState, SignalKeyStore
+from harness.authstate.store import PostgresAuthStore, PreparedKeyWrite, TcpKeepalive
 
 __all__ = [
     "AuthState",

@@ -77,6 +77,7 @@ from harness.authstate.key_types import (
     validate_key_type,
 )
 from harness.authstate.schema import migrate
+from harness.authstate.state import AuthState, KeyWrites
 from harness.dsn import redact
 from harness.errors import ConfigError
 
@@ -258,7 +259,6 @@ async def _bounded_lock(lock: asyncio.Lock, until: float) -> None:
         await lock.acquire()
 
 
-KeyWrites = Mapping[str, Mapping[str, Any]]
 
 
 class PreparedKeyWrite:
@@ -696,33 +696,3 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         async with self._key_locks[company_id], self._creds_locks[company_id]:
             yield
-
-
-class SignalKeyStore:
-    """`state.keys` of one company: Baileys' SignalKeyStore surface."""
-
-    def __init__(self, store: PostgresAuthStore, company_id: str) -> None:
-        self._store = store
-        self.company_id = company_id
-
-    async def get(self, key_type: str, ids: Iterable[str]) -> dict[str, Any]:
-        return await self._store.get_keys(self.company_id, key_type, ids)
-
-    async def set(self, data: KeyWrites) -> None:
-        await self._store.set_keys(self.company_id, data)
-
-    async def clear(self) -> None:
-        await self._store.clear_keys(self.company_id)
-
-
-class AuthState:
-    """Baileys' `{state: {creds, keys}, saveCreds}` for one company."""
-
-    def __init__(self, store: PostgresAuthStore, company_id: str, creds: dict[str, Any]) -> None:
-        self.company_id = company_id
-        self.creds = creds
-        self.keys = SignalKeyStore(store, company_id)
-        self._store = store
-
-    async def save_creds(self) -> None:
-        await self._store.write_creds(self.company_id, self.creds)

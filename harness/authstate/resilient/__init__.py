@@ -14,18 +14,12 @@ from harness.authstate.resilient.errors import (
     JournalLocked,
     JournalWriteFailed,
 )
-from harness.authstate.resilient.store import (
-    ResilientAuthState,
-    ResilientAuthStore,
-    ResilientKeyStore,
-)
+from harness.authstate.resilient.store import ResilientAuthStore
 
 __all__ = [
     "JournalCorrupt",
     "JournalError",
     "JournalLocked",
     "JournalWriteFailed",
-    "ResilientAuthState",
     "ResilientAuthStore",
-    "ResilientKeyStore",
 ]

@@ -69,7 +69,7 @@ import contextlib
 import contextvars
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -94,7 +94,8 @@ from harness.authstate.resilient.journal import Journal, JournalFull
 from harness.authstate.resilient.overlay import PendingOverlay
 from harness.authstate.resilient.records import CREDS, KEYS, JournalRecord, Row
 from harness.authstate.resilient.replay import ReplayResult, apply_batch
-from harness.authstate.store import KeyWrites, PostgresAuthStore, PreparedKeyWrite
+from harness.authstate.state import AuthState, KeyWrites
+from harness.authstate.store import PostgresAuthStore, PreparedKeyWrite
 
 log = logging.getLogger("harness.authstate.resilient")
 
@@ -565,26 +566,37 @@ class ResilientAuthStore:
         if not prepared.upsert_ids and not prepared.delete_ids:
             return
         async with self._key_locks[company_id]:
-            direct_error = None
-            if self._breaker.state != OPEN and not self._overlay.has_keys(company_id):
-                try:
-                    await self._inner.write_prepared(company_id, prepared,
-                                                     stamp=self._clock.now())
-                except StoreError as exc:
-                    if not exc.retryable:
-                        raise
-                    self._trip(exc)
-                    direct_error = exc
-                else:
-                    self._wrote_keys(company_id, prepared)
-                    _SOURCE.set("db")
-                    return
+            written, direct_error = await self._try_direct(
+                self._overlay.has_keys(company_id),
+                lambda stamp: self._inner.write_prepared(company_id, prepared, stamp=stamp))
+            if written:
+                self._wrote_keys(company_id, prepared)
+                _SOURCE.set("db")
+                return
             rows: list[Row] = list(zip(prepared.upsert_types, prepared.upsert_ids,
                                        prepared.upsert_values, strict=True))
             rows.extend((t, i, None) for t, i in zip(prepared.delete_types, prepared.delete_ids,
                                                       strict=True))
             # No reader needs telling: the pending overlay, which reads apply last, has it.
             await self._journal_write(company_id, "writing keys", direct_error, rows=rows)
+
+    async def _try_direct(self, pending: bool, write: Callable[[float], Awaitable[object]]
+                          ) -> tuple[bool, StoreError | None]:
+        """Write to PostgreSQL when the breaker allows it and nothing of the company waits in
+        the journal (it must go behind). Returns (written, the retryable error that sends the
+        write to the journal instead); a permanent error is raised, never journaled. `write`
+        gets the send-time stamp (see `clock`): a straggler of this write is then older than
+        anything acknowledged after it."""
+        if pending or self._breaker.state == OPEN:
+            return False, None
+        try:
+            await write(self._clock.now())
+        except StoreError as exc:
+            if not exc.retryable:
+                raise
+            self._trip(exc)
+            return False, exc
+        return True, None
 
     def _wrote_keys(self, company: str, prepared: PreparedKeyWrite) -> None:
         """Write-through after a direct write: cache, and reads in flight."""
@@ -725,12 +737,12 @@ class ResilientAuthStore:
             "replace a paired identity); retry when PostgreSQL is back",
             operation="loading creds", company_id=company, outcome="failed")
 
-    async def load(self, company_id: str) -> ResilientAuthState:
+    async def load(self, company_id: str) -> AuthState:
         """The company's auth state; fresh creds (unsaved) only when it is known to have none."""
         company_id = validate_company_id(company_id)
         text = await self.read_creds_text(company_id)
         creds = codec.loads(text) if text is not None else init_auth_creds()
-        return ResilientAuthState(self, company_id, creds)
+        return AuthState(self, company_id, creds)
 
     async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
         company_id = validate_company_id(company_id)
@@ -741,22 +753,15 @@ class ResilientAuthStore:
         """Replace the company's creds (Baileys' saveCreds): PostgreSQL, or the journal."""
         company_id = validate_company_id(company_id)
         async with self._creds_locks[company_id]:
-            direct_error = None
-            if self._breaker.state != OPEN and not self._overlay.has_creds(company_id):
-                try:
-                    await self._inner.write_creds_text(company_id, text,
-                                                       stamp=self._clock.now())
-                except StoreError as exc:
-                    if not exc.retryable:
-                        raise
-                    self._trip(exc)
-                    direct_error = exc
-                else:
-                    self._cache.put(creds_key(company_id), text)
-                    self._guard.wrote(company_id, cache_mod.CREDS, (("", text),))
-                    _SOURCE.set("db")
-                    await self._write_creds_file(company_id, text)
-                    return
+            written, direct_error = await self._try_direct(
+                self._overlay.has_creds(company_id),
+                lambda stamp: self._inner.write_creds_text(company_id, text, stamp=stamp))
+            if written:
+                self._cache.put(creds_key(company_id), text)
+                self._guard.wrote(company_id, cache_mod.CREDS, (("", text),))
+                _SOURCE.set("db")
+                await self._write_creds_file(company_id, text)
+                return
             await self._journal_write(company_id, "saving creds", direct_error, creds=text)
             await self._write_creds_file(company_id, text)
 
@@ -766,34 +771,3 @@ class ResilientAuthStore:
             await asyncio.to_thread(self._creds_files.write, company, text)
         except OSError as exc:
             log.warning("creds cache for company %r not written: %s", company, exc)
-
-
-class ResilientKeyStore:
-    """`state.keys` of one company: Baileys' SignalKeyStore surface."""
-
-    def __init__(self, store: ResilientAuthStore, company_id: str) -> None:
-        self._store = store
-        self.company_id = company_id
-
-    async def get(self, key_type: str, ids: Iterable[str]) -> dict[str, Any]:
-        return await self._store.get_keys(self.company_id, key_type, ids)
-
-    async def set(self, data: KeyWrites) -> None:
-        await self._store.set_keys(self.company_id, data)
-
-    async def clear(self) -> None:
-        await self._store.clear_keys(self.company_id)
-
-
-class ResilientAuthState:
-    """Baileys' `{state: {creds, keys}, saveCreds}` for one company."""
-
-    def __init__(self, store: ResilientAuthStore, company_id: str,
-                 creds: dict[str, Any]) -> None:
-        self.company_id = company_id
-        self.creds = creds
-        self.keys = ResilientKeyStore(store, company_id)
-        self._store = store
-
-    async def save_creds(self) -> None:
-        await self._store.write_creds(self.company_id, self.creds)
