@@ -42,11 +42,11 @@ import pytest
 
 from fixtures.faults import PgProxy
 from harness.bench.compare import Comparison, Timings, median_paired_ratio, paired_rounds
+from harness.bench.workload import ROUNDS
 from harness.faults.provision import ProvisionedToxiproxy
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
 
-ROUNDS = int(os.environ.get("AUTHSTATE_BENCH_ROUNDS", "30"))
 POINT_READS = int(os.environ.get("AUTHSTATE_BENCH_POINT_READS", "200"))
 WARMUP = 6  # rounds: past PostgreSQL's first five custom plans on both sides
 PRE_KEYS = 812

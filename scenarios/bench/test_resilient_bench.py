@@ -38,26 +38,13 @@ from harness.bench.compare import (
     paired_calls,
     paired_rounds,
 )
+from harness.bench.workload import POINT_CALLS, RAW_UPSERT, ROUNDS, pre_keys
 from harness.targets import TargetSpec, resolve_target
 
 pytestmark = pytest.mark.bench
 
-ROUNDS = int(os.environ.get("AUTHSTATE_BENCH_ROUNDS", "30"))
-POINT_CALLS = int(os.environ.get("AUTHSTATE_BENCH_POINT_CALLS", "3000"))
 REPLAY_WRITES = int(os.environ.get("AUTHSTATE_BENCH_REPLAY_WRITES", "10"))  # K x 812 rows
 REPLAY_ROUNDS = max(5, ROUNDS // 3)
-
-RAW_UPSERT = """
-INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, 'pre-key', t.id, t.v::jsonb, now(), now() + interval '7 days'
-FROM unnest($2::text[], $3::text[]) AS t(id, v)
-ON CONFLICT (company_id, key_type, key_id) DO UPDATE
-SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-"""
-
-
-def _pre_keys(n: int) -> dict[str, dict[str, bytes]]:
-    return {str(i): {"public": os.urandom(32), "private": os.urandom(32)} for i in range(1, n + 1)}
 
 
 @dataclass
@@ -87,7 +74,7 @@ def pair(bench_loop: asyncio.AbstractEventLoop, pg_dsn: str,
 def test_resilient_point_get_vs_plain_store(benchmark, bench_loop, pair, record_comparison,
                                             bench_target) -> None:
     run = bench_loop.run_until_complete
-    value = _pre_keys(1)["1"]
+    value = pre_keys(1)["1"]
     ours_state = run(pair.resilient.load("res-co"))
     base_state = run(pair.reference.load("ref-co"))
     run(ours_state.keys.set({"pre-key": {"1": value}}))
@@ -125,7 +112,7 @@ def test_resilient_point_get_vs_plain_store(benchmark, bench_loop, pair, record_
 def test_resilient_bulk_pre_keys_vs_plain_store(benchmark, bench_loop, pair, record_comparison,
                                                 bench_target) -> None:
     run = bench_loop.run_until_complete
-    keys = _pre_keys(812)
+    keys = pre_keys(812)
     ours_state = run(pair.resilient.load("res-co"))
     base_state = run(pair.reference.load("ref-co"))
     ours_t, base_t = paired_rounds(lambda: run(ours_state.keys.set({"pre-key": keys})),
@@ -166,7 +153,7 @@ def test_journal_replay_vs_plain_bulk_upsert(bench_loop, pg_dsn, pg_proxy, tmp_p
                                              record_comparison, bench_target) -> None:
     run = bench_loop.run_until_complete
     spec = resolve_target("resilient")
-    writes = [_pre_keys(812) for _ in range(REPLAY_WRITES)]
+    writes = [pre_keys(812) for _ in range(REPLAY_WRITES)]
     encoded = [(list(w), [codec.dumps_for_postgres(v) for v in w.values()]) for w in writes]
     rows = 812 * REPLAY_WRITES
     conn: asyncpg.Connection = run(asyncpg.connect(pg_dsn))

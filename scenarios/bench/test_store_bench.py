@@ -16,8 +16,6 @@ the reference store's default size on the same database. The comparison notes sa
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,48 +26,17 @@ import pytest
 from fixtures.targets import close_target, target_cache_dir
 from harness.authstate import codec
 from harness.bench.compare import Comparison, median_paired_ratio, paired_calls, paired_rounds
+from harness.bench.workload import (
+    POINT_CALLS,
+    RAW_GET,
+    RAW_UPSERT,
+    ROUNDS,
+    pre_keys,
+    session_record,
+)
 from harness.targets import TargetSpec
 
 pytestmark = pytest.mark.bench
-
-ROUNDS = int(os.environ.get("AUTHSTATE_BENCH_ROUNDS", "30"))
-POINT_CALLS = int(os.environ.get("AUTHSTATE_BENCH_POINT_CALLS", "3000"))
-
-RAW_UPSERT = """
-INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at, expires_at)
-SELECT $1, 'pre-key', t.id, t.v::jsonb, now(), now() + interval '7 days'
-FROM unnest($2::text[], $3::text[]) AS t(id, v)
-ON CONFLICT (company_id, key_type, key_id) DO UPDATE
-SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-"""
-RAW_GET = ("SELECT key_id, value::text FROM whatsapp_keys "
-           "WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])")
-
-
-def _pre_keys(n: int) -> dict[str, dict[str, bytes]]:
-    return {str(i): {"public": os.urandom(32), "private": os.urandom(32)} for i in range(1, n + 1)}
-
-
-def _b64(n: int) -> str:
-    return base64.b64encode(os.urandom(n)).decode()
-
-
-def _session(chains: int = 6, skipped_message_keys: int = 20) -> dict[str, object]:
-    """A libsignal session record as Baileys v7 stores it (~8 KB with these defaults)."""
-    return {"_sessions": {_b64(33): {
-        "registrationId": 4242,
-        "currentRatchet": {"ephemeralKeyPair": {"pubKey": _b64(33), "privKey": _b64(32)},
-                           "lastRemoteEphemeralKey": _b64(33), "previousCounter": 3,
-                           "rootKey": _b64(32)},
-        "indexInfo": {"baseKey": _b64(33), "baseKeyType": 1, "closed": -1,
-                      "used": 1_700_000_000_000, "created": 1_700_000_000_000,
-                      "remoteIdentityKey": _b64(33)},
-        "_chains": {_b64(33): {"chainKey": {"counter": 40, "key": _b64(32)}, "chainType": 1,
-                               "messageKeys": {str(i): _b64(32)
-                                               for i in range(skipped_message_keys)}}
-                    for _ in range(chains)}}},
-        "version": "v1"}
-
 
 RAW_POOL_SIZE = (1, 10)  # the reference store's default min/max, for a raw pool of our own
 
@@ -120,7 +87,7 @@ def bench(bench_loop: asyncio.AbstractEventLoop, target_spec: TargetSpec, pg_dsn
 
 def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, bench, record_comparison,
                                      bench_target) -> None:
-    keys = _pre_keys(812)
+    keys = pre_keys(812)
     ids = list(keys)
     texts = [codec.dumps(v) for v in keys.values()]
     run = bench_loop.run_until_complete
@@ -146,7 +113,7 @@ def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, bench, record_compar
 @pytest.mark.parametrize("kind", ["pre-key", "session"])
 def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, bench, record_comparison,
                                 bench_target) -> None:
-    value = _pre_keys(1)["1"] if kind == "pre-key" else _session()
+    value = pre_keys(1)["1"] if kind == "pre-key" else session_record()
     key_id = "1" if kind == "pre-key" else "5511999999999.0"
     run = bench_loop.run_until_complete
     state = run(bench.store.load("co"))
@@ -185,7 +152,7 @@ def test_point_get_vs_raw_fetch(kind, benchmark, bench_loop, bench, record_compa
 
 @pytest.mark.parametrize("direction", ["encode", "decode"])
 def test_codec_8kb_session(direction, benchmark) -> None:
-    session = _session()
+    session = session_record()
     text = codec.dumps(session)
     assert 6000 <= len(text) <= 10000
     if direction == "encode":
