@@ -105,6 +105,11 @@ def row(scenario: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _ms(value: float) -> str:
+    """3 significant digits without exponent notation (2000 ms, not 2e+03)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 def _latency(latency: Any) -> str | None:
     """p50 (p99) in ms per phase, when the scenario recorded them."""
     if not isinstance(latency, Mapping):
@@ -115,10 +120,10 @@ def _latency(latency: Any) -> str | None:
         if isinstance(v, Mapping):
             p50, p99 = _number(v.get("p50")), _number(v.get("p99"))
             if p50 is not None:
-                parts.append(f"{phase} {p50:.3g}" + (f" (p99 {p99:.3g})" if p99 is not None
+                parts.append(f"{phase} {_ms(p50)}" + (f" (p99 {_ms(p99)})" if p99 is not None
                                                      else "") + " ms")
         elif _number(v) is not None:
-            parts.append(f"{phase} {_number(v):.3g} ms")
+            parts.append(f"{phase} {_ms(_number(v))} ms")
     return "latency p50 " + ", ".join(parts) if parts else None
 
 
