@@ -265,3 +265,31 @@ async def test_corrupt_journal_stops_open_keeps_the_file_and_frees_the_directory
     journal.rename(cache_dir / "journal.wal.damaged")  # what the hint says to do
     store = await open_store(pg_dsn, cache_dir=cache_dir)  # the lock was released
     assert store.status()["mode"] == "normal"
+
+
+async def test_replay_over_a_slow_link_shrinks_its_batches_until_they_fit_the_deadline(
+        pg_proxy, open_store):
+    """~1 MB journaled while severed, healed behind a 400 KB/s upstream link: one 5000-row
+    batch needs ~2 s, over the 1 s deadline, so replaying it as is would time out on every
+    attempt for ever; halving after a timeout gets everything through."""
+    store = await open_store(pg_proxy.dsn)
+    await store.set_keys("acme", {"session": {"warm": _session(0)}})  # schema + clock known
+    sever = pg_proxy.faults.sever()
+    await sever.ainject()
+    written = 0
+    for n in range(60):  # 60 writes of 100 pre-keys, ~17 KB each
+        await store.set_keys("acme", {"pre-key": {str(n * 100 + i): KEY for i in range(100)}})
+        written += 100
+    assert store.status()["journal"]["batch_rows"] == 5000
+    slow = pg_proxy.faults.bandwidth(400, stream="upstream")
+    await slow.ainject()
+    try:
+        await sever.aclear()
+        assert await store.flush(timeout=90)
+    finally:
+        await slow.aclear()
+    status = store.status()
+    assert status["journal"]["batch_rows"] < 5000  # it had to shrink
+    assert status["journal"]["depth"] == 0 and status["mode"] == "normal"
+    rows = await fetch_keys(pg_proxy.direct_dsn, "acme")
+    assert sum(1 for t, _ in rows if t == "pre-key") == written
