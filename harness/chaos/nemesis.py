@@ -24,6 +24,7 @@ phase), opened before the first call that injects it and closed once it is surel
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import signal
@@ -66,7 +67,7 @@ def _instant_at(monotonic: float) -> Instant:
     return Instant(monotonic, now_w - (now_m - monotonic))
 
 
-class _Nemesis:
+class _Nemesis(abc.ABC):
     """Shared bookkeeping: one window at a time, `clear` idempotent and safe after a failed
     inject (the runner always calls it)."""
 
@@ -116,8 +117,9 @@ class ProxyNemesis(_Nemesis):
         super().__init__(params)
         self._fault: Fault | None = None
 
+    @abc.abstractmethod
     def build(self, faults: Faults, env: ChaosEnv) -> Fault:
-        raise NotImplementedError
+        """The proxy fault this nemesis injects (not yet injected)."""
 
     async def inject(self, env: ChaosEnv) -> None:
         started = Instant.now()
@@ -312,8 +314,9 @@ class _ProcessNemesis(_Nemesis):
                                      hint=PROCESS_HINT)
         return server
 
+    @abc.abstractmethod
     async def stop_server(self, server: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """Stop (or kill) the server; what was done, for the fault window's params."""
 
     async def inject(self, env: ChaosEnv) -> None:
         server = self._server(env)
@@ -428,11 +431,13 @@ class TerminateBackends(_RoleNemesis):
 class _RoleSettingNemesis(_RoleNemesis):
     """A role setting turned on (and the role's sessions ended), later turned off."""
 
+    @abc.abstractmethod
     async def turn_on(self, conn: asyncpg.Connection, role: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """Apply the setting to the role (and end its sessions); details for the window."""
 
+    @abc.abstractmethod
     async def turn_off(self, conn: asyncpg.Connection, role: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """Undo it; details for the window."""
 
     def __init__(self, params: ScenarioParams | None = None) -> None:
         super().__init__(params)
