@@ -10,7 +10,7 @@ What the target (connected as `role`) sees, verified in tests/chaos/test_nemeses
   writes fail with 25006, reads work. A session keeps the setting it started with, so both
   turning it on and off need the role's sessions ended to take effect everywhere.
 Superusers ignore connection limits (and could turn read-only off), which is why the target
-connects as its own role (harness/chaos/app_role.py).
+connects as its own role (harness/infra/postgres/roles.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 
 import asyncpg
 
-from harness.chaos.app_role import quote_ident
+from harness.infra.postgres.roles import quote_ident
 
 _TERMINATE = ("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
               "WHERE usename = $1 AND pid <> pg_backend_pid()")

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import results
-from harness.chaos.app_role import app_role
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
 from harness.chaos.crash import make_shape
 from harness.chaos.final_read import final_read
@@ -53,6 +52,7 @@ from harness.errors import HarnessError
 from harness.faults.client import NotFoundError, ToxiproxyClient
 from harness.faults.helpers import Faults
 from harness.infra.postgres import IsolatedDatabases
+from harness.infra.postgres.roles import CannotCreateRole, login_role
 from harness.metrics.checker import check
 from harness.metrics.fault_timeline import FaultTimeline
 from harness.metrics.history import History
@@ -188,8 +188,8 @@ async def _database(stack: contextlib.AsyncExitStack, server_admin_dsn: str,
     stack.push_async_callback(lambda: _quietly("dropping the database",
                                                databases.drop(database_dsn)))
     try:
-        role = await stack.enter_async_context(app_role(server_admin_dsn, database_dsn))
-    except NemesisUnavailable as exc:
+        role = await stack.enter_async_context(login_role(server_admin_dsn, database_dsn))
+    except CannotCreateRole as exc:
         if info.needs_role:
             raise ScenarioSkipped(f"{info.name} acts on the target's own LOGIN role: "
                                   f"{exc.message}", hint=exc.hint) from None

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,6 +22,7 @@ from harness.authstate import (
 from harness.authstate.db_errors import classify
 from harness.dsn import with_database
 from harness.infra.ports import free_port
+from harness.infra.postgres.roles import CannotCreateRole, LoginRole, login_role, with_user
 
 PRE_KEY = {"public": bytes(range(32)), "private": bytes(range(32, 64))}
 
@@ -55,40 +54,16 @@ def _assert_permanent(err: StoreError, sqlstate: str, *hint_words: str) -> None:
         assert word in err.hint, (word, err.hint)
 
 
-def _with_user(dsn: str, user: str) -> str:
-    parts = urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
-@dataclasses.dataclass
-class Role:
-    name: str
-    dsn: str
-
-
 @pytest.fixture
-async def role(pg_dsn: str, db: asyncpg.Connection) -> AsyncIterator[Role]:
+async def role(pg_dsn: str) -> AsyncIterator[LoginRole]:
     """A LOGIN role that is not a superuser (superusers ignore connection limits and grants)
     and owns the test's database, so a store connected as it can create its tables."""
-    if "search_path=" in pg_dsn:
-        pytest.skip("needs a database of its own (the server gives this run schemas only)")
-    if not await db.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
-        pytest.skip("creating roles needs a superuser DSN")
-    name = f"ah_role_{secrets.token_hex(4)}"
-    database = await db.fetchval("SELECT current_database()")
-    admin = await db.fetchval("SELECT current_user")
-    await db.execute(f'CREATE ROLE "{name}" LOGIN')
-    await db.execute(f'ALTER DATABASE "{database}" OWNER TO "{name}"')
-    try:
-        yield Role(name, _with_user(pg_dsn, name))
-    finally:
-        await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE usename = $1", name)
-        await db.execute(f'ALTER DATABASE "{database}" OWNER TO "{admin}"')
-        await db.execute(f'REASSIGN OWNED BY "{name}" TO "{admin}"')
-        await db.execute(f'DROP OWNED BY "{name}"')
-        await db.execute(f'DROP ROLE "{name}"')
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            made = await stack.enter_async_context(login_role(pg_dsn, pg_dsn))
+        except CannotCreateRole as exc:
+            pytest.skip(f"{exc.message} ({exc.hint})")
+        yield made
 
 
 @contextlib.asynccontextmanager
@@ -267,7 +242,7 @@ async def _pid_of_pool(store: PostgresAuthStore) -> int:
 
 
 # -- server conditions -------------------------------------------------------------------------
-async def test_too_many_connections_is_retryable_53300(role: Role, db) -> None:
+async def test_too_many_connections_is_retryable_53300(role: LoginRole, db) -> None:
     async with _opened(role.dsn):  # tables created as the role
         pass
     await db.execute(f'ALTER ROLE "{role.name}" CONNECTION LIMIT 0')
@@ -285,7 +260,7 @@ async def test_too_many_connections_is_retryable_53300(role: Role, db) -> None:
 
 
 async def test_read_only_server_refuses_writes_retryably_25006_and_probe_says_so(
-        role: Role, db) -> None:
+        role: LoginRole, db) -> None:
     async with _opened(role.dsn) as store:
         await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
         await store.probe()  # writable: passes
@@ -305,7 +280,7 @@ async def test_read_only_server_refuses_writes_retryably_25006_and_probe_says_so
     assert probe.value.sqlstate == "25006" and "read-only" in probe.value.message
 
 
-async def test_missing_privilege_is_permanent_42501_with_a_grant_hint(role: Role, db) -> None:
+async def test_missing_privilege_is_permanent_42501_with_a_grant_hint(role: LoginRole, db) -> None:
     async with _opened(role.dsn) as store:
         await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
         owner = await asyncpg.connect(role.dsn)  # an owner may revoke its own privileges
@@ -336,7 +311,7 @@ async def test_role_without_login_is_permanent_28000(pg_dsn, db) -> None:
     await db.execute(f'CREATE ROLE "{name}" NOLOGIN')
     try:
         with pytest.raises(StoreRejected) as err:
-            await PostgresAuthStore.open(_with_user(pg_dsn, name))
+            await PostgresAuthStore.open(with_user(pg_dsn, name, None))
     finally:
         await db.execute(f'DROP ROLE "{name}"')
     _assert_permanent(err.value, "28000", "user")

@@ -17,7 +17,6 @@ import pytest
 
 from fixtures.faults import PgProxy
 from harness.chaos import pg_faults
-from harness.chaos.app_role import AppRole, app_role
 from harness.chaos.catalog import SCENARIOS, ScenarioParams, scenario_params
 from harness.chaos.nemesis import NEMESES, make_nemesis
 from harness.chaos.nemesis_api import BulkWrite, ChaosEnv, NemesisUnavailable
@@ -26,6 +25,7 @@ from harness.dsn import database_of, with_database, with_host_port
 from harness.faults.client import ToxiproxyClient
 from harness.faults.helpers import Faults
 from harness.infra.postgres import IsolatedDatabases
+from harness.infra.postgres.roles import LoginRole, login_role
 from harness.metrics.fault_timeline import FaultTimeline
 
 pytestmark = pytest.mark.timeout(120)
@@ -83,13 +83,13 @@ def env(pg_proxy: PgProxy, pg_dsn: str) -> ChaosEnv:
 
 
 @pytest.fixture
-async def role(pg_server: Any, pg_dsn: str) -> AsyncIterator[AppRole]:
-    async with app_role(pg_server.dsn, pg_dsn) as made:
+async def role(pg_server: Any, pg_dsn: str) -> AsyncIterator[LoginRole]:
+    async with login_role(pg_server.dsn, pg_dsn) as made:
         yield made
 
 
 @pytest.fixture
-def role_env(pg_proxy: PgProxy, pg_dsn: str, role: AppRole) -> ChaosEnv:
+def role_env(pg_proxy: PgProxy, pg_dsn: str, role: LoginRole) -> ChaosEnv:
     return env_for(pg_proxy, admin_dsn=pg_dsn, app_role=role.name,
                    proxy_dsn=with_host_port(role.dsn, pg_proxy.host, pg_proxy.port),
                    direct_dsn=role.dsn)
@@ -501,7 +501,7 @@ async def test_terminate_backends_kills_in_flight_and_new_sessions(
 
 
 async def test_connection_exhaustion_gives_53300_until_cleared(
-        role_env: ChaosEnv, pg_dsn: str, role: AppRole) -> None:
+        role_env: ChaosEnv, pg_dsn: str, role: LoginRole) -> None:
     env = role_env
     live = await connect(env.proxy_dsn)
     nemesis = make_nemesis("connection-exhaustion")
@@ -525,7 +525,7 @@ async def test_connection_exhaustion_gives_53300_until_cleared(
 
 
 async def test_read_only_gives_25006_on_writes_until_cleared(
-        role_env: ChaosEnv, pg_dsn: str, role: AppRole) -> None:
+        role_env: ChaosEnv, pg_dsn: str, role: LoginRole) -> None:
     env = role_env
     owner = await connect(env.direct_dsn)
     await owner.execute("CREATE TABLE t(x int)")
@@ -564,7 +564,7 @@ async def test_read_only_gives_25006_on_writes_until_cleared(
 
 
 async def test_app_role_owns_the_database_and_is_dropped(pg_server: Any, pg_dsn: str) -> None:
-    async with app_role(pg_server.dsn, pg_dsn) as made:
+    async with login_role(pg_server.dsn, pg_dsn) as made:
         conn = await connect(made.dsn)
         try:
             assert await conn.fetchval("SELECT current_user") == made.name

@@ -17,10 +17,9 @@ orders, two defences:
 from __future__ import annotations
 
 import asyncio
-import secrets
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -29,6 +28,7 @@ from resilient_testkit import fetch_creds, fetch_keys, wait_for_mode
 
 from harness.authstate.resilient.fence import Fence
 from harness.dsn import with_host_port
+from harness.infra.postgres.roles import CannotCreateRole, LoginRole, login_role
 
 # Upstream throttled to this: the straggler's ~200 KB need ~6 s, the replay's statements on a
 # fresh connection (~9 KB with asyncpg's type introspection) ~0.3 s of the 1 s deadline.
@@ -133,47 +133,30 @@ async def test_a_write_delivered_after_the_replay_never_lands(pg_proxy, open_sto
         assert status["fence"]["enabled"] is False and status["fence"]["fenced"] == 0
 
 
-def _with_user(dsn: str, user: str) -> str:
-    parts = urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 @pytest.fixture
-async def role_without_terminate(pg_dsn: str, db: asyncpg.Connection) -> AsyncIterator[str]:
+async def role_without_terminate(pg_dsn: str, db: asyncpg.Connection) -> AsyncIterator[LoginRole]:
     """A LOGIN role owning the test's database, in which pg_terminate_backend is not executable
     by PUBLIC (as some hardened servers have it): the fence gets 42501."""
-    if "search_path=" in pg_dsn:
-        pytest.skip("needs a database of its own (the server gives this run schemas only)")
-    if not await db.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
-        pytest.skip("creating roles needs a superuser DSN")
-    name = f"ah_fence_{secrets.token_hex(4)}"
-    database = await db.fetchval("SELECT current_database()")
-    admin = await db.fetchval("SELECT current_user")
-    await db.execute(f'CREATE ROLE "{name}" LOGIN')
-    await db.execute(f'ALTER DATABASE "{database}" OWNER TO "{name}"')
-    await db.execute("REVOKE EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) "
-                     "FROM PUBLIC")
-    try:
-        yield name
-    finally:
-        await db.execute("GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) "
-                         "TO PUBLIC")
-        await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE usename = $1", name)
-        await db.execute(f'ALTER DATABASE "{database}" OWNER TO "{admin}"')
-        await db.execute(f'REASSIGN OWNED BY "{name}" TO "{admin}"')
-        await db.execute(f'DROP OWNED BY "{name}"')
-        await db.execute(f'DROP ROLE "{name}"')
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            role = await stack.enter_async_context(login_role(pg_dsn, pg_dsn))
+        except CannotCreateRole as exc:
+            pytest.skip(f"{exc.message} ({exc.hint})")
+        await db.execute("REVOKE EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) "
+                         "FROM PUBLIC")
+        try:
+            yield role
+        finally:
+            await db.execute("GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) "
+                             "TO PUBLIC")
 
 
 async def test_without_the_right_to_terminate_the_fence_waits_for_the_straggler(
-        pg_proxy, open_store, db, role_without_terminate: str) -> None:
+        pg_proxy, open_store, db, role_without_terminate: LoginRole) -> None:
     """The weaker mode: the fence may not end the session, so the store stays degraded (writes
     journaled, acknowledged) until the session is gone by itself; the straggler then has
     landed *before* the replay, and the newer writes still win."""
-    dsn = with_host_port(_with_user(pg_proxy.direct_dsn, role_without_terminate),
-                         pg_proxy.host, pg_proxy.port)
+    dsn = with_host_port(role_without_terminate.dsn, pg_proxy.host, pg_proxy.port)
     store = await open_store(dsn)
     straggler_pid = await _warm(store, db)
     async with pg_proxy.faults.bandwidth(STRAGGLER_KBPS, stream="upstream"):

@@ -1,13 +1,14 @@
-"""A LOGIN role per scenario database: the identity the target connects as.
+"""A LOGIN role owning one scratch database: the identity a store under test connects as.
 
-SQL faults act on the target's role (CONNECTION LIMIT 0 -> 53300, default_transaction_read_only
--> 25006, pg_terminate_backend of its sessions), and superusers ignore both settings — so the
-target must not connect as the superuser. The role owns the scenario's database (so the store
-can create its tables in `public`), gets a random password (servers with password auth), and is
-dropped afterwards with everything it owns.
+Faults on a role (CONNECTION LIMIT 0 -> 53300, default_transaction_read_only -> 25006,
+pg_terminate_backend of its sessions) and grants are ignored by superusers, so a store whose
+behaviour under them is tested must not connect as the superuser. The role owns the database
+(or, on a server that gives us schemas only, the schema) so the store can create its tables,
+gets a random password (servers with password auth), and is dropped afterwards with everything
+it owns. Used by the chaos runner (the target's role) and by the store's own tests.
 
-    async with app_role(admin_dsn, database_dsn) as role:
-        store = await open_target(role.dsn)          # role.name, role.dsn (same database)
+    async with login_role(admin_dsn, database_dsn) as role:
+        store = await open_store(role.dsn)          # role.name, role.dsn (same database)
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from harness.chaos.nemesis_api import NemesisUnavailable
 from harness.dsn import database_of, with_database
+from harness.errors import ProvisioningError
 
 ROLE_PREFIX = "ah_app_"
 
 
+class CannotCreateRole(ProvisioningError):
+    """The admin DSN may not CREATE ROLE: what needs a role of its own cannot run here."""
+
+
 @dataclass(frozen=True)
-class AppRole:
+class LoginRole:
     name: str
     dsn: str  # the database's DSN, logged in as this role (password included: never log it)
 
@@ -45,11 +50,11 @@ def quote_ident(name: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def app_role(admin_dsn: str, database_dsn: str) -> AsyncIterator[AppRole]:
+async def login_role(admin_dsn: str, database_dsn: str) -> AsyncIterator[LoginRole]:
     """Create a LOGIN role owning the database of `database_dsn`; drop it on exit.
 
     `admin_dsn` is a superuser (or CREATEROLE) DSN on the same server. Without the right to
-    create roles this raises NemesisUnavailable: the scenarios that need a role then skip."""
+    create roles this raises `CannotCreateRole` (the chaos scenarios that need one then skip)."""
     name = f"{ROLE_PREFIX}{secrets.token_hex(6)}"
     password = secrets.token_urlsafe(18)
     database = database_of(database_dsn)
@@ -59,8 +64,8 @@ async def app_role(admin_dsn: str, database_dsn: str) -> AsyncIterator[AppRole]:
             await conn.execute(f"CREATE ROLE {quote_ident(name)} LOGIN PASSWORD "
                                f"'{password}' NOSUPERUSER NOCREATEDB NOCREATEROLE")
         except asyncpg.InsufficientPrivilegeError as exc:
-            raise NemesisUnavailable(
-                f"cannot create a LOGIN role for the target ({exc})",
+            raise CannotCreateRole(
+                f"cannot create a LOGIN role for the store under test ({exc})",
                 hint="faults on the target's own role need a server where the harness may "
                 "CREATE ROLE: run without --dsn (embedded PostgreSQL) or give the DSN's user "
                 "CREATEROLE") from exc
@@ -79,7 +84,7 @@ async def app_role(admin_dsn: str, database_dsn: str) -> AsyncIterator[AppRole]:
     finally:
         await conn.close()
     try:
-        yield AppRole(name, with_user(database_dsn, name, password))
+        yield LoginRole(name, with_user(database_dsn, name, password))
     finally:
         await _drop(admin_dsn, database_dsn, name)
 
