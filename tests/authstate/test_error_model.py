@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from store_testkit import terminate_when_blocked
 
 from harness.authstate import (
     PostgresAuthStore,
@@ -146,27 +147,9 @@ async def test_read_lost_mid_flight_is_failed(pg_proxy) -> None:
         assert not any("released back to the pool" in str(e) for e in _chain(err))
 
 
-async def _terminate_when_blocked(db: asyncpg.Connection, call) -> StoreError:  # type: ignore[no-untyped-def]
-    """Park the call behind a table lock, then terminate its backend (57P01) mid-statement."""
-    async with db.transaction():
-        await db.execute("LOCK TABLE whatsapp_keys IN ACCESS EXCLUSIVE MODE")
-        task = asyncio.create_task(call())
-        pid = None
-        while pid is None and not task.done():
-            await asyncio.sleep(0.01)
-            pid = await db.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'authstate-harness' "
-                "AND wait_event_type = 'Lock'")
-        assert pid is not None, "the call never blocked on the lock"
-        assert await db.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
-        with pytest.raises(StoreError) as err:
-            await task
-    return err.value
-
-
 async def test_backend_terminated_during_a_write_is_unknown_57P01(pg_dsn, db) -> None:
     async with _opened(pg_dsn, operation_deadline=30) as store:
-        err = await _terminate_when_blocked(
+        err = await terminate_when_blocked(
             db, lambda: store.set_keys("acme", {"pre-key": {"1": PRE_KEY}}))
         _assert_retryable(err, "unknown")
         assert err.sqlstate == "57P01" and "terminated" in err.message
@@ -175,7 +158,7 @@ async def test_backend_terminated_during_a_write_is_unknown_57P01(pg_dsn, db) ->
 
 async def test_backend_terminated_during_a_read_is_failed_57P01(pg_dsn, db) -> None:
     async with _opened(pg_dsn, operation_deadline=30) as store:
-        err = await _terminate_when_blocked(
+        err = await terminate_when_blocked(
             db, lambda: store.get_keys("acme", "pre-key", ["1"]))
         _assert_retryable(err, "failed")
         assert err.sqlstate == "57P01"

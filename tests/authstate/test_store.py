@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from store_testkit import terminate_when_blocked
 
 from harness.authstate import (
     InvalidCompanyId,
@@ -105,20 +106,8 @@ async def test_connection_killed_mid_query_surfaces_as_store_unavailable(store, 
     """Deterministic: our read is parked behind a lock, then its backend is terminated while the
     query is in flight (killing idle connections instead races the pool's liveness check)."""
     await store.set_keys("acme", {"pre-key": {"1": PRE_KEY}})
-    async with db.transaction():
-        await db.execute("LOCK TABLE whatsapp_keys IN ACCESS EXCLUSIVE MODE")
-        read = asyncio.create_task(store.get_keys("acme", "pre-key", ["1"]))
-        pid = None
-        while pid is None and not read.done():
-            await asyncio.sleep(0.01)
-            pid = await db.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'authstate-harness' "
-                "AND wait_event_type = 'Lock'")
-        assert pid is not None, "the read never blocked on the lock"
-        assert await db.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
-        with pytest.raises(StoreUnavailable) as err:
-            await read
-    assert err.value.hint
+    err = await terminate_when_blocked(db, lambda: store.get_keys("acme", "pre-key", ["1"]))
+    assert isinstance(err, StoreUnavailable) and err.hint
     # the pool replaces the dead connection: the next call works and the data is intact
     assert await store.get_keys("acme", "pre-key", ["1"]) == {"1": PRE_KEY}
 
