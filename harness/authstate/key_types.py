@@ -11,6 +11,7 @@ import math
 import unicodedata
 from typing import Final
 
+from harness.authstate.company import validate_company_id
 from harness.authstate.errors import InvalidKey
 
 PRE_KEY: Final = "pre-key"
@@ -108,3 +109,14 @@ def is_js_falsy(value: object) -> bool:
     if isinstance(value, str):
         return value == ""
     return False
+
+
+def validate_key_query(company_id: object, key_type: object,
+                       ids: object) -> tuple[str, str, list[str]]:
+    """A keys.get's arguments checked before any I/O: (company, type, ids as a list)."""
+    company = validate_company_id(company_id)
+    validate_key_type(key_type)
+    id_list = ids if isinstance(ids, list) else list(ids)  # type: ignore[call-overload]
+    for key_id in id_list:
+        validate_key_id(key_id)
+    return company, key_type, id_list  # type: ignore[return-value]

@@ -74,6 +74,7 @@ from harness.authstate.key_types import (
     is_js_falsy,
     ttl_seconds,
     validate_key_id,
+    validate_key_query,
     validate_key_type,
 )
 from harness.authstate.schema import migrate
@@ -609,11 +610,7 @@ class PostgresAuthStore:
     # -- keys ------------------------------------------------------------------------------------
     async def _fetch_keys(self, company_id: str, key_type: str,
                           ids: Iterable[str]) -> list[asyncpg.Record]:
-        company_id = validate_company_id(company_id)
-        validate_key_type(key_type)
-        id_list = ids if isinstance(ids, list) else list(ids)
-        for key_id in id_list:
-            validate_key_id(key_id)
+        company_id, key_type, id_list = validate_key_query(company_id, key_type, ids)
         if not id_list:
             return []
         started = monotonic()

@@ -79,7 +79,7 @@ from harness.authstate.company import validate_company_id
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.db_errors import DB_ERRORS, classify
 from harness.authstate.errors import StoreError, StoreRejected, StoreTimeout, StoreUnavailable
-from harness.authstate.key_types import validate_key_id, validate_key_type
+from harness.authstate.key_types import validate_key_query
 from harness.authstate.resilient import cache as cache_mod
 from harness.authstate.resilient.breaker import OPEN, Backoff, Breaker
 from harness.authstate.resilient.cache import MISS, ByteLRU, ReadGuard, creds_key
@@ -518,11 +518,7 @@ class ResilientAuthStore:
 
     async def get_keys_text(self, company_id: str, key_type: str,
                             ids: Iterable[str]) -> dict[str, str]:
-        company_id = validate_company_id(company_id)
-        validate_key_type(key_type)
-        id_list = ids if isinstance(ids, list) else list(ids)
-        for key_id in id_list:
-            validate_key_id(key_id)
+        company_id, key_type, id_list = validate_key_query(company_id, key_type, ids)
         if not id_list:
             return {}
         if self._breaker.state != OPEN:
