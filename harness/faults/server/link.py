@@ -13,8 +13,10 @@ Switching happens live, per direction, whenever the toxic chain changes. Every s
 cancelled at whatever `await` it sits on; the bytes it had not passed on are moved, oldest
 first, to the first stage of the new chain at or after the toxic they were waiting for
 (never backwards, so no toxic applies twice), or written straight out when no toxic is left.
-Nothing is lost or reordered. Toxicity is rolled per link when a toxic starts applying
-(connection opened, toxic added) and re-rolled when that toxic is updated.
+Nothing is lost or reordered. Toxicity is rolled per link whenever Toxiproxy (re)starts a toxic's
+stub: for every toxic when the connection opens, for a toxic when it is added or updated, and for
+the toxic just before it in the same direction when a toxic is added or removed (Toxiproxy's
+link.go interrupts and re-runs that neighbouring stub). A re-roll keeps the toxic's state.
 """
 
 from __future__ import annotations
@@ -199,6 +201,11 @@ class Link:
         if change.kind in ("add", "update"):
             toxic = next(t for t in chain if t.name == change.name)
             self._start_applying(toxic, keep_state=change.kind == "update")
+        if change.kind == "add" or (change.kind == "remove" and cut is None):
+            # Toxiproxy's AddToxic / RemoveToxic interrupt the stub just before the change and
+            # Run it again, which rolls its toxicity anew (its state is kept).
+            if change.index >= 1:
+                self._start_applying(chain[change.index - 1], keep_state=True)
         positions = self._active_positions()
 
         def first_stage_at(position: int) -> int:
