@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.report.html import render_html
+from harness.report.html.page import fallback_html
 from harness.report.markdown import render
 from harness.report.redact import scrub
 
@@ -25,12 +27,28 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    """report.json (the data) and report.md (rendered from it); returns both paths."""
-    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """report.json (the data), report.md and report.html (rendered from it); returns the paths."""
+    json_path = out_dir / "report.json"
     atomic_write(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    md_path, html_path = render_views(out_dir, report)
+    return json_path, md_path, html_path
+
+
+def render_views(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    """report.md and report.html from a report.json document (also `authstate-harness report`).
+
+    A bug in the HTML renderer must not cost the run its report.md: the page then says what
+    failed instead of showing charts.
+    """
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write(md_path, render(report))
-    return json_path, md_path
+    try:
+        page = render_html(report)
+    except Exception as exc:  # keep the run's other files; say why the page is bare
+        page = fallback_html(report, f"{type(exc).__name__}: {exc}")
+    atomic_write(html_path, page)
+    return md_path, html_path
 
 
 def scrub_junit(path: Path) -> None:

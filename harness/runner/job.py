@@ -25,6 +25,7 @@ from harness.infra.postgres import provision_postgres
 from harness.paths import repo_root
 from harness.report import environment
 from harness.report.checks import Check, gate_checks, judged, suite_checks
+from harness.report.index_page import write_index
 from harness.report.redact import scrub
 from harness.report.results import read_results
 from harness.report.schema import STATUS_EXIT, benchmark_stats, build_report, run_status
@@ -130,8 +131,8 @@ def prepare_out_dir(requested: Path | None, root: Path, stamp: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create the run folder {out}: {exc.strerror}",
                           hint="choose a writable --out DIR") from None
-    for stale in ("report.json", "report.md", "pytest.log", "events.jsonl", "junit.xml",
-                  "results.json", "bench.json", "benchmark.json"):
+    for stale in ("report.json", "report.md", "report.html", "pytest.log", "events.jsonl",
+                  "junit.xml", "results.json", "bench.json", "benchmark.json"):
         with contextlib.suppress(FileNotFoundError):
             (out / stale).unlink()
     return out
@@ -254,11 +255,13 @@ class MainJob:
                       "contrast": self.chaos.contrast},
                   "pytest_args": list(self.options.pytest_args)}
         artifacts = {key: path.name for key, path in (
-            ("report_md", self.out_dir / "report.md"), ("pytest_log", self.artifacts.pytest_log),
+            ("report_md", self.out_dir / "report.md"),
+            ("report_html", self.out_dir / "report.html"),
+            ("pytest_log", self.artifacts.pytest_log),
             ("junit", self.artifacts.junit), ("events", self.artifacts.events),
             ("results", self.artifacts.results),
             ("benchmark_stats", self.artifacts.benchmark_stats)) if path.exists()
-            or key == "report_md"}
+            or key in ("report_md", "report_html")}
         report = build_report(run=run, environment=self.environment, config=config,
                               suites=suites, checks=checks,
                               figures=[judged(f, self.config) for f in results.figures],
@@ -267,6 +270,9 @@ class MainJob:
                               facts=self.outcomes.facts)
         self._scrub_artifacts()
         write_report(self.out_dir, report)
+        if self.out_dir.parent == self.root / "reports":  # the default place: keep its index
+            with contextlib.suppress(OSError):
+                write_index(self.out_dir.parent)
         return RunResult(exit_code, status, self.out_dir, report, checks)
 
     def _scrub_artifacts(self) -> None:
