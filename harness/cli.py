@@ -1,16 +1,30 @@
-"""`authstate-harness` command line: one sub-command per module in `harness.commands`."""
+"""`authstate-harness` command line: one sub-command per module in `harness.commands`.
+
+Exit codes: 0 success, 1 a check failed (test, gate, health), 2 harness/tool error, 130 Ctrl-C.
+A tool error never exits 1 (in CI, 1 is a verdict) and never shows a traceback unless `-vv`.
+Everything the CLI writes goes through `harness.dsn.redact_text` with the passwords of the
+DSN in use, so no password reaches a terminal or a log whatever the error text holds.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+from rich.markup import escape
 
 from harness import __version__
 from harness.commands import COMMAND_MODULES
 from harness.commands._console import make_console
+from harness.dsn import passwords_of, redact_text
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -18,17 +32,33 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 err_console = make_console(stderr=True)
 
 
+def _add_verbose(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="more log output (-vv for debug and tracebacks)")
+
+
+def _every_command_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _every_command_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authstate-harness",
         description="Prove a PostgreSQL-backed Baileys auth-state store survives production.",
-    )
+        epilog="exit codes: 0 success; 1 a check failed (test, gate, health); 2 harness "
+               "error (message + hint); 130 interrupted")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug)")
+    _add_verbose(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"harness.commands.{name}").register(sub)
+    for command in _every_command_parser(parser):
+        if command.prog.split()[1:2] != ["test"]:  # `test -v` is pytest's -v
+            _add_verbose(command, argparse.SUPPRESS)  # `cleanup -v` as well as `-v cleanup`
     return parser
 
 
@@ -37,11 +67,76 @@ PASSTHROUGH_COMMANDS = frozenset({"test"})
 
 
 def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """Split `[-v] test ARGS...` so ARGS reach pytest untouched (argparse would eat `-k`, `-x`)."""
+    """Split `[-v] test ARGS...` so ARGS reach pytest untouched (argparse would eat `-k`, `-x`).
+
+    `test --help` is ours (it says how to reach pytest's: `test -- --help`)."""
     for i, token in enumerate(argv):
         if not token.startswith("-"):
-            return (argv[: i + 1], argv[i + 1:]) if token in PASSTHROUGH_COMMANDS else (argv, None)
+            if token not in PASSTHROUGH_COMMANDS or argv[i + 1:i + 2] in (["-h"], ["--help"]):
+                return argv, None
+            return argv[: i + 1], argv[i + 1:]
     return argv, None
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that scrubs passwords from what is written, and goes quiet on a closed
+    pipe (`health | head -1`): the command still finishes and returns its own exit code."""
+
+    def __init__(self, stream: IO[str], secrets: set[str]) -> None:
+        self._stream = stream
+        self._secrets = secrets
+        self._broken = False
+
+    def write(self, text: str) -> int:
+        if not self._broken:
+            try:
+                self._stream.write(redact_text(text, self._secrets))
+            except BrokenPipeError:
+                self._go_quiet()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._go_quiet()
+
+    def _go_quiet(self) -> None:
+        """Drop further output; point the descriptor at /dev/null so the interpreter's final
+        flush does not print 'Exception ignored ... BrokenPipeError' either."""
+        self._broken = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def redacted_output(secrets: set[str]) -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(saved[0], secrets)  # type: ignore[assignment]
+    sys.stderr = RedactingStream(saved[1], secrets)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,23 +145,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(own)
     if passthrough is not None:
         args.pytest_args = passthrough
+    secrets = passwords_of(getattr(args, "dsn", None)) | passwords_of(
+        os.environ.get("AUTHSTATE_DSN"))
+    with redacted_output(secrets):
+        return _dispatch(parser, args)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_HARNESS_ERROR
     try:
         return int(args.func(args) or 0)
     except HarnessError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err_console.print(f"  [yellow]hint:[/] {exc.hint}")
+        _error(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; everything started has been stopped[/]")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug must not look like a verdict (exit 1)
+        if args.verbose >= 2:
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+        _error(f"unexpected {type(exc).__name__}: {exc}",
+               "this is a bug in authstate-harness, not a finding about your store; run "
+               "again with -vv for the traceback and report it")
+        return EXIT_HARNESS_ERROR
+
+
+def _error(message: str, hint: str | None) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    if hint:
+        err_console.print(f"  [yellow]hint:[/] {escape(hint)}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,8 @@ Free text here is what the harness does not compose itself: pytest failure messa
 falsifying examples, tracebacks. A failing property can print the Signal keys it generated, and a
 connection error can print a DSN. Rather than trust every message, every line is scrubbed:
 
-- passwords in URLs (`scheme://user:secret@`) and in `password=...` key/value DSNs;
+- passwords in every DSN form (`harness.dsn.redact_text`, the one place that knows them), and
+  the literal password of the run's own DSN (`AUTHSTATE_DSN`) and of `PGPASSWORD`;
 - Python bytes literals longer than a few bytes (`b'\\x8f...'`, `bytearray(b'...')`);
 - BufferJSON's string form (`"data": "<base64>"`) whatever its content;
 - base64-looking runs (key strings, Hypothesis' `@reproduce_failure` blobs) and long hex;
@@ -15,13 +16,13 @@ Heuristic by nature: it errs towards redacting (a long mixed-case token is treat
 
 from __future__ import annotations
 
+import os
 import re
 from itertools import pairwise
 from typing import Any
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'[^']*'|\"[^\"]*\"|[^\s'\"]+)",
-                          re.IGNORECASE)
+from harness.dsn import passwords_of, redact_text
+
 _BYTES_LITERAL = re.compile(r"(?<!['\"\\])[bB]('(?:[^'\\\n]|\\.){9,}'|\"(?:[^\"\\\n]|\\.){9,}\")")
 _BUFFER_STRING = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*[\"'])[A-Za-z0-9+/=_-]{8,}(?=[\"'])")
 _BUFFER_ARRAY = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*)\[\s*\d+(?:\s*,\s*\d+){7,}\s*,?\s*\]")
@@ -63,8 +64,7 @@ def scrub(text: str) -> str:
     """`text` with passwords and anything that looks like key material replaced."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + "***", text)
-    text = _KV_PASSWORD.sub(lambda m: m.group("head") + "***", text)
+    text = redact_text(text, passwords_of(os.environ.get("AUTHSTATE_DSN")))
     text = _BYTES_LITERAL.sub(lambda m: f"b'{REDACTED}'", text)
     text = _BUFFER_STRING.sub(lambda m: m.group("head") + REDACTED, text)
     text = _BUFFER_ARRAY.sub(lambda m: m.group("head") + f"[{REDACTED}]", text)

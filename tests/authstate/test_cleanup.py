@@ -12,8 +12,14 @@ import asyncpg
 import pytest
 
 from harness.authstate import PostgresAuthStore
-from harness.authstate.cleanup import AGE_BUCKETS, cleanup_expired_keys
-from harness.authstate.errors import AuthStateError
+from harness.authstate.cleanup import (
+    AGE_BUCKETS,
+    DEFAULT_POLICY,
+    CleanupPolicy,
+    cleanup_expired_keys,
+)
+from harness.authstate.errors import AuthStateError, StoreUnavailable
+from harness.authstate.key_types import KEY_TYPES
 from harness.errors import ConfigError
 
 D = dt.timedelta(days=1)
@@ -28,7 +34,7 @@ async def as_of(db) -> dt.datetime:
 
 
 async def _key(store, db, key_id: str, expires_at: dt.datetime | None, *,
-               key_type: str = "pre-key", company: str = "acme", value=PAIR) -> None:
+               key_type: str = "session", company: str = "acme", value=PAIR) -> None:
     await store.set_keys(company, {key_type: {key_id: value}})
     await db.execute("UPDATE whatsapp_keys SET expires_at = $1 WHERE company_id = $2 AND "
                      "key_type = $3 AND key_id = $4", expires_at, company, key_type, key_id)
@@ -63,7 +69,8 @@ async def test_metrics_and_age_buckets_at_every_boundary(store, db, as_of) -> No
     assert list(before.age_buckets) == [label for label, _, _ in AGE_BUCKETS]
     assert (before.total_keys, before.no_expiry_keys, before.expired_keys) == (13, 1, 11)
     assert before.eligible_keys == 2 == before.age_buckets[">30d"]  # retention 30 d = >30d bucket
-    assert before.by_type == {"pre-key": {"total": 13, "expired": 11, "eligible": 2}}
+    assert before.by_type == {"session": {"total": 13, "expired": 11, "past_retention": 2,
+                                          "eligible": 2, "policy": "delete"}}
     assert before.auth_rows == 1
     sizes = before.sizes
     assert sizes.keys_total == sizes.keys_table + sizes.keys_indexes > 0 and sizes.auth_total > 0
@@ -72,11 +79,11 @@ async def test_metrics_and_age_buckets_at_every_boundary(store, db, as_of) -> No
 async def test_dry_run_deletes_nothing_and_reports_what_would_go(
         store, db, as_of, tmp_path: Path) -> None:
     await _seed_ages(store, db, as_of)
-    await _key(store, db, "old-session", as_of - 40 * D, key_type="session", value={"v": 1})
+    await _key(store, db, "old-sk", as_of - 40 * D, key_type="sender-key", value={"v": 1})
     result = await cleanup_expired_keys(store, dry_run=True, as_of=as_of,
                                         archive=tmp_path / "a.jsonl")
     assert result.dry_run and result.deleted == 3
-    assert result.deleted_by_type == {"pre-key": 2, "session": 1}
+    assert result.deleted_by_type == {"sender-key": 1, "session": 2}
     assert result.after is None and result.batches == 0 and result.archive_path is None
     assert len(await _ids(db)) == 14
     assert not (tmp_path / "a.jsonl").exists()
@@ -85,7 +92,7 @@ async def test_dry_run_deletes_nothing_and_reports_what_would_go(
 async def test_deletes_exactly_rows_expired_longer_than_retention(store, db, as_of) -> None:
     await _seed_ages(store, db, as_of)
     result = await cleanup_expired_keys(store, as_of=as_of)
-    assert result.deleted == 2 and result.deleted_by_type == {"pre-key": 2}
+    assert result.deleted == 2 and result.deleted_by_type == {"session": 2}
     assert await _ids(db) == set(AGES) - {"30d+", "45d"}
     assert result.after is not None
     assert result.after.total_keys == 11 and result.after.age_buckets[">30d"] == 0
@@ -113,7 +120,7 @@ async def test_max_delete_takes_the_oldest_first_in_batches(store, db, as_of) ->
 
 
 async def test_batches_cover_everything_without_max(store, db, as_of) -> None:
-    await store.set_keys("acme", {"pre-key": {str(i): PAIR for i in range(12)}})
+    await store.set_keys("acme", {"session": {str(i): PAIR for i in range(12)}})
     await db.execute("UPDATE whatsapp_keys SET expires_at = $1", as_of - 31 * D)
     result = await cleanup_expired_keys(store, batch_size=5, as_of=as_of)
     assert result.deleted == 12 and result.batches == 3
@@ -122,7 +129,7 @@ async def test_batches_cover_everything_without_max(store, db, as_of) -> None:
 
 async def test_archive_holds_exactly_the_deleted_rows_mode_0600(
         store, db, as_of, tmp_path: Path) -> None:
-    await _key(store, db, "1", as_of - 31 * D)
+    await _key(store, db, "1", as_of - 31 * D, key_type="sender-key")
     await _key(store, db, "5511999.0", as_of - 60 * D, key_type="session", company="beta",
                value={"_sessions": {"k": "ü"}, "version": "v1"})
     await _key(store, db, "2", as_of - 2 * D)  # kept: not in the archive
@@ -173,8 +180,9 @@ async def test_rows_locked_by_a_live_writer_are_skipped_not_waited_for(
     assert result.deleted == 1 and await _ids(db) == {"busy"}
 
 
-@pytest.mark.parametrize("kwargs", [{"retention_days": -1}, {"max_delete": -5},
-                                    {"batch_size": 0}])
+@pytest.mark.parametrize("kwargs", [
+    {"retention_days": -1}, {"retention_days": float("inf")}, {"retention_days": float("nan")},
+    {"retention_days": 1e10}, {"max_delete": -5}, {"batch_size": 0}])
 async def test_bad_arguments_are_refused(store, kwargs) -> None:
     with pytest.raises(ConfigError):
         await cleanup_expired_keys(store, **kwargs)
@@ -195,3 +203,114 @@ async def test_result_has_a_json_form(store, db, as_of) -> None:
     out = json.loads(json.dumps((await cleanup_expired_keys(store, as_of=as_of)).to_json()))
     assert out["deleted"] == 2 and out["before"]["age_buckets"][">30d"] == 2
     assert out["after"]["sizes"]["keys_total"] > 0 and out["as_of"] == as_of.isoformat()
+
+
+# -- per-type policy ---------------------------------------------------------------------------
+SESSION_BREAKERS = ("pre-key", "app-state-sync-key", "identity-key", "lid-mapping")
+
+
+async def _one_of_each_type(store, db, expires_at) -> None:
+    for key_type in KEY_TYPES:
+        await _key(store, db, "1", expires_at, key_type=key_type, value={"v": 1})
+
+
+async def test_default_policy_never_deletes_what_sessions_need(store, db, as_of) -> None:
+    await _one_of_each_type(store, db, as_of - 400 * D)
+    dry = await cleanup_expired_keys(store, dry_run=True, as_of=as_of)
+    assert set(dry.deleted_by_type) == {"session", "sender-key", "sender-key-memory",
+                                        "device-list", "tctoken"}
+    assert dry.before.kept_by_policy == 5 and dry.before.eligible_keys == 5
+    result = await cleanup_expired_keys(store, as_of=as_of)
+    left = {r[0] for r in await db.fetch("SELECT key_type FROM whatsapp_keys")}
+    assert set(SESSION_BREAKERS) <= left and "app-state-sync-version" in left
+    assert result.deleted == 5 and not left & set(result.deleted_by_type)
+
+
+async def test_an_explicit_override_deletes_a_kept_type_and_is_flagged(store, db, as_of) -> None:
+    await _one_of_each_type(store, db, as_of - 400 * D)
+    policy = CleanupPolicy.parse(["pre-key=delete", "device-list=keep"])
+    assert policy.risky() == ["pre-key"]
+    result = await cleanup_expired_keys(store, as_of=as_of, policy=policy)
+    assert "pre-key" in result.deleted_by_type and "device-list" not in result.deleted_by_type
+    assert CleanupPolicy.parse(["all=delete"]).risky() == [
+        t for t in KEY_TYPES if not DEFAULT_POLICY[t][0]]
+
+
+@pytest.mark.parametrize("spec", ["pre-key", "pre-key=drop", "prekey=delete", "=keep"])
+def test_bad_policy_specs_are_refused(spec) -> None:
+    with pytest.raises(ConfigError):
+        CleanupPolicy.parse([spec])
+
+
+def test_every_key_type_has_a_reason_and_the_breakers_are_kept() -> None:
+    assert set(DEFAULT_POLICY) == set(KEY_TYPES)
+    assert all(reason for _, reason in DEFAULT_POLICY.values())
+    assert not any(CleanupPolicy().deletes(t) for t in SESSION_BREAKERS)
+    assert not CleanupPolicy().deletes("a-type-baileys-adds-later")
+
+
+# -- origin-style schema (no expires_at) --------------------------------------------------------
+ORIGIN_TABLES = """
+CREATE TABLE whatsapp_auth (company_id text PRIMARY KEY, creds jsonb NOT NULL);
+CREATE TABLE whatsapp_keys (company_id text NOT NULL, key_type text NOT NULL,
+    key_id text NOT NULL, value jsonb, {extra} PRIMARY KEY (company_id, key_type, key_id));
+"""
+
+
+async def _origin_store(pg_dsn, db, extra: str) -> PostgresAuthStore:
+    await db.execute(ORIGIN_TABLES.format(extra=extra))
+    return await PostgresAuthStore.open(pg_dsn, migrate_schema=False)
+
+
+async def test_without_expires_at_expiry_is_updated_at_plus_ttl(pg_dsn, db) -> None:
+    store = await _origin_store(pg_dsn, db, "updated_at timestamptz NOT NULL DEFAULT now(),")
+    try:
+        await db.execute(
+            "INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at) VALUES "
+            "('a', 'session', 'old', '1', now() - interval '38 days'), "   # 7 d TTL + 31
+            "('a', 'session', 'new', '1', now() - interval '36 days'), "   # 7 d TTL + 29
+            "('a', 'device-list', 'x', '1', now() - interval '43 days')")  # 14 d TTL + 29
+        result = await cleanup_expired_keys(store)
+        assert result.expiry_source == "updated_at + TTL"
+        assert result.deleted_by_type == {"session": 1}
+        left = {r[0] for r in await db.fetch("SELECT key_id FROM whatsapp_keys")}
+        assert left == {"new", "x"}
+    finally:
+        await store.close()
+    columns = {r[0] for r in await db.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name='whatsapp_keys'")}
+    assert "expires_at" not in columns  # never altered
+
+
+async def test_without_any_timestamp_the_missing_column_is_named(pg_dsn, db) -> None:
+    store = await _origin_store(pg_dsn, db, "")
+    try:
+        with pytest.raises(ConfigError, match="neither expires_at nor updated_at") as err:
+            await cleanup_expired_keys(store, dry_run=True)
+        assert "ALTER TABLE whatsapp_keys ADD COLUMN expires_at" in (err.value.hint or "")
+    finally:
+        await store.close()
+
+
+# -- a cleanup cut off by a lost connection ------------------------------------------------------
+async def test_a_cleanup_cut_off_says_how_many_rows_it_had_deleted(store, db, as_of) -> None:
+    await store.set_keys("acme", {"session": {str(i): {"v": i} for i in range(10)}})
+    await db.execute("UPDATE whatsapp_keys SET expires_at = $1", as_of - 40 * D)
+    # the third DELETE statement ends its own session, as a server going away mid-run would
+    await db.execute("""
+        CREATE SEQUENCE cleanup_batches;
+        CREATE FUNCTION die_on_third() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('cleanup_batches') >= 3 THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+                PERFORM pg_sleep(5);
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER die AFTER DELETE ON whatsapp_keys
+            FOR EACH STATEMENT EXECUTE FUNCTION die_on_third();""")
+    with pytest.raises(StoreUnavailable) as err:
+        await cleanup_expired_keys(store, batch_size=2, as_of=as_of)
+    assert "4 row(s) had already been deleted in 2 committed batch(es) (session 4)" in str(
+        err.value.hint)
+    assert await db.fetchval("SELECT count(*) FROM whatsapp_keys") == 6
