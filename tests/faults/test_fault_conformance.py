@@ -6,10 +6,14 @@ toxics/reset_peer.go, proxy_test.go).
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 from fault_testkit import TcpServer, connect, round_trip
 
 from harness.faults.client import AsyncToxiproxyClient
+from harness.faults.server import FaultProxyServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,3 +64,83 @@ async def test_chain_change_in_one_direction_leaves_the_other_alone(
         await api.remove_toxic("p", "D")
         assert (await _active(api, "p", "upstream"))["U"] == before
     rec.transport.close()
+
+
+# -- proxy update (proxy.go Update + Differs, Toxiproxy 2.12; proxy_test.go) ---------------------
+async def _update(fault_server_url: str, name: str, body: dict) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=fault_server_url, timeout=10) as http:
+        return await http.post(f"/proxies/{name}", json=body)
+
+
+def _kinds(events: list) -> list[str]:
+    return [e.type for e in events]
+
+
+async def test_update_with_hostname_for_same_address_keeps_connections(
+        api: AsyncToxiproxyClient, echo: TcpServer, fault_server: FaultProxyServer) -> None:
+    """TestProxyUpdateWithHostname: `localhost:P` for a proxy bound to 127.0.0.1:P resolves to
+    the same address, so the proxy is not restarted and live connections keep working."""
+    proxy = await api.create_proxy("p", echo.address)
+    port = proxy.listen.rpartition(":")[2]
+    rec = await connect(proxy.listen)
+    await round_trip(rec, b"before")
+    response = await _update(fault_server.url, "p", {"listen": f"localhost:{port}",
+                                                     "upstream": echo.address, "enabled": True})
+    assert response.status_code == 200, response.text
+    assert response.json()["listen"] == proxy.listen and response.json()["enabled"] is True
+    await round_trip(rec, b"after")  # the same connection still works
+    assert not rec.lost.done()
+    assert "proxy_disabled" not in _kinds(await api.events("p"))
+    rec.transport.close()
+
+
+async def test_update_to_port_zero_still_restarts(api: AsyncToxiproxyClient,
+                                                  echo: TcpServer) -> None:
+    """TestProxyUpdate: `localhost:0` resolves to 127.0.0.1:0, which differs: a new port."""
+    proxy = await api.create_proxy("p", echo.address)
+    moved = await api.update_proxy("p", listen="localhost:0")
+    assert moved.listen != proxy.listen and moved.listen.startswith("127.0.0.1:")
+    rec = await connect(moved.listen)
+    await round_trip(rec, b"moved")
+    rec.transport.close()
+
+
+@pytest.mark.parametrize(("listen", "error"), [
+    ("no-such-host.invalid:5000", "lookup no-such-host.invalid: no such host"),
+    ("127.0.0.1:99999", "address 99999: invalid port"),
+    ("nohostport", "address nohostport: missing port in address"),
+])
+async def test_update_to_an_unresolvable_address_is_refused_first(
+        api: AsyncToxiproxyClient, echo: TcpServer, fault_server: FaultProxyServer,
+        listen: str, error: str) -> None:
+    """Differs resolves the new listen address before anything is stopped: an error there is
+    answered 500 (api.go's apiError for an error without a status) and the proxy keeps
+    running on its old address with its live connections."""
+    proxy = await api.create_proxy("p", echo.address)
+    rec = await connect(proxy.listen)
+    await round_trip(rec, b"before")
+    response = await _update(fault_server.url, "p", {"listen": listen})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert json.loads(response.text) == {"error": error, "status": 500}
+    shown = await api.get_proxy("p")
+    assert shown.listen == proxy.listen and shown.enabled is True
+    await round_trip(rec, b"after")
+    rec.transport.close()
+
+
+async def test_update_to_a_taken_address_leaves_the_proxy_disabled(
+        api: AsyncToxiproxyClient, echo: TcpServer, fault_server: FaultProxyServer) -> None:
+    """An address that resolves but cannot be bound: Toxiproxy 2.12's Update has already
+    stopped the proxy and set the new address when start() fails, so the answer is 500 with
+    Go's bind error and the proxy stays disabled on the new address (we do the same)."""
+    taken = await api.create_proxy("taken", echo.address)
+    proxy = await api.create_proxy("p", echo.address)
+    rec = await connect(proxy.listen)
+    response = await _update(fault_server.url, "p", {"listen": taken.listen})
+    assert response.status_code == 500
+    assert json.loads(response.text) == {
+        "error": f"listen tcp {taken.listen}: bind: address already in use", "status": 500}
+    await rec.wait_closed(within=3)
+    shown = await api.get_proxy("p")
+    assert shown.listen == taken.listen and shown.enabled is False

@@ -18,9 +18,10 @@ class AddressError(OSError):
 
 
 def split_host_port(addr: str, op: str = "listen") -> tuple[str, int]:
-    """Go's net.SplitHostPort plus port parsing; `op` prefixes errors (`listen`/`dial`)."""
+    """Go's net.SplitHostPort plus port parsing; `op` prefixes errors (`listen`/`dial`, or ""
+    for none, as net.ResolveTCPAddr words them)."""
     def fail(why: str, what: str = addr) -> AddressError:
-        return AddressError(f"{op} tcp: address {what}: {why}")
+        return AddressError(f"{op + ' tcp: ' if op else ''}address {what}: {why}")
 
     if addr == "":
         return "", 0  # Go: an empty address means any interface, any port
@@ -72,6 +73,25 @@ async def resolve_listen(listen: str) -> tuple[int, tuple[object, ...]]:
     infos.sort(key=lambda info: info[0] != socket.AF_INET)  # Go prefers IPv4
     family, _type, _proto, _name, sockaddr = infos[0]
     return family, sockaddr
+
+
+async def resolve_tcp_addr(addr: str) -> str:
+    """Go's `net.ResolveTCPAddr("tcp", addr).String()`: what Toxiproxy 2.12 compares a proxy's
+    bound address with before deciding that an update changes it (proxy.go Differs).
+
+    An empty host stays empty (`:P`, Go's nil IP), a name becomes its first address, IPv4
+    preferred. Raises AddressError with Go's text (`lookup H: no such host`,
+    `address 99999: invalid port`)."""
+    host, port = split_host_port(addr, "")
+    if host == "":
+        return f":{port}"
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise AddressError(f"lookup {host}: no such host") from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)  # Go prefers IPv4
+    return format_address(infos[0][4])
 
 
 async def bind_listener(listen: str, backlog: int = socket.SOMAXCONN) -> socket.socket:

@@ -2,7 +2,8 @@
 
 `enabled: false` closes the listener (new connections are refused) and every live connection;
 enabling again binds the same resolved address. Changing `listen` or `upstream` restarts the
-proxy. Toxic changes are applied to every live connection, not only to new ones.
+proxy; `listen` is compared after resolving it (Toxiproxy 2.12), so another name for the bound
+address changes nothing. Toxic changes are applied to every live connection, not only to new ones.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import logging
 import time
 from typing import Any
 
-from harness.faults.server.addresses import AddressError, bind_listener, format_address
+from harness.faults.server.addresses import (
+    AddressError,
+    bind_listener,
+    format_address,
+    resolve_tcp_addr,
+)
 from harness.faults.server.api_errors import internal
 from harness.faults.server.connection import Connection, Side
 from harness.faults.server.events import EventLog
@@ -100,9 +106,23 @@ class FaultProxy:
             log.warning("proxy %s: %d connection(s) still closing", self.name,
                         len(self.connections))
 
+    async def differs(self, listen: str, upstream: str) -> bool:
+        """Toxiproxy 2.12's Proxy.Differs: `listen` is resolved before it is compared with the
+        bound address, so `localhost:P` for a proxy on 127.0.0.1:P is no change. An address
+        that does not resolve raises ApiError(500) with Go's resolver text."""
+        try:
+            resolved = await resolve_tcp_addr(listen)
+        except AddressError as exc:
+            raise internal(str(exc)) from None
+        return resolved != self.listen or upstream != self.upstream
+
     async def update(self, listen: str, upstream: str, enabled: bool) -> None:
-        """Toxiproxy's Proxy.Update: restart on a new address, then apply `enabled`."""
-        if listen != self.listen or upstream != self.upstream:
+        """Toxiproxy's Proxy.Update: restart on a new address, then apply `enabled`.
+
+        Refused before anything changes when `listen` does not resolve; an address that
+        resolves but cannot be bound leaves the proxy stopped on the new address (Toxiproxy
+        has stopped it before start() fails, and answers 500 with the bind error)."""
+        if await self.differs(listen, upstream):
             await self.stop("proxy restarted")
             self.listen, self.upstream = listen, upstream
         if enabled != self.enabled:
