@@ -12,4 +12,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_files",
     "cleanup",
     "health",
+    "compare",
+    "report",
 )

@@ -17,9 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.commands._console import make_console
+from harness.commands.compare import add_tolerance_options, print_comparison, tolerance_from
 from harness.config import PROFILES, profile
 from harness.errors import ConfigError
 from harness.report import chaos_table
+from harness.report.compare import Tolerance, compare, render_markdown
+from harness.report.stored import read_report
+from harness.report.writer import atomic_write
 from harness.runner.job import MainJob, RunOptions, RunResult, live_output
 from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
@@ -44,9 +48,24 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args=_pytest_args(args.pytest_args), target=args.target,
         scenarios=args.scenario or (),
         live=live_output(console) and not args.plain, argv=["authstate-harness", *sys.argv[1:]])
+    baseline = read_report(Path(args.baseline)) if args.baseline else None  # fail fast
+    tolerance = tolerance_from(args)
     result = MainJob(options, console).run()
     print_summary(result)
-    return result.exit_code
+    if baseline is None:
+        return result.exit_code
+    return compare_with_baseline(result, baseline, tolerance, strict=args.strict)
+
+
+def compare_with_baseline(result: RunResult, baseline: dict[str, Any], tolerance: Tolerance,
+                          *, strict: bool) -> int:
+    """`--baseline DIR`: compare this run with it, keep compare.md beside the report; a
+    regression turns a passing run's exit code into 1 (a harness error keeps its code)."""
+    cmp = compare(baseline, result.report, tolerance, strict=strict)
+    console.print()
+    print_comparison(cmp, markdown=False)
+    atomic_write(result.out_dir / "compare.md", render_markdown(cmp))
+    return 1 if result.exit_code == 0 and cmp.regressed else result.exit_code
 
 
 def rto_table(scenarios: list[dict[str, Any]]) -> Table:
@@ -127,6 +146,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "e.g. --gate bench-bulk-min-ratio=0.9")
     parser.add_argument("--pytest-args", default=None, metavar="ARGS",
                         help="extra pytest arguments as one string, e.g. '-k stateful'")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="after the run, compare it with this earlier run folder (or "
+                             "report.json), like `compare DIR NEW`: a regression makes the "
+                             "run exit 1; the table is kept as compare.md in the run folder")
+    add_tolerance_options(parser)
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of live bars (default when CI is set "
                              "or output is not a terminal)")
