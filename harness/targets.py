@@ -10,6 +10,9 @@ the same target again:
     module.path:factory         a factory importable from sys.path
     path/to/file.py:factory     a factory in a file (relative to the current directory or the
                                 repository root)
+    node:path/to/store.js#name  a Node.js module exporting Baileys' `useXAuthState(companyId)`
+                                (default export unless #name; .mjs/.cjs too), run in a sidecar
+                                process (harness/node_target)
 
 A factory is `async def factory(dsn: str, *, cache_dir: Path) -> store` (a plain function that
 returns the store, or an awaitable of it, also works). The store has Baileys' auth-state surface:
@@ -47,7 +50,8 @@ OPTIONAL_HOOKS: Mapping[str, str] = {
     "delete_company": "delete_company(company_id): the stateful suite also checks logouts",
     "companies": "companies() -> sorted company ids: the stateful suite checks it too",
 }
-SPEC_FORMS = "reference, resilient, module.path:factory or path/to/file.py:factory"
+SPEC_FORMS = ("reference, resilient, module.path:factory, path/to/file.py:factory or "
+              "node:path/to/store.js[#export]")
 FACTORY_SIGNATURE = "async def factory(dsn: str, *, cache_dir: Path) -> store"
 _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -143,6 +147,10 @@ BUILTIN_TARGETS: Mapping[str, tuple[str, Factory]] = {
 def resolve_target(spec: str) -> TargetSpec:
     """The target a spec names; ConfigError (with a hint) for anything that is not one."""
     spec = (spec or "").strip()
+    if spec.startswith("node:"):  # a JavaScript store through a sidecar: harness/node_target
+        from harness.node_target import resolve_node_target
+
+        return resolve_node_target(spec)
     if spec in BUILTIN_TARGETS:
         description, factory = BUILTIN_TARGETS[spec]
         return TargetSpec(spec, spec, description, factory)

@@ -1,0 +1,45 @@
+"""Node.js targets: the suites run against a Baileys auth-state store written in JavaScript.
+
+    --target node:path/to/store.js[#exportName]      (.js, .mjs or .cjs)
+
+The module exports `async (companyId) => ({ state, saveCreds })` (the `useMultiFileAuthState`
+convention; `#exportName` picks a named export, the default is the module's default export, and
+`module.exports = fn` counts as one) and may export `close()`, awaited when the target closes.
+Each opened target is one Node.js sidecar process (a chaos child process opens its own) that
+imports the module with `DATABASE_URL` and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE set to the
+run's database (through the fault proxy in chaos scenarios) and answers JSON lines over pipes,
+values in Baileys' BufferJSON (PROTOCOL.md). Module errors arrive as `NodeStoreError`s, calls
+that hang past the deadline as `NodeCallTimeout` (outcome unknown), a dead sidecar as
+`NodeSidecarCrashed` with the module's last output.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.node_target.errors import (
+    NodeCallTimeout,
+    NodeSidecarCrashed,
+    NodeStoreError,
+    NodeUnavailable,
+)
+from harness.node_target.spec import DEFAULT_EXPORT, SPEC_FORM, is_node_spec
+
+if TYPE_CHECKING:
+    from harness.targets import TargetSpec
+
+__all__ = ["DEFAULT_EXPORT", "SPEC_FORM", "NodeCallTimeout", "NodeSidecarCrashed",
+           "NodeStoreError", "NodeUnavailable", "is_node_spec", "resolve_node_target"]
+
+
+def resolve_node_target(spec: str) -> TargetSpec:
+    """The TargetSpec of `node:path[#export]` (ConfigError if it cannot run here)."""
+    import functools
+
+    from harness.node_target.spec import open_node_target, resolve
+    from harness.targets import TargetSpec
+
+    name, description, module, export, deps_dir = resolve(spec)
+    factory = functools.partial(open_node_target, module=module, export=export,
+                                deps_dir=deps_dir, label=name)
+    return TargetSpec(name, spec.strip(), description, factory)

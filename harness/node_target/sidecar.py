@@ -1,0 +1,308 @@
+"""One Node.js process serving one opened target, spoken to in JSON lines (PROTOCOL.md).
+
+Threads, not asyncio pipes, carry the bytes: a target may be opened in one event loop and used
+from another (the property suites drive the store from their own loop), and a module stuck in
+synchronous code must not block the caller's loop on a full pipe. A writer thread feeds stdin, a
+reader thread matches replies to `concurrent.futures.Future`s by id (any loop can await them),
+a third keeps the last lines of the module's stdout/stderr for error messages.
+
+Lifetime: the process runs in its own process group; `close()` asks the module to close, then
+closes stdin, then terminates the group; a finalizer (also run at interpreter exit) kills a
+sidecar nobody closed; and the sidecar exits by itself when its stdin ends, so even a SIGKILLed
+harness leaves no Node process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from harness.authstate import codec
+from harness.node_target.errors import NodeCallTimeout, NodeSidecarCrashed, module_error
+
+log = logging.getLogger("harness.node_target")
+
+SIDECAR_JS = Path(__file__).with_name("sidecar.mjs")
+START_TIMEOUT_S = 60.0
+CLOSE_TIMEOUT_S = 15.0  # the sidecar bounds the module's close() at 10 s
+OUTPUT_TAIL_LINES = 40
+WRITES = frozenset({"set", "save", "clear"})
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
+    """SIGTERM the sidecar's process group, SIGKILL it if it lingers; reap the process."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything the module spawned into the group
+
+
+class Sidecar:
+    """A started sidecar; `start()` returns once the module is imported and its export found."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], replies: Any, *, label: str,
+                 call_timeout_s: float, secrets: tuple[str, ...] = ()) -> None:
+        self.proc = proc
+        self.label = label
+        self.call_timeout_s = call_timeout_s
+        self.info: dict[str, Any] = {}
+        self._replies = replies
+        self._secrets = tuple(s for s in secrets if s)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[concurrent.futures.Future[Any], str, str | None]] = {}
+        self._lock = threading.Lock()
+        self._outbox: queue.Queue[bytes | None] = queue.Queue()
+        self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self._dead: NodeSidecarCrashed | None = None
+        self._closing = False
+        self._threads = [threading.Thread(target=fn, name=f"node-sidecar-{name}", daemon=True)
+                         for name, fn in (("writer", self._write_loop),
+                                          ("reader", self._read_loop),
+                                          ("output", self._output_loop))]
+        for thread in self._threads:
+            thread.start()
+        self._finalizer = weakref.finalize(self, _kill_group, proc)
+
+    # -- start -----------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, module: Path, export: str, *, env: dict[str, str], cwd: Path,
+              label: str, call_timeout_s: float, secrets: tuple[str, ...] = (),
+              node: str = "node") -> Sidecar:
+        """Start node on `module`, wait for its `ready` line; NodeSidecarCrashed if it does not
+        come (the module failed to import, the export is missing, node died)."""
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [node, str(SIDECAR_JS), str(module), export, str(write_fd)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,), env=env, cwd=cwd, start_new_session=True)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        sidecar = cls(proc, os.fdopen(read_fd, "rb"), label=label,
+                      call_timeout_s=call_timeout_s, secrets=secrets)
+        try:
+            sidecar.info = sidecar._ready.result(timeout=START_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            sidecar.kill()
+            raise NodeSidecarCrashed(
+                f"{label}: the Node sidecar did not get ready within {START_TIMEOUT_S:.0f} s "
+                f"(the module's import hangs?){sidecar._tail_text()}",
+                hint="import the module with node yourself to see where it hangs") from None
+        except NodeSidecarCrashed:
+            sidecar.kill()
+            raise
+        return sidecar
+
+    # -- calls -----------------------------------------------------------------------------------
+    async def call(self, op: str, *, company_id: str | None = None,
+                   timeout_s: float | None = None, **payload: Any) -> Any:
+        """Send a request, await its reply. Module errors raise NodeStoreError; no reply within
+        the deadline raises NodeCallTimeout (outcome unknown for writes); a dead sidecar raises
+        NodeSidecarCrashed."""
+        write = op in WRITES
+        line = codec.dumps({"op": op, **payload}).encode("utf-8")  # refuses unstorable values
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._dead is not None:
+                raise self._dead
+            request_id = next(self._ids)
+            self._pending[request_id] = (future, op, company_id)
+        self._outbox.put(b'{"id":%d,' % request_id + line[1:] + b"\n")
+        bound = self.call_timeout_s if timeout_s is None else timeout_s
+        started = time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), bound)
+        except TimeoutError:
+            raise NodeCallTimeout(
+                f"{self.label}: {_describe_op(op)} did not answer within {bound:g} s"
+                + (" (it may still complete)" if write else ""),
+                hint="the module's call hangs (no database timeout set?); the bridge stopped "
+                     "waiting, set AUTHSTATE_NODE_CALL_TIMEOUT_S to change the deadline",
+                operation=_describe_op(op), company_id=company_id,
+                outcome="unknown" if write else "failed",
+                waited_s=time.monotonic() - started) from None
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+
+    def notify(self, op: str, **payload: Any) -> None:
+        """A request without reply (release a state handle); dropped if the sidecar is gone."""
+        if self._dead is None and not self._closing:
+            self._outbox.put(codec.dumps({"op": op, **payload}).encode("utf-8") + b"\n")
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self.proc.poll() is None
+
+    # -- shutdown --------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Ask the module to close (its `close()` export), then stop the process."""
+        if self._closing:
+            return
+        error: BaseException | None = None
+        if self.alive:
+            try:
+                await self.call("close", timeout_s=CLOSE_TIMEOUT_S)
+            except NodeSidecarCrashed:
+                pass  # nothing left to close
+            except Exception as exc:  # report after the process is gone
+                error = exc
+        self._closing = True
+        await asyncio.to_thread(self._stop)
+        if error is not None:
+            raise error
+
+    def kill(self) -> None:
+        self._closing = True
+        self._stop(grace_s=0.0)
+
+    def _stop(self, grace_s: float = 5.0) -> None:
+        self._closing = True
+        self._outbox.put(None)  # the writer closes stdin: the sidecar's cue to exit
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        self._finalizer()  # kills the group if still there; runs once
+        for thread in self._threads:
+            thread.join(5)
+        with contextlib.suppress(OSError):
+            self._replies.close()
+        self._fail_all(NodeSidecarCrashed(f"{self.label}: the sidecar was closed"))
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            while (chunk := self._outbox.get()) is not None:
+                stdin.write(chunk)
+                if self._outbox.empty():
+                    stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the reader reports the death
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                stdin.close()
+
+    def _read_loop(self) -> None:
+        for raw in self._replies:
+            try:
+                message = codec.loads(raw)
+            except Exception as exc:  # a corrupt line: say so once, keep reading
+                log.warning("%s: unreadable reply line (%s)", self.label, exc)
+                continue
+            if "event" in message:
+                self._on_event(message)
+                continue
+            with self._lock:
+                entry = self._pending.pop(message.get("id"), None)
+            if entry is None:
+                continue  # the caller gave up (deadline) or never waited (release)
+            future, op, company_id = entry
+            if "error" in message:
+                outcome: Any = module_error(message["error"], operation=_describe_op(op),
+                                            company_id=company_id, write=op in WRITES)
+                _settle(future, exception=outcome)
+            else:
+                _settle(future, result=message.get("ok"))
+        self._on_exit()
+
+    def _output_loop(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        for raw in stdout:
+            line = self._scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+            self._tail.append(line)
+            log.debug("%s: %s", self.label, line)
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        if message.get("event") == "ready":
+            _settle(self._ready, result=message)
+        elif message.get("event") == "fatal":
+            error = message.get("error") or {}
+            functions = error.get("functions")
+            hint = ("name an exported function: node:path/to/store.js#exportName"
+                    + (f" (it exports {', '.join(functions[:8])})" if functions else "")
+                    if functions is not None else "fix the module so that node can import it")
+            _settle(self._ready, exception=NodeSidecarCrashed(
+                f"{self.label}: {error.get('name', 'Error')}: {error.get('message', '')}"
+                f"{self._tail_text()}", hint=hint))
+
+    def _on_exit(self) -> None:
+        """The reply pipe closed: the process is exiting. Unless we closed it, that is a crash."""
+        try:
+            code = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            code = None
+        for thread in self._threads[2:]:
+            thread.join(2)  # the output thread: the last lines of a crash
+        if self._closing:
+            crash = NodeSidecarCrashed(f"{self.label}: the sidecar was closed")
+        else:
+            crash = NodeSidecarCrashed(
+                f"{self.label}: the Node sidecar exited unexpectedly (exit code {code})"
+                f"{self._tail_text()}",
+                hint="the module crashed its process (an unhandled 'error' event or rejection?);"
+                     " its output is above", returncode=code, output_tail="\n".join(self._tail))
+            log.error("%s", crash.message)
+        _settle(self._ready, exception=crash)
+        self._fail_all(crash)
+
+    def _fail_all(self, crash: NodeSidecarCrashed) -> None:
+        with self._lock:
+            if self._dead is None:
+                self._dead = crash
+            pending, self._pending = self._pending, {}
+        for future, _op, _company in pending.values():
+            _settle(future, exception=self._dead)
+
+    def _tail_text(self) -> str:
+        lines = list(self._tail)[-15:]
+        return ("\n--- module output (last lines) ---\n" + "\n".join(lines)) if lines else ""
+
+    def _scrub(self, line: str) -> str:
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
+        return line
+
+
+def _settle(future: concurrent.futures.Future[Any], *, result: Any = None,
+            exception: BaseException | None = None) -> None:
+    if future.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+
+
+def _describe_op(op: str) -> str:
+    return {"load": "load (useAuthState(companyId))", "get": "state.keys.get",
+            "set": "state.keys.set", "save": "saveCreds", "clear": "state.keys.clear",
+            "close": "close()"}.get(op, op)

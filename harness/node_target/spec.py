@@ -1,0 +1,157 @@
+"""`node:path/to/store.js[#exportName]`: resolving the spec and opening the target.
+
+Resolving checks the file, Node.js (>= 20.6: the sidecar registers a module resolve hook) and
+installs the module's npm dependencies on first use (npm_cache.py), so a run fails before any
+test when the target cannot work. Opening creates the origin tables if they are missing (what a
+team's migrations do; never drops or rewrites anything), then starts the sidecar with the run's
+database in `DATABASE_URL` and the libpq variables node-postgres reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from harness.errors import ConfigError
+from harness.node_target.errors import NodeUnavailable
+from harness.node_target.npm_cache import ensure_dependencies
+from harness.node_target.sidecar import Sidecar
+from harness.node_target.target import NodeTarget
+from harness.paths import repo_root
+
+PREFIX = "node:"
+DEFAULT_EXPORT = "default"
+EXTENSIONS = (".js", ".mjs", ".cjs")
+MIN_NODE = (20, 6)
+CALL_TIMEOUT_ENV = "AUTHSTATE_NODE_CALL_TIMEOUT_S"
+DEFAULT_CALL_TIMEOUT_S = 20.0
+SPEC_FORM = "node:path/to/store.js[#exportName] (.js, .mjs or .cjs; default export: 'default')"
+
+
+def is_node_spec(spec: str) -> bool:
+    return spec.startswith(PREFIX)
+
+
+def parse(spec: str) -> tuple[Path, str]:
+    """(module file, export name) of a `node:` spec; ConfigError if the file is not there."""
+    body = spec[len(PREFIX):].strip()
+    where, _, export = body.partition("#")
+    export = export.strip() or DEFAULT_EXPORT
+    if not where:
+        raise ConfigError(f"target {spec!r} names no module", hint=f"use {SPEC_FORM}")
+    if not re.fullmatch(r"[A-Za-z_$][\w$]*", export):
+        raise ConfigError(f"target {spec!r}: {export!r} is not a JavaScript export name",
+                          hint=f"use {SPEC_FORM}")
+    if not where.endswith(EXTENSIONS):
+        raise ConfigError(f"target {spec!r}: {where} is not a .js, .mjs or .cjs file",
+                          hint=f"use {SPEC_FORM}")
+    given = Path(where).expanduser()
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, repo_root() / given]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve(), export
+    looked = " or ".join(str(c) for c in dict.fromkeys(candidates))
+    raise ConfigError(f"target {spec!r}: no such file {where} (looked for {looked})",
+                      hint="give the path of the store module, relative to the current "
+                           "directory or the repository root")
+
+
+def node_binary() -> str:
+    """The `node` on PATH if it is new enough; NodeUnavailable otherwise."""
+    return node_info()[0]
+
+
+@functools.cache
+def node_info() -> tuple[str, str]:
+    """(path, version) of the `node` on PATH; NodeUnavailable if missing or too old."""
+    node = shutil.which("node")
+    if node is None:
+        raise NodeUnavailable("node is not on PATH: a node: target needs Node.js")
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout.strip()
+    match = re.match(r"v(\d+)\.(\d+)", out)
+    if match is None or (int(match.group(1)), int(match.group(2))) < MIN_NODE:
+        raise NodeUnavailable(f"node {out or '(unknown version)'} is older than "
+                              f"{'.'.join(map(str, MIN_NODE))}")
+    return node, out
+
+
+def call_timeout_s() -> float:
+    raw = os.environ.get(CALL_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_CALL_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{CALL_TIMEOUT_ENV}={raw!r} is not a positive number of seconds",
+                          hint=f"unset it for the default ({DEFAULT_CALL_TIMEOUT_S:g} s)")
+    return value
+
+
+def database_env(dsn: str) -> dict[str, str]:
+    """DATABASE_URL and the libpq variables (PGHOST...) node-postgres reads, from a URL DSN."""
+    env = {"DATABASE_URL": dsn}
+    parts = urlsplit(dsn)
+    if parts.scheme.startswith("postgres"):
+        for name, value in (("PGHOST", parts.hostname), ("PGPORT", parts.port),
+                            ("PGUSER", parts.username), ("PGPASSWORD", parts.password),
+                            ("PGDATABASE", parts.path.lstrip("/"))):
+            if value:
+                env[name] = unquote(str(value))
+    return env
+
+
+async def open_node_target(dsn: str, *, cache_dir: Path, module: Path, export: str,
+                           deps_dir: Path | None, label: str,
+                           migrate_schema: bool = True) -> NodeTarget:
+    """The factory behind a `node:` TargetSpec: schema, then a started sidecar."""
+    if migrate_schema:
+        await _ensure_schema(dsn)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(database_env(dsn))
+    env["AUTHSTATE_CACHE_DIR"] = str(cache_dir)  # for a module that keeps files (its choice)
+    if deps_dir is not None:
+        env["AUTHSTATE_NODE_DEPS"] = str(deps_dir)
+    password = urlsplit(dsn).password
+    sidecar = await asyncio.to_thread(
+        Sidecar.start, module, export, env=env, cwd=module.parent, label=label,
+        call_timeout_s=call_timeout_s(), node=node_binary(),
+        secrets=tuple(s for s in (password, password and unquote(password)) if s))
+    return NodeTarget(sidecar, label)
+
+
+async def _ensure_schema(dsn: str) -> None:
+    import asyncpg
+
+    from harness.authstate.schema import migrate
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def resolve(spec: str) -> tuple[str, str, Path, str, Path | None]:
+    """(name, description, module, export, deps dir) of a `node:` spec, installing the module's
+    npm dependencies on first use. ConfigError (NodeUnavailable) when it cannot run here."""
+    module, export = parse(spec)
+    node_binary()
+    deps_dir = ensure_dependencies(module)
+    try:
+        shown = module.relative_to(repo_root())
+    except ValueError:
+        shown = module
+    name = f"node:{module.parent.name}/{module.name}" + ("" if export == DEFAULT_EXPORT
+                                                         else f"#{export}")
+    description = (f"Node.js module {shown} (export {export}) through a sidecar process, "
+                   f"node {node_info()[1]}")
+    return name, description, module, export, deps_dir
