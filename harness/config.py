@@ -67,6 +67,18 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
     GateSpec("chaos-lost-writes-max", 0, False,
              "chaos: acknowledged writes missing from PostgreSQL after recovery (RPO)", "chaos",
              zero_allowed=True),
+    GateSpec("load-p95-max-ms", 200.0, False,
+             "load: p95 latency of every store call in steady state (setup and fault windows "
+             "excluded), HDR, ms", "load"),
+    GateSpec("load-p99-max-ms", 500.0, False,
+             "load: p99 latency of every store call in steady state (setup and fault windows "
+             "excluded), HDR, ms", "load"),
+    GateSpec("load-error-rate-max", 0, False,
+             "load: failed store calls / store calls in steady state (setup, fault windows "
+             "and their recovery excluded)", "load", zero_allowed=True),
+    GateSpec("load-bridge-min-ratio", 0.8, True,
+             "load: messages/s through Locust's gevent-asyncio bridge vs a pure asyncio "
+             "driver, same concurrency, same run", "load"),
 )})
 
 

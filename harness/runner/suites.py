@@ -28,8 +28,12 @@ SUITES: Mapping[str, Suite] = MappingProxyType({s.name: s for s in (
           "PostgreSQL severed, hung, killed, restarted, exhausted, read-only under 100-company "
           "traffic: MTTD, RTO, lost / stale writes (checker over an operation history)",
           "resilient"),
+    Suite("load", ("scenarios/load",),
+          "Locust, one user per company, Baileys traffic profiles: HDR latency per operation "
+          "(p50-p99.9, raw and coordinated-omission corrected), errors, gevent-asyncio bridge "
+          "ratio", "reference"),
 )})
-DEFAULT_SUITES: tuple[str, ...] = ("property", "bench", "chaos")
+DEFAULT_SUITES: tuple[str, ...] = ("property", "bench", "chaos", "load")
 
 
 def select_suites(names: Sequence[str] | None) -> list[Suite]:
