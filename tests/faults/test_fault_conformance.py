@@ -6,7 +6,11 @@ toxics/reset_peer.go, proxy_test.go).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
+import socket
 
 import httpx
 import pytest
@@ -144,3 +148,93 @@ async def test_update_to_a_taken_address_leaves_the_proxy_disabled(
     await rec.wait_closed(within=3)
     shown = await api.get_proxy("p")
     assert shown.listen == taken.listen and shown.enabled is False
+
+
+# -- bytes sent while the upstream is dialled (proxy.go accept: Dial before the links read) ------
+class SlowDialUpstream:
+    """A listener whose accept queue is full (backlog 0 plus queued connections nobody
+    accepts): a new connect hangs in SYN retries until `release()` accepts the queue."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        host, port = self.listener.getsockname()
+        self.address = f"{host}:{port}"
+        self.fillers: list[socket.socket] = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(self.listener.getsockname())
+            self.fillers.append(filler)
+
+    async def release(self) -> socket.socket:
+        """Accept until the proxy's connection arrives (the fillers' come first); return it."""
+        loop = asyncio.get_running_loop()
+        self.listener.setblocking(False)
+        fillers = set()
+        for filler in self.fillers:
+            with contextlib.suppress(OSError):
+                fillers.add(filler.getsockname())
+        while True:
+            conn, peer = await loop.sock_accept(self.listener)
+            if peer not in fillers:
+                return conn
+            conn.close()
+
+    def close(self) -> None:
+        for sock in (*self.fillers, self.listener):
+            sock.close()
+
+
+def _kernel_max(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().split()[-1])
+
+
+async def test_bytes_sent_while_dialling_wait_in_the_kernel_not_in_the_proxy(
+        api: AsyncToxiproxyClient) -> None:
+    """Toxiproxy dials the upstream before its links start reading the client socket, so what
+    a client sends meanwhile stays in TCP buffers and the client is flow-controlled. We read
+    nothing from the client until the upstream answers: the client can get no more than its
+    send buffer plus the proxy socket's receive buffer accepted, and all of it arrives in
+    order once the upstream accepts."""
+    upstream = SlowDialUpstream()
+    try:
+        proxy = await api.create_proxy("p", upstream.address)
+        host, _, port = proxy.listen.rpartition(":")
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+        client.connect((host, int(port)))
+        client.setblocking(False)
+        bound = (client.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                 + _kernel_max("/proc/sys/net/ipv4/tcp_rmem"))
+        total = bound + (8 << 20)
+        chunk = bytes(range(256)) * 256  # 64 KiB
+        sent, digest, idle = 0, hashlib.sha256(), 0
+        while sent < total and idle < 20:  # until 1 s without progress
+            progressed = False
+            with contextlib.suppress(BlockingIOError):
+                while sent < total:
+                    n = client.send(chunk)
+                    digest.update(chunk[:n])
+                    sent += n
+                    progressed = True
+            idle = 0 if progressed else idle + 1
+            await asyncio.sleep(0.05)  # the proxy runs in this loop: let it read if it would
+        assert sent <= bound, f"{sent} bytes accepted while dialling (bound {bound})"
+        conn = await upstream.release()
+        conn.setblocking(False)
+        client.shutdown(socket.SHUT_WR)
+        loop = asyncio.get_running_loop()
+        received, seen = 0, hashlib.sha256()
+        async with asyncio.timeout(20):
+            while data := await loop.sock_recv(conn, 1 << 20):
+                received += len(data)
+                seen.update(data)
+        assert received == sent and seen.digest() == digest.digest()
+        conn.close()
+        client.close()
+    finally:
+        upstream.close()

@@ -1,11 +1,13 @@
 """A proxied connection: the client's socket, the upstream socket, and a link each way.
 
 Lifecycle, as in Toxiproxy: the client is accepted first and the upstream dialled afterwards
-(if that fails the client is closed); bytes the client sends meanwhile are kept and forwarded
-once the upstream answers. When one side sends EOF or goes away, the link reading from it passes
-the close on after the bytes still in flight; closing that destination ends the other link the
-same way. `abort()` (proxy disabled/deleted/restarted, server stopping) closes both sockets at
-once; `schedule_reset()` (reset_peer toxic) does it with TCP RST.
+(if that fails the client is closed); the client socket is not read until the upstream answers,
+so bytes it sends meanwhile wait in TCP buffers (the client is flow-controlled, our memory is
+not involved) and are forwarded in order afterwards. When one side sends EOF or goes away, the
+link reading from it passes the close on after the bytes still in flight; closing that
+destination ends the other link the same way. `abort()` (proxy disabled/deleted/restarted,
+server stopping) closes both sockets at once; `schedule_reset()` (reset_peer toxic) does it
+with TCP RST.
 """
 
 from __future__ import annotations
@@ -188,10 +190,11 @@ class Connection:
             "connection_opened", name, connection=self.id, client=client.peer,
             upstream=upstream.peer, toxics={d: link.stats()["toxics"]
                                             for d, link in self.links.items()})
-        for data in client.take_early():
-            client.sink(data)
-        for data in upstream.take_early():
-            upstream.sink(data)
+        for side in (client, upstream):  # e.g. a greeting that arrived before we got here
+            for data in side.take_early():
+                side.sink(data)
+        if client.transport is not None and not client.lost:
+            client.transport.resume_reading()  # paused since accept (FaultProxy.accept)
         for side in (client, upstream):
             if side.lost:
                 self.side_lost(side, None)

@@ -140,6 +140,9 @@ class FaultProxy:
             return
         self.connections[conn.id] = conn
         self._idle.clear()
+        # Toxiproxy dials before its links read the client: what the client sends meanwhile
+        # stays in TCP buffers (flow control), not in our memory. Resumed by Connection._start.
+        client.transport.pause_reading()  # type: ignore[union-attr]
         conn.start_dial()
 
     def connection_closed(self, conn: Connection) -> None:
