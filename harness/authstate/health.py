@@ -7,21 +7,33 @@ Statuses: `ok` < `warning` < `unhealthy`; the report's status is its worst check
   unhealthy (its creds were lost); no creds row at all -> warning.
 - key_freshness (age of the newest key update): < 24 h ok; 24 h <= age < 48 h warning;
   >= 48 h unhealthy; no keys at all -> warning.
-- expired_ratio: expired / total > 50 % -> unhealthy (exactly 50 % is ok).
-- expired_count: more than 500 expired keys -> warning.
-- pool_utilization: client pool in use / max, or server client backends / max_connections,
-  above 80 % -> warning.
+- expired_ratio: keys *due for cleanup* / all keys > 50 % -> unhealthy (exactly 50 % is ok).
+- expired_count: more than 500 keys due for cleanup -> warning.
+- kept_types: rows of types cleanup keeps (pre-keys, app-state sync keys, identity keys, LID
+  mappings ...) more than the retention past their `expires_at` -> warning: a cleanup by
+  expiry alone (the origin system's job, or a `--type-policy` override) would delete them now
+  and break sessions.
+- pool_utilization: the server's client connections / the connections it allows
+  (max_connections - superuser_reserved_connections) above 80 % -> warning, with the count per
+  application_name (which service holds them).
 - query_latency: p95 > 200 ms or p99 > 500 ms (the origin's targets; p99 > 500 ms = "slow")
   -> warning.
 
-"Expired" means `expires_at < now()` (database clock). Freshness for all companies judges the
-newest update anywhere (is the service writing at all?); how many companies are stale 24-48 h
-and >= 48 h is reported as figures, since one idle tenant should not fail the whole service.
-Pool utilization is sampled while the check runs: the store's own asyncpg pool (in use / max) and
-the server's client backends in `pg_stat_activity` / `max_connections`. Latency is measured on
-`samples` point reads of one existing key through the store (Baileys' most frequent operation:
-`keys.get` of one id), falling back to a creds read, then to `SELECT 1`. No figure carries a key
-value or key id.
+"Expired" means what `cleanup` means (`harness.authstate.cleanup`): a row is *due for
+cleanup* when its type is one the cleanup policy deletes and it expired (database clock) more
+than the retention (default 30 days) ago; those are exactly the rows `cleanup` with the same
+policy and retention deletes, so running it clears the finding. Rows that expired more
+recently are reported as figures, not judged: cleanup keeps them on purpose. An idle account's
+pre-keys therefore never make it unhealthy: their type is kept, and they only raise
+`kept_types` once more than the retention past expiry. Expiry is `expires_at`, or
+`updated_at + TTL` on a table without that column; a check whose column is missing says which
+and how to add it (the commands never alter a table).
+
+Freshness for all companies judges the newest update anywhere (is the service writing at
+all?); how many companies are stale 24-48 h and >= 48 h is reported as figures, since one idle
+tenant should not fail the whole service. Latency is measured on `samples` point reads of one
+existing key through the store (Baileys' most frequent operation: `keys.get` of one id),
+falling back to a creds read, then to `SELECT 1`. No figure carries a key value or key id.
 """
 
 from __future__ import annotations
@@ -35,14 +47,24 @@ from typing import Any, Final, Literal
 
 import asyncpg
 
+from harness.authstate.cleanup import (
+    DEFAULT_CLEANUP_POLICY,
+    DEFAULT_RETENTION_DAYS,
+    CleanupPolicy,
+    expiry_sql,
+    key_columns,
+    retention_error,
+)
 from harness.authstate.company import validate_company_id
 from harness.authstate.db_errors import DB_ERRORS, classify
 from harness.authstate.dbinfo import require_tables
 from harness.authstate.store import PostgresAuthStore
+from harness.errors import ConfigError
 
 Status = Literal["ok", "warning", "unhealthy"]
 _RANK: Final[dict[str, int]] = {"ok": 0, "warning": 1, "unhealthy": 2}
 DEFAULT_SAMPLES: Final = 50
+MAX_SAMPLES: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -129,30 +151,71 @@ def classify_freshness(age: dt.timedelta | None, t: Thresholds = Thresholds()
     return "ok", f"newest key update {_hours(age)} ago"
 
 
-def classify_expired_ratio(expired: int, total: int, t: Thresholds = Thresholds()
-                           ) -> tuple[Status, str]:
-    ratio = expired / total if total else 0.0
-    text = f"{expired} of {total} keys expired ({ratio:.1%})"
+def classify_expired_ratio(due: int, total: int, t: Thresholds = Thresholds(), *,
+                           retention_days: float = DEFAULT_RETENTION_DAYS,
+                           within_retention: int = 0) -> tuple[Status, str]:
+    """`due`: rows cleanup (same policy and retention) would delete; `within_retention`:
+    rows of deletable types that expired more recently (kept on purpose, not judged)."""
+    ratio = due / total if total else 0.0
+    text = (f"{due} of {total} keys ({ratio:.1%}) are more than {retention_days:g} days past "
+            "expiry and due for cleanup")
+    recent = (f"; {within_retention} more expired within the retention (cleanup keeps them "
+              "until it passes)") if within_retention else ""
     if ratio > t.expired_ratio_unhealthy:
-        return "unhealthy", f"{text}, more than {t.expired_ratio_unhealthy:.0%}"
-    return "ok", text
+        return "unhealthy", (f"{text}, more than {t.expired_ratio_unhealthy:.0%}: the cleanup "
+                             "job is not running; run `authstate-harness cleanup` (and "
+                             f"schedule it daily){recent}")
+    return "ok", text + recent
 
 
-def classify_expired_count(expired: int, t: Thresholds = Thresholds()) -> tuple[Status, str]:
-    if expired > t.expired_count_warning:
-        return "warning", (f"{expired} expired keys (> {t.expired_count_warning}): run "
+def classify_expired_count(due: int, t: Thresholds = Thresholds()) -> tuple[Status, str]:
+    if due > t.expired_count_warning:
+        return "warning", (f"{due} keys due for cleanup (> {t.expired_count_warning}): run "
                            "`authstate-harness cleanup`")
-    return "ok", f"{expired} expired keys"
+    return "ok", f"{due} keys due for cleanup"
 
 
-def classify_pool(client_in_use: int, client_max: int, server_in_use: int, server_max: int,
-                  t: Thresholds = Thresholds()) -> tuple[Status, str]:
-    client = client_in_use / client_max if client_max else 0.0
-    server = server_in_use / server_max if server_max else 0.0
-    text = (f"client pool {client_in_use}/{client_max} ({client:.0%}), server "
-            f"{server_in_use}/{server_max} connections ({server:.0%})")
-    if client > t.pool_utilization_warning or server > t.pool_utilization_warning:
-        return "warning", f"{text}: above {t.pool_utilization_warning:.0%}"
+def classify_kept_types(past_retention: dict[str, int], expired: dict[str, int],
+                        policy: CleanupPolicy = DEFAULT_CLEANUP_POLICY, *,
+                        retention_days: float = DEFAULT_RETENTION_DAYS) -> tuple[Status, str]:
+    """Rows of types whose loss breaks sessions, by how long past `expires_at` they are.
+
+    Expired within the retention: normal (an unconsumed pre-key is never rewritten), ok.
+    Past the retention: a cleanup by expiry alone would delete them now -> warning, naming
+    whether *this* policy would (an override) or only another job could."""
+    def listing(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n} {t}" for t, n in sorted(counts.items()) if n)
+
+    risky = {t: n for t, n in past_retention.items() if n and policy.deletes(t)}
+    if risky:
+        return "warning", (f"this cleanup policy deletes types whose loss breaks sessions: "
+                           f"{listing(risky)} row(s) would be deleted now; drop the "
+                           "--type-policy override unless you are sure")
+    if any(past_retention.values()):
+        return "warning", (f"{listing(past_retention)} row(s) are more than "
+                           f"{retention_days:g} days past expires_at: `authstate-harness "
+                           "cleanup` keeps these types (their loss breaks sessions), but a "
+                           "cleanup that deletes by expiry alone (like the origin system's "
+                           "job) would delete them now: make sure no such job runs")
+    if any(expired.values()):
+        return "ok", (f"{listing(expired)} row(s) past expires_at, kept by cleanup's policy "
+                      "(normal: e.g. an unused pre-key is never rewritten); nothing to do")
+    return "ok", "no kept-type row past expires_at"
+
+
+def classify_pool(server_in_use: int, server_allowed: int, by_application: dict[str, int]
+                  | None = None, t: Thresholds = Thresholds()) -> tuple[Status, str]:
+    """Server connections (client backends) against what the server allows non-superusers."""
+    share = server_in_use / server_allowed if server_allowed else 0.0
+    apps = sorted((by_application or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    who = ("; by application: " + ", ".join(f"{a or '(unnamed)'} {n}" for a, n in apps[:5])
+           + (f", {len(apps) - 5} more" if len(apps) > 5 else "")) if apps else ""
+    text = (f"server connections {server_in_use}/{server_allowed} ({share:.0%}, this check's "
+            f"own included){who}")
+    if share > t.pool_utilization_warning:
+        return "warning", (f"{text}: above {t.pool_utilization_warning:.0%}; new connections "
+                           "will soon be refused (53300): lower the services' pool sizes or "
+                           "raise max_connections")
     return "ok", text
 
 
@@ -192,13 +255,19 @@ def _args(company_id: str | None, *args: Any) -> list[Any]:
     return [*args, company_id] if company_id is not None else list(args)
 
 
+def _cannot_judge(name: str, column: str, add: str) -> CheckResult:
+    return CheckResult(name, "warning", (
+        f"cannot judge: whatsapp_keys has no {column} column (add it, and the store fills it "
+        f"on every write: ALTER TABLE whatsapp_keys ADD COLUMN {column} {add}; or open the "
+        "store once with migration, e.g. import-files)"), {"missing_column": column})
+
+
 async def _auth_row(conn: asyncpg.Connection, company_id: str | None) -> CheckResult:
     if company_id is not None:
-        updated = await conn.fetchval(
-            "SELECT updated_at FROM whatsapp_auth WHERE company_id = $1", company_id)
-        status, msg = classify_auth_row(company_id=company_id, exists=updated is not None)
-        return CheckResult("auth_row", status, msg, {"exists": updated is not None,
-                                                     "creds_updated_at": updated})
+        exists = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM whatsapp_auth WHERE company_id = $1)", company_id)
+        status, msg = classify_auth_row(company_id=company_id, exists=exists)
+        return CheckResult("auth_row", status, msg, {"exists": exists})
     auth_rows = await conn.fetchval("SELECT count(*) FROM whatsapp_auth")
     orphans = await conn.fetchval(
         "SELECT count(DISTINCT company_id) FROM whatsapp_keys k WHERE NOT EXISTS "
@@ -210,7 +279,9 @@ async def _auth_row(conn: asyncpg.Connection, company_id: str | None) -> CheckRe
 
 
 async def _freshness(conn: asyncpg.Connection, company_id: str | None, as_of: dt.datetime,
-                     t: Thresholds) -> CheckResult:
+                     t: Thresholds, columns: set[str]) -> CheckResult:
+    if "updated_at" not in columns:
+        return _cannot_judge("key_freshness", "updated_at", "timestamptz NOT NULL DEFAULT now()")
     newest = await conn.fetchval("SELECT max(updated_at) FROM whatsapp_keys"
                                  + _scope(company_id, 1), *_args(company_id))
     age = None if newest is None else max(as_of - newest, dt.timedelta(0))
@@ -233,30 +304,56 @@ async def _freshness(conn: asyncpg.Connection, company_id: str | None, as_of: dt
 
 
 async def _expired(conn: asyncpg.Connection, company_id: str | None, as_of: dt.datetime,
-                   t: Thresholds) -> list[CheckResult]:
-    total, expired = await conn.fetchrow(
-        "SELECT count(*), count(*) FILTER (WHERE expires_at < $1) FROM whatsapp_keys"
-        + _scope(company_id, 2), *_args(company_id, as_of))
-    figures = {"total_keys": total, "expired_keys": expired,
-               "expired_ratio": expired / total if total else 0.0}
-    ratio_status, ratio_msg = classify_expired_ratio(expired, total, t)
-    count_status, count_msg = classify_expired_count(expired, t)
+                   t: Thresholds, columns: set[str], policy: CleanupPolicy,
+                   retention_days: float) -> list[CheckResult]:
+    exp = expiry_sql(columns)
+    if exp is None:
+        missing = _cannot_judge("expired_ratio", "expires_at", "timestamptz")
+        return [missing, CheckResult("expired_count", missing.status, missing.message,
+                                     missing.figures),
+                CheckResult("kept_types", missing.status, missing.message, missing.figures)]
+    cutoff = as_of - dt.timedelta(days=retention_days)
+    rows = await conn.fetch(
+        f"SELECT key_type, count(*), count(*) FILTER (WHERE {exp} < $1), "
+        f"count(*) FILTER (WHERE {exp} < $2) FROM whatsapp_keys"
+        + _scope(company_id, 3) + " GROUP BY key_type", *_args(company_id, as_of, cutoff))
+    total = sum(r[1] for r in rows)
+    due = sum(r[3] for r in rows if policy.deletes(r[0]))
+    within = sum(r[2] - r[3] for r in rows if policy.deletes(r[0]))
+    kept_expired = {r[0]: r[2] for r in rows if not policy.deletes(r[0])
+                    or r[0] in policy.risky()}
+    kept_past = {r[0]: r[3] for r in rows if r[0] in kept_expired}
+    figures = {"total_keys": total, "due_for_cleanup": due, "expired_within_retention": within,
+               "expired_keys": sum(r[2] for r in rows), "expired_ratio": due / total if total
+               else 0.0, "retention_days": retention_days,
+               "expiry_source": "expires_at" if exp == "expires_at" else "updated_at + TTL",
+               "cleanup_deletes": policy.deletable()}
+    ratio_status, ratio_msg = classify_expired_ratio(
+        due, total, t, retention_days=retention_days, within_retention=within)
+    count_status, count_msg = classify_expired_count(due, t)
+    kept_status, kept_msg = classify_kept_types(kept_past, kept_expired, policy,
+                                                retention_days=retention_days)
     return [CheckResult("expired_ratio", ratio_status, ratio_msg, figures),
-            CheckResult("expired_count", count_status, count_msg, figures)]
+            CheckResult("expired_count", count_status, count_msg, figures),
+            CheckResult("kept_types", kept_status, kept_msg,
+                        {"past_expiry": kept_expired, "past_retention": kept_past})]
 
 
-async def _pool(store: PostgresAuthStore, conn: asyncpg.Connection,
-                t: Thresholds) -> CheckResult:
-    pool = store.pool
-    client_max = pool.get_max_size()
-    client_in_use = pool.get_size() - pool.get_idle_size()  # includes this check's connection
-    server_in_use, server_max = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
-        "current_setting('max_connections')::int")
-    status, msg = classify_pool(client_in_use, client_max, server_in_use, server_max, t)
+async def _pool(conn: asyncpg.Connection, t: Thresholds) -> CheckResult:
+    """Server connections, not this command's own pool (one connection: it can never warn)."""
+    rows = await conn.fetch(
+        "SELECT application_name, count(*) FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' GROUP BY application_name")
+    in_use = sum(r[1] for r in rows)
+    max_connections, reserved = await conn.fetchrow(
+        "SELECT current_setting('max_connections')::int, "
+        "current_setting('superuser_reserved_connections')::int")
+    allowed = max(max_connections - reserved, 1)
+    by_app = {r[0] if r[0] is not None else "(not visible to this role)": r[1] for r in rows}
+    status, msg = classify_pool(in_use, allowed, by_app, t)
     return CheckResult("pool_utilization", status, msg, {
-        "client_in_use": client_in_use, "client_max": client_max,
-        "server_connections": server_in_use, "server_max_connections": server_max})
+        "server_connections": in_use, "server_max_connections": max_connections,
+        "superuser_reserved_connections": reserved, "by_application": by_app})
 
 
 async def _pick_read(conn: asyncpg.Connection, company_id: str | None
@@ -301,22 +398,36 @@ async def _latency(store: PostgresAuthStore, kind: str, ref: tuple[str, ...], sa
     return CheckResult("query_latency", status, f"{what}: {msg}", {"read": what, **figures})
 
 
+def check_arguments(samples: int, retention_days: float) -> None:
+    """Refuse unusable arguments before any I/O (the CLI calls it before connecting)."""
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ConfigError(f"samples must be from 1 to {MAX_SAMPLES}, got {samples}")
+    problem = retention_error(retention_days)
+    if problem:
+        raise ConfigError(problem, hint="use the retention your cleanup job runs with "
+                          f"(default {DEFAULT_RETENTION_DAYS})")
+
+
 async def check_health(store: PostgresAuthStore, company_id: str | None = None, *,
                        samples: int = DEFAULT_SAMPLES,
-                       thresholds: Thresholds = Thresholds()) -> HealthReport:
-    """Run every check (see module docstring); raises a `StoreError` if PostgreSQL fails."""
+                       thresholds: Thresholds = Thresholds(),
+                       retention_days: float = DEFAULT_RETENTION_DAYS,
+                       policy: CleanupPolicy = DEFAULT_CLEANUP_POLICY) -> HealthReport:
+    """Run every check (see module docstring); raises a `StoreError` if PostgreSQL fails.
+    `retention_days` and `policy` must be those the cleanup job runs with."""
     if company_id is not None:
         company_id = validate_company_id(company_id)
-    if samples < 1:
-        raise ValueError("samples must be at least 1")
+    check_arguments(samples, retention_days)
     try:
         async with store.connection() as conn:
             await require_tables(conn)
+            columns = await key_columns(conn)
             as_of: dt.datetime = await conn.fetchval("SELECT now()")
             checks = [await _auth_row(conn, company_id),
-                      await _freshness(conn, company_id, as_of, thresholds),
-                      *await _expired(conn, company_id, as_of, thresholds),
-                      await _pool(store, conn, thresholds)]
+                      await _freshness(conn, company_id, as_of, thresholds, columns),
+                      *await _expired(conn, company_id, as_of, thresholds, columns, policy,
+                                      retention_days),
+                      await _pool(conn, thresholds)]
             kind, ref = await _pick_read(conn, company_id)
         # timed after releasing our connection: a pool of one must not wait on itself
         checks.append(await _latency(store, kind, ref, samples, thresholds))

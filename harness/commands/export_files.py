@@ -8,8 +8,10 @@ from harness.authstate.company import validate_company_id
 from harness.authstate.multifile import MANIFEST_NAME, export_company
 from harness.commands._maintenance import (
     add_dsn_argument,
+    check_folder_writable,
     console,
     counts_table,
+    local_path_error,
     resolve_dsn,
     with_store,
 )
@@ -28,7 +30,8 @@ ambiguous are recorded in {MANIFEST_NAME} (Baileys ignores it) so
 import-files restores them exactly; keys whose names would collide, or that are too long for a
 file name, make the export refuse with nothing written.
 
-exit codes: 0 exported; 2 error (bad company id, DIR not empty, no creds, database unreachable)
+exit codes: 0 exported; 2 error (bad company id, DIR not empty or not writable, no creds,
+database unreachable)
 """
 
 
@@ -47,9 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     company = validate_company_id(args.company)
     dsn = resolve_dsn(args)
-    with console.status(f"exporting {company} ..."):
-        result = with_store(dsn, lambda store: export_company(
-            store, company, args.directory, overwrite=args.overwrite))
+    check_folder_writable(args.directory, "the export folder")  # before connecting
+    try:
+        with console.status(f"exporting {company} ..."):
+            result = with_store(dsn, lambda store: export_company(
+                store, company, args.directory, overwrite=args.overwrite))
+    except OSError as exc:  # database errors arrive as StoreError: this is the local folder
+        raise local_path_error(exc, args.directory, "the export folder") from None
     console.print(counts_table(f"exported {company} to {result.directory}", result.counts))
     if result.manifest_entries:
         console.print(f"{result.manifest_entries} key id(s) recorded in {MANIFEST_NAME} (their "
@@ -59,5 +66,6 @@ def run(args: argparse.Namespace) -> int:
                       "export")
     if result.foreign_files:
         console.print(f"[yellow]left {len(result.foreign_files)} non-auth-state file(s) in "
-                      "place; import-files would refuse this folder until they are moved[/]")
+                      "place (import-files ignores hidden and non-.json files; other .json "
+                      "files it refuses until they are moved)[/]")
     return 0

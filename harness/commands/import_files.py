@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from harness.authstate.company import validate_company_id
 from harness.authstate.multifile import import_folder
@@ -13,6 +14,7 @@ from harness.commands._maintenance import (
     resolve_dsn,
     with_store,
 )
+from harness.errors import ConfigError
 
 DESCRIPTION = """\
 Load a Baileys useMultiFileAuthState folder (creds.json, <type>-<id>.json) into PostgreSQL as
@@ -50,12 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     company = validate_company_id(args.company)
     dsn = resolve_dsn(args)
+    if not Path(args.directory).is_dir():  # before connecting
+        raise ConfigError(f"{args.directory} is not a folder",
+                          hint="give the folder useMultiFileAuthState wrote (creds.json, "
+                               "<type>-<id>.json)")
     with console.status(f"importing {args.directory} ..."):
         result = with_store(dsn, lambda store: import_folder(
             store, company, args.directory, dry_run=args.dry_run, replace=args.replace),
             migrate=not args.dry_run)
     verb = "would import" if result.dry_run else "imported"
     console.print(counts_table(f"{verb} {result.directory} as {company}", result.counts))
+    if result.ignored:
+        console.print(f"ignored {result.ignored} file(s) Baileys never reads (hidden, or not "
+                      "*.json, e.g. .DS_Store)")
     if result.via_manifest:
         console.print(f"{result.via_manifest} id(s) taken from the export manifest")
     if result.replaced_keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -117,10 +118,10 @@ def test_import_of_bad_folder_lists_files_and_exits_2(pg_dsn, tmp_path: Path,
     out = tmp_path / "f"
     assert _run(capsys, "export-files", str(out), "--company", "acme", "--dsn", pg_dsn)[0] == 0
     (out / "pre-key-1.json").write_text('{"public":{"type":"Buf')
-    (out / "stray.bin").write_bytes(b"\x00")
+    (out / "stray.json").write_text("{}")
     code, _, err = _run(capsys, "import-files", str(out), "--company", "beta", "--dsn", pg_dsn)
     assert code == 2
-    assert "2 bad file(s)" in err and "pre-key-1.json" in err and "stray.bin" in err
+    assert "2 bad file(s)" in err and "pre-key-1.json" in err and "stray.json" in err
     assert "nothing was imported" in err
     assert _q(pg_dsn, "SELECT count(*) FROM whatsapp_auth WHERE company_id='beta'") == 0
 
@@ -178,25 +179,34 @@ def test_unreachable_database_exits_2_with_hint_and_redacted_dsn(
 def test_cleanup_dry_run_then_real_run_with_archive(pg_dsn, tmp_path: Path,
                                                           capsys) -> None:
     asyncio.run(_seed(pg_dsn))
-    _exec(pg_dsn, "UPDATE whatsapp_keys SET expires_at = now() - interval '40 days' "
-          "WHERE key_type = 'pre-key'")
+    _exec(pg_dsn, "UPDATE whatsapp_keys SET expires_at = now() - interval '40 days'")
     code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--dry-run")
-    assert code == 0 and "would delete 5 row(s): pre-key 5" in stdout
+    assert code == 0 and "would delete 2 row(s): sender-key 1, session 1" in stdout
     assert "expired >30d ago" in stdout and "now (dry run)" in stdout
+    assert "per-type policy" in stdout  # the policy is shown, with what it keeps
+    assert re.search(r"pre-key\W+keep\W+5\W", stdout) and re.search(r"session\W+delete\W+1", stdout)
     assert _q(pg_dsn, "SELECT count(*) FROM whatsapp_keys") == 9
+    code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--dry-run", "--json")
+    result = json.loads(stdout)
+    assert result["would_delete"] == 2 and "deleted" not in result
 
     archive = tmp_path / "a.jsonl"
-    code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--max-delete", "3",
+    code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--max-delete", "1",
                            "--archive", str(archive))
-    assert code == 0 and "deleted 3 row(s)" in stdout and "before" in stdout
-    assert "after" in stdout
-    assert len(archive.read_text().splitlines()) == 3
+    assert code == 0 and "deleted 1 row(s)" in stdout and "before" in stdout
+    assert "after" in stdout and "kept 7 row(s) of types the policy keeps" in stdout
+    assert len(archive.read_text().splitlines()) == 1
     assert (archive.stat().st_mode & 0o777) == 0o600
     assert '"public"' not in stdout  # key material only ever goes to the archive
 
     code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--json")
     result = json.loads(stdout)
-    assert code == 0 and result["deleted"] == 2 and result["after"]["eligible_keys"] == 0
+    assert code == 0 and result["deleted"] == 1 and result["after"]["eligible_keys"] == 0
+    assert _q(pg_dsn, "SELECT count(*) FROM whatsapp_keys WHERE key_type = 'pre-key'") == 5
+
+    code, stdout, _ = _run(capsys, "cleanup", "--dsn", pg_dsn, "--type-policy", "pre-key=delete")
+    assert code == 0 and "warning: --type-policy deletes pre-key" in stdout
+    assert "deleted 5 row(s)" in stdout
     code, _, err = _run(capsys, "cleanup", "--dsn", pg_dsn, "--archive", str(archive))
     assert code == 2 and "already exists" in err
 
@@ -215,9 +225,9 @@ def test_health_exit_codes(pg_dsn, capsys) -> None:
     assert code == 0 and "auth_row" in stdout and "query_latency" in stdout
     assert JID not in stdout
 
-    # 501 expired keys out of 1010: warning (count > 500), not unhealthy (ratio < 50 %)
-    asyncio.run(_seed(pg_dsn, "big", {"pre-key": {str(i): PAIR for i in range(1010)}}))
-    _exec(pg_dsn, "UPDATE whatsapp_keys SET expires_at = now() - interval '1 day' "
+    # 501 keys due for cleanup out of 1010: warning (count > 500), not unhealthy (ratio < 50 %)
+    asyncio.run(_seed(pg_dsn, "big", {"session": {str(i): PAIR for i in range(1010)}}))
+    _exec(pg_dsn, "UPDATE whatsapp_keys SET expires_at = now() - interval '31 days' "
           "WHERE company_id = 'big' AND key_id::int < 501")
     code, stdout, _ = _run(capsys, "health", "--dsn", pg_dsn, "--company", "big", "--json",
                            "--samples", "2")

@@ -75,7 +75,8 @@ def _prepare_directory(directory: Path, overwrite: bool) -> bool:
         entries = list(directory.iterdir())
         if entries and not overwrite:
             raise ExportRefused(
-                f"{directory} is not empty ({len(entries)} entries); nothing was written",
+                f"{directory} is not empty ({len(entries)} "
+                f"{'entry' if len(entries) == 1 else 'entries'}); nothing was written",
                 hint="export into a new or empty directory, or pass --overwrite to replace the "
                 "auth-state files in it (other files are left alone)")
         return False

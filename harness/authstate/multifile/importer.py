@@ -48,6 +48,8 @@ class ImportResult:
     """Keys the company had before, removed because `replace` was given."""
     via_manifest: int = 0
     """Key files whose ids came from the export's manifest rather than the naming rule."""
+    ignored: int = 0
+    """Files Baileys never reads (hidden, or not *.json: .DS_Store, notes): left alone."""
 
     @property
     def keys(self) -> int:
@@ -64,6 +66,7 @@ class _Parsed:
     creds_text: str | None
     rows: list[tuple[str, str, str]]  # (type, id, JSON text for PostgreSQL), sorted
     via_manifest: int
+    ignored: int = 0
 
 
 def _describe_falsy(value: object) -> str:
@@ -101,10 +104,13 @@ def _parse_folder(directory: Path) -> _Parsed:
             problems.append((MANIFEST_NAME, str(exc)))
     creds_text: str | None = None
     rows: list[tuple[str, str, str]] = []
-    used_manifest = 0
+    used_manifest = ignored = 0
     for entry in entries:
         name = entry.name
         if name == MANIFEST_NAME:
+            continue
+        if name.startswith(".") or not name.endswith(".json"):
+            ignored += 1  # useMultiFileAuthState reads only <name>.json: .DS_Store, notes ...
             continue
         if not entry.is_file():
             problems.append((name, "not a regular file"))
@@ -150,7 +156,7 @@ def _parse_folder(directory: Path) -> _Parsed:
     if problems:
         raise BadFolder(str(directory), problems)
     rows.sort()
-    return _Parsed(creds_text, rows, used_manifest)
+    return _Parsed(creds_text, rows, used_manifest, ignored)
 
 
 async def import_folder(store: PostgresAuthStore, company_id: str, directory: str | Path, *,
@@ -189,4 +195,4 @@ async def import_folder(store: PostgresAuthStore, company_id: str, directory: st
     except db.DB_ERRORS as exc:
         raise db.db_failure("importing auth state", company_id, exc, writes=not dry_run) from exc
     return ImportResult(company_id, directory, counts, dry_run,
-                        old_keys if replace else 0, parsed.via_manifest)
+                        old_keys if replace else 0, parsed.via_manifest, parsed.ignored)
