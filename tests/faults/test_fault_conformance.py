@@ -14,7 +14,7 @@ import socket
 
 import httpx
 import pytest
-from fault_testkit import TcpServer, connect, round_trip
+from fault_testkit import Recorder, TcpServer, connect, round_trip
 
 from harness.faults.client import AsyncToxiproxyClient
 from harness.faults.server import FaultProxyServer
@@ -238,3 +238,57 @@ async def test_bytes_sent_while_dialling_wait_in_the_kernel_not_in_the_proxy(
         client.close()
     finally:
         upstream.close()
+
+
+# -- reset_peer (toxics/reset_peer.go, link.go Start) --------------------------------------------
+class _EchoRecorder(Recorder):
+    """An upstream that echoes and records how its connection ended."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.write(data)
+
+
+async def _recording_upstream() -> tuple[asyncio.AbstractServer, str, list[_EchoRecorder],
+                                         asyncio.Event]:
+    accepted: list[_EchoRecorder] = []
+    arrived = asyncio.Event()
+
+    def factory() -> _EchoRecorder:
+        accepted.append(_EchoRecorder())
+        arrived.set()
+        return accepted[-1]
+
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    return server, f"{host}:{port}", accepted, arrived
+
+
+@pytest.mark.parametrize("stream", ["upstream", "downstream"])
+@pytest.mark.parametrize("when", ["before connecting", "on a live connection"])
+async def test_reset_peer_resets_both_sockets(api: AsyncToxiproxyClient, stream: str,
+                                              when: str) -> None:
+    """Toxiproxy's link.Start sets SO_LINGER 0 on both sockets of a link whose chain holds a
+    reset_peer, whatever its direction; the toxic closes the link's destination and the paired
+    link then closes the other socket: client and upstream both get an RST. (A reset_peer added
+    to a live connection: Toxiproxy never sets the linger, so both sides get a FIN; we reset
+    them too, see the README's known differences.)"""
+    server, address, accepted, arrived = await _recording_upstream()
+    try:
+        proxy = await api.create_proxy("p", address)
+        if when == "before connecting":
+            await api.add_toxic("p", "reset_peer", stream=stream, attributes={"timeout": 0})
+        rec = await connect(proxy.listen)
+        if when == "on a live connection":
+            await round_trip(rec, b"hello")
+            await api.add_toxic("p", "reset_peer", stream=stream, attributes={"timeout": 0})
+        rec.transport.write(b"boom")  # the first data through the toxic's direction
+        assert isinstance(await rec.wait_closed(within=5), ConnectionResetError)
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert isinstance(await accepted[0].wait_closed(within=5), ConnectionResetError)
+    finally:
+        server.close()
+        for upstream in accepted:
+            if not upstream.lost.done():
+                upstream.transport.abort()
+        await server.wait_closed()
