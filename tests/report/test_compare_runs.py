@@ -1,0 +1,236 @@
+"""`compare OLD NEW` and `run --baseline`: a doctored worse report is flagged, an identical one
+passes, noise recorded in the reports widens the allowance, bad input exits 2 with a hint."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.commands.run import compare_with_baseline
+from harness.report.compare import IMPROVED, MISSING, REGRESSED, SAME, Tolerance, compare
+from harness.runner.job import RunResult
+
+QUICK = Path(__file__).resolve().parents[1] / "report_html" / "data" / "quick-report.json.gz"
+
+
+def _quick() -> dict[str, Any]:
+    return json.loads(gzip.decompress(QUICK.read_bytes()))
+
+
+def _save(folder: Path, report: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    return folder
+
+
+def _figure(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(f for f in report["figures"] if f["name"] == name)
+
+
+def _row(cmp: Any, key: str) -> Any:
+    return next(r for r in cmp.rows if r.key == key)
+
+
+def _worse(report: dict[str, Any]) -> dict[str, Any]:
+    """RTO p95 up far beyond its spread, a lost write, an anomaly, a throughput ratio down 30 %."""
+    worse = copy.deepcopy(report)
+    rto = _figure(worse, "chaos sever [resilient] rto p95")
+    rto["value"] += 2.0
+    rto["context"]["max"] += 2.0
+    _figure(worse, "chaos pg-restart [resilient] lost writes")["value"] = 1.0
+    worse["chaos"]["scenarios"][1]["anomalies"] = {"lost write": 1}
+    _figure(worse, "keys.set 812 pre-keys")["value"] *= 0.7
+    return worse
+
+
+def test_identical_reports_pass_with_no_regression(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    report = _quick()
+    cmp = compare(report, copy.deepcopy(report))
+    assert cmp.rows and all(r.verdict == SAME for r in cmp.rows)
+    assert cmp.exit_code == 0
+    a, b = _save(tmp_path / "a", report), _save(tmp_path / "b", report)
+    assert main(["compare", str(a), str(b / "report.json")]) == 0
+    assert "OK: no regression" in capsys.readouterr().out
+
+
+def test_doctored_worse_report_flags_each_worse_figure_and_exits_1(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    report = _quick()
+    worse = _worse(report)
+    cmp = compare(report, worse)
+    flagged = {r.key for r in cmp.regressions}
+    assert flagged == {"chaos sever [resilient] rto p95",
+                       "chaos pg-restart [resilient] lost writes",
+                       "chaos: blackhole [resilient] anomalies", "bench: keys.set 812 pre-keys"}
+    a, b = _save(tmp_path / "a", report), _save(tmp_path / "b", worse)
+    assert main(["compare", str(a), str(b)]) == 1
+    assert "REGRESSED: 4 regressions" in capsys.readouterr().out
+    assert main(["compare", str(b), str(a)]) == 0  # the other way round it improved
+
+
+def test_counts_allow_no_increase_while_times_get_an_allowance() -> None:
+    report = _quick()
+    worse = copy.deepcopy(report)
+    _figure(worse, "chaos sever [resilient] lost writes")["value"] = 1.0
+    mttd = _figure(worse, "chaos sever [resilient] mttd p95")
+    mttd["value"] += 0.02  # under the 0.05 s floor
+    cmp = compare(report, worse)
+    assert _row(cmp, "chaos sever [resilient] lost writes").verdict == REGRESSED
+    assert _row(cmp, "chaos sever [resilient] lost writes").basis.startswith("count")
+    assert _row(cmp, "chaos sever [resilient] mttd p95").verdict == SAME
+
+
+def test_noise_from_the_reports_spread_widens_the_allowance() -> None:
+    report = _quick()
+    rto = _figure(report, "chaos sever [resilient] rto p95")
+    spread = (rto["context"]["max"] - rto["context"]["p50"]) / 2
+    assert spread > 0.05 + 0.1 * rto["value"]  # the spread, not the floor, decides here
+    worse = copy.deepcopy(report)
+    _figure(worse, "chaos sever [resilient] rto p95")["value"] += spread * 0.9
+    key = "chaos sever [resilient] rto p95"
+    assert _row(compare(report, worse), key).verdict == SAME
+    assert _row(compare(report, worse), key).basis.startswith("noise")
+    assert _row(compare(report, worse, Tolerance(noise=0.0)), key).verdict == REGRESSED
+
+
+def test_tolerance_is_configurable_on_the_command_line(tmp_path: Path) -> None:
+    report = _quick()
+    worse = copy.deepcopy(report)
+    _figure(worse, "keys.set 812 pre-keys")["value"] *= 0.85  # 15 % lower throughput ratio
+    a, b = _save(tmp_path / "a", report), _save(tmp_path / "b", worse)
+    assert main(["compare", str(a), str(b)]) == 1
+    assert main(["compare", "--tolerance", "0.2", str(a), str(b)]) == 0
+
+
+def test_ungated_rows_do_not_fail_unless_strict() -> None:
+    report = _quick()
+    worse = copy.deepcopy(report)
+    _figure(worse, "proxy point read (pre-key, unpinned)")["value"] *= 2  # not gated
+    cmp = compare(report, worse)
+    row = _row(cmp, "bench: proxy point read (pre-key, unpinned)")
+    assert row.verdict == REGRESSED and not row.decides
+    assert cmp.exit_code == 0
+    assert compare(report, worse, strict=True).exit_code == 1
+
+
+def test_a_figure_the_new_run_did_not_measure_is_a_regression() -> None:
+    report = _quick()
+    worse = copy.deepcopy(report)
+    _figure(worse, "chaos blackhole [resilient] rto p95")["value"] = None
+    row = _row(compare(report, worse), "chaos blackhole [resilient] rto p95")
+    assert row.verdict == MISSING
+    assert compare(report, worse).exit_code == 1
+
+
+def test_run_verdict_going_from_passed_to_failed_is_a_regression() -> None:
+    report = _quick()
+    failed = copy.deepcopy(report)
+    failed["run"]["status"] = "failed"
+    cmp = compare(report, failed)
+    assert cmp.regressions == [] and cmp.exit_code == 1
+    assert "passed -> failed" in cmp.headline()
+
+
+def test_load_section_percentiles_are_compared_when_no_load_figures_exist() -> None:
+    import sys
+
+    sys.path.insert(0, str(QUICK.parents[1]))
+    from report_html_data import load_section  # type: ignore[import-not-found]
+
+    report = _quick()
+    report["load"] = load_section()
+    worse = copy.deepcopy(report)
+    worse["load"]["ops"]["keys.get"]["p99_ms"] *= 3
+    worse["load"]["ops"]["keys.set"]["p50_ms"] *= 0.5
+    cmp = compare(report, worse)
+    assert _row(cmp, "load: keys.get p99").verdict == REGRESSED
+    assert _row(cmp, "load: keys.set p50").verdict == IMPROVED
+    assert cmp.exit_code == 1
+
+
+def test_markdown_output_is_a_table_with_escaped_cells(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    report = _quick()
+    worse = _worse(report)
+    _figure(worse, "keys.set 812 pre-keys")["name"] = "keys.set | piped"
+    _figure(report, "keys.set 812 pre-keys")["name"] = "keys.set | piped"
+    a, b = _save(tmp_path / "a", report), _save(tmp_path / "b", worse)
+    assert main(["compare", "--markdown", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("## ❌ compare")
+    assert "| figure | better | old | new | delta | allowed | verdict |" in out
+    assert "keys.set \\| piped" in out
+    assert "❌ regressed" in out
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda d: None, "no report.json in"),
+    (lambda d: (d / "report.json").write_text('{"schema": "authstate-harness/report", '),
+     "is not valid JSON"),
+    (lambda d: (d / "report.json").write_text('{"hello": 1}'),
+     "is not an authstate-harness report"),
+    (lambda d: (d / "report.json").write_text(
+        '{"schema": "authstate-harness/report", "schema_version": 9}'),
+     "has schema_version 9"),
+    (lambda d: (d / "report.json").write_bytes(b"\xff\xfe\x00"), "is not UTF-8"),
+])
+def test_bad_input_exits_2_with_a_clear_message_and_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: Any, message: str) -> None:
+    good = _save(tmp_path / "good", _quick())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    setup(bad)
+    assert main(["compare", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "hint:" in err
+
+
+def test_missing_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _save(tmp_path / "good", _quick())
+    assert main(["compare", str(tmp_path / "nope"), str(good)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_baseline_turns_a_passing_run_into_exit_1_and_keeps_compare_md(
+        tmp_path: Path) -> None:
+    report = _quick()
+    worse = _worse(report)
+    out = tmp_path / "run"
+    out.mkdir()
+    result = RunResult(exit_code=0, status="passed", out_dir=out, report=worse, checks=[])
+    assert compare_with_baseline(result, report, Tolerance(), strict=False) == 1
+    assert "❌ regressed" in (out / "compare.md").read_text()
+    same = RunResult(exit_code=0, status="passed", out_dir=out, report=report, checks=[])
+    assert compare_with_baseline(same, report, Tolerance(), strict=False) == 0
+    errored = RunResult(exit_code=2, status="error", out_dir=out, report=worse, checks=[])
+    assert compare_with_baseline(errored, report, Tolerance(), strict=False) == 2
+
+
+def test_report_command_rerenders_views_and_reads_schema_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _save(tmp_path / "reports" / "r2", _quick())
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.md").exists() and (run / "report.html").exists()
+    v1 = copy.deepcopy(_quick())
+    v1["schema_version"] = 1
+    v1["figures"] = {"benchmarks": [{"name": "keys.set 812 pre-keys", "metric": "throughput",
+                                     "ours": 1.0, "baseline": 1.1, "unit": "keys/s",
+                                     "ratio": 0.9, "higher_is_better": True, "target": 0.8,
+                                     "gated": True, "passed": True, "note": "v1"}],
+                     "benchmark_stats": []}
+    del v1["benchmark_stats"], v1["chaos"]
+    old = _save(tmp_path / "reports" / "r1", v1)
+    assert main(["report", str(old)]) == 0
+    assert "schema 1, upgraded" in capsys.readouterr().out
+    assert "keys.set 812 pre-keys" in (old / "report.html").read_text()
+    assert main(["report", str(tmp_path / "reports")]) == 0
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert 'href="r1/report.html"' in index and 'href="r2/report.html"' in index
+    assert main(["compare", str(old), str(run)]) == 0  # v1 vs v2: the ratio row is compared
