@@ -313,48 +313,68 @@ class PreparedKeyWrite:
         n = len(upserts)
         self.batches = [slice(i, min(i + UPSERT_BATCH, n)) for i in range(0, n, UPSERT_BATCH)]
 
+    @property
+    def deletes(self) -> bool:
+        """True when the write deletes: it must then run in a transaction that took the
+        company's lock first (`sql.begin_locked`, see `sql.py`)."""
+        return bool(self.delete_ids)
+
     def upsert_statement(self, company_id: str, rows: slice,
                          stamp: float | None = None) -> tuple[str, tuple[Any, ...]]:
         types = self.upsert_types
+        key = sql.lock_key(company_id)
         if types[rows.start] == types[rows.stop - 1]:  # sorted: a single type in this batch
             args: tuple[Any, ...] = (company_id, types[rows.start], self.upsert_ttls[rows.start],
-                                     self.upsert_ids[rows], self.upsert_values[rows])
+                                     self.upsert_ids[rows], self.upsert_values[rows], key)
             if stamp is None:
                 return (sql.UPSERT_KEYS_ONE_TYPE, args)
             return (sql.UPSERT_KEYS_ONE_TYPE_AT, (*args, stamp))
         args = (company_id, types[rows], self.upsert_ids[rows], self.upsert_values[rows],
-                self.upsert_ttls[rows])
+                self.upsert_ttls[rows], key)
         if stamp is None:
             return (sql.UPSERT_KEYS, args)
         return (sql.UPSERT_KEYS_AT, (*args, stamp))
 
     def statements(self, company_id: str,
                    stamp: float | None = None) -> list[tuple[str, tuple[Any, ...]]]:
-        """Every statement of the write, upserts first, then the deletes (if any). `stamp`:
-        `updated_at` in seconds since the epoch instead of the server's `now()`."""
+        """Every statement of the write: one per batch of upserts, the deletes riding in the
+        first one (`sql.WRITE_KEYS`: a mixed write of up to UPSERT_BATCH upserts is one
+        statement). `stamp`: `updated_at` in seconds since the epoch instead of the server's
+        `now()`. When `deletes`, run them in a transaction that took the company's lock first."""
         out = [self.upsert_statement(company_id, rows, stamp) for rows in self.batches]
-        if self.delete_ids:
-            out.append((sql.DELETE_KEYS, (company_id, self.delete_types, self.delete_ids)))
+        if not self.delete_ids:
+            return out
+        deletes = (self.delete_types, self.delete_ids)
+        if not out:
+            return [(sql.DELETE_KEYS, (company_id, *deletes))]
+        rows = self.batches[0]
+        args = (company_id, self.upsert_types[rows], self.upsert_ids[rows],
+                self.upsert_values[rows], self.upsert_ttls[rows], *deletes)
+        out[0] = ((sql.WRITE_KEYS, args) if stamp is None
+                  else (sql.WRITE_KEYS_AT, (*args, stamp)))
         return out
 
 
 async def _execute_atomically(conn: asyncpg.Connection, lease: _Lease, until: float,
-                              statements: list[tuple[str, tuple[Any, ...]]]) -> str:
+                              statements: list[tuple[str, tuple[Any, ...]]],
+                              begin: str | None = None) -> str:
     """Run the statements as one unit, each within what is left of the deadline; the status of
-    the last one. One statement is atomic alone; more run between BEGIN and COMMIT, and only
-    COMMIT can make them durable, so `sent` is set just before COMMIT (a transaction cut off
-    earlier is rolled back by the server: definitely not applied).
+    the last one. One statement is atomic alone; more, or any `begin` text (`sql.begin_locked`:
+    a company lock, a transaction-local timeout), run in a transaction opened by `begin` (one
+    round trip) and ended by COMMIT. Only COMMIT can make them durable, so `sent` is set just
+    before COMMIT (a transaction cut off earlier is rolled back by the server: definitely not
+    applied).
 
     `sent` is set after the call that could commit was *made* and before it is awaited: making
     the call sends nothing yet, and it raises at once when asyncpg already took the connection
     back (lost while leased: "released back to the pool"), which is then truthfully "failed"."""
-    if len(statements) == 1:
+    if len(statements) == 1 and begin is None:
         query, args = statements[0]
         pending = conn.execute(query, *args, timeout=_left(until))
         lease.sent = True
         status: str = await pending
         return status
-    await conn.execute("BEGIN", timeout=_left(until))
+    await conn.execute(begin or "BEGIN", timeout=_left(until))
     for query, args in statements:
         status = await conn.execute(query, *args, timeout=_left(until))
     pending = conn.execute("COMMIT", timeout=_left(until))
@@ -543,8 +563,11 @@ class PostgresAuthStore:
                         backend_pid=lease.backend_pid, connection_lost=lease.lost)
 
     async def _write(self, operation: str, company_id: str, locks: tuple[asyncio.Lock, ...],
-                     statements: list[tuple[str, tuple[Any, ...]]]) -> str:
-        """Run a write under the company's locks (call order), all within the deadline."""
+                     statements: list[tuple[str, tuple[Any, ...]]], *,
+                     lock_company: bool = False) -> str:
+        """Run a write under the company's locks (call order), all within the deadline;
+        `lock_company`: in a transaction that takes the company's database lock first (writes
+        that delete keys: see `sql.py`)."""
         started = monotonic()
         lease = self._lease(started)
         taken: list[asyncio.Lock] = []
@@ -555,7 +578,9 @@ class PostgresAuthStore:
                 taken.append(lock)
             lease.stage = "connect"
             async with lease as conn:
-                return await _execute_atomically(conn, lease, lease.until, statements)
+                return await _execute_atomically(
+                    conn, lease, lease.until, statements,
+                    sql.begin_locked(sql.lock_key(company_id)) if lock_company else None)
         except DB_ERRORS as exc:
             raise self._error(exc, operation, company_id, lease, started) from exc
         finally:
@@ -650,13 +675,13 @@ class PostgresAuthStore:
         statements = prepared.statements(company_id, stamp)
         if statements:
             await self._write("writing keys", company_id, (self._key_locks[company_id],),
-                              statements)
+                              statements, lock_company=prepared.deletes)
 
     async def clear_keys(self, company_id: str) -> int:
         """Delete every key of the company (Baileys' `keys.clear`); returns the count."""
         company_id = validate_company_id(company_id)
         status = await self._write("clearing keys", company_id, (self._key_locks[company_id],),
-                                   [(sql.CLEAR_KEYS, (company_id,))])
+                                   [(sql.CLEAR_KEYS, (company_id,))], lock_company=True)
         return int(status.rsplit(" ", 1)[-1])
 
     async def delete_company(self, company_id: str) -> None:
@@ -664,7 +689,8 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         await self._write("deleting company", company_id,
                           (self._key_locks[company_id], self._creds_locks[company_id]),
-                          [(sql.CLEAR_KEYS, (company_id,)), (sql.DELETE_CREDS, (company_id,))])
+                          [(sql.CLEAR_KEYS, (company_id,)), (sql.DELETE_CREDS, (company_id,))],
+                          lock_company=True)
 
     async def companies(self) -> list[str]:
         """Company ids having creds or keys, sorted."""

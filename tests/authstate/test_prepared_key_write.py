@@ -41,12 +41,13 @@ def test_a_value_is_deleted_exactly_when_js_would_call_it_falsy(value: object) -
     assert (write.upsert_ids == ["s"]) is not is_js_falsy(value)
 
 
-def test_large_writes_are_cut_into_batches_and_deletes_come_last() -> None:
+def test_large_writes_are_cut_into_batches_and_deletes_ride_in_the_first() -> None:
     write = PreparedKeyWrite({"pre-key": {f"{i:04d}": PRE_KEY for i in range(2500)},
                               "session": {"s": None}})
     assert [(b.start, b.stop) for b in write.batches] == [(0, 1000), (1000, 2000), (2000, 2500)]
     statements = write.statements("co")
-    assert len(statements) == 4 and "DELETE" in statements[-1][0]
+    assert len(statements) == 3 and write.deletes
+    assert ["DELETE" in query for query, _ in statements] == [True, False, False]
     assert all(isinstance(v, str) for v in write.upsert_values)  # encoded before any I/O
 
 

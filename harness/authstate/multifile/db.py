@@ -69,6 +69,7 @@ async def write_company_state(conn: asyncpg.Connection, company_id: str, creds_t
                               rows: Sequence[tuple[str, str, str]], *, replace: bool) -> None:
     """Inside the caller's transaction: optionally drop the company's keys, then write creds and
     `rows` of `(type, id, JSON text)` (sorted, so concurrent writers lock in the same order)."""
+    await conn.execute(sql.LOCK_COMPANY, sql.lock_key(company_id))  # before any delete
     if replace:
         await conn.execute(sql.CLEAR_KEYS, company_id)
     await conn.execute(sql.PUT_CREDS, company_id, creds_text)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from harness.authstate import sql
 from harness.authstate.key_types import ttl_seconds
 from harness.authstate.resilient.records import KEYS, JournalRecord
 
@@ -227,6 +228,9 @@ async def apply_batch(conn: asyncpg.Connection, records: Sequence[JournalRecord]
     result = ReplayResult(records=len(records), rows=p.rows)
     small = [run for run in p.runs if len(run.ids) < RUN_MIN_ROWS]
     async with conn.transaction():
+        # every company's key-write lock before any row lock, in one order (see authstate/sql.py)
+        await conn.execute(sql.LOCK_COMPANIES,
+                           [sql.lock_key(c) for c in {r.company for r in records}])
         for run in p.runs:
             if len(run.ids) >= RUN_MIN_ROWS:
                 await _upsert_run(conn, run, result)
