@@ -137,6 +137,9 @@ class ProcessContext:
         bridge, self.bridge = self.bridge, None
         if self.store is not None:
             try:
+                from harness.targets import settle
+
+                bridge.call(settle(self.store, within_s=30.0))  # acked writes into PostgreSQL
                 bridge.call(self.store.close())
             except Exception as exc:  # closing must not hide the run's results
                 log.warning("closing the target failed: %s: %s", type(exc).__name__, exc)
@@ -294,7 +297,8 @@ def _live(environment: Any, out_dir: Path) -> None:
         if last:
             hist = timeline[last[0]][2]
             p99 = round(hist.get_value_at_percentile(99.0) / 1000.0, 3)
-        doc = {"wall": time.time(), "state": str(runner.state), "users": runner.user_count,
+        doc = {"wall": time.time(), "started_wall": CONTEXT.started_wall,
+               "state": str(runner.state), "users": runner.user_count,
                "ops_per_s": round(total.current_rps, 1), "count": total.num_requests,
                "failures": total.num_failures, "p99_ms": p99}
         try:

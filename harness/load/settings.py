@@ -116,10 +116,21 @@ def _window(raw: str | None) -> tuple[float, float] | None:
     return start, end
 
 
-def phase_of(elapsed_s: float, window: tuple[float, float] | None) -> str:
-    """The load phase of a moment: steady without a fault; before / during / after with one."""
+RECOVERY_GRACE_S = 5.0
+"""Seconds after a fault's clear counted as `recovery`, not `after`: the steady-state gates
+(latency, error rate) judge before + after; recovery itself is judged by the RTO."""
+STEADY_PHASES = ("steady", "before", "after")
+PHASES = ("setup", "steady", "before", "during", "recovery", "after")
+
+
+def phase_of(elapsed_s: float, window: tuple[float, float] | None,
+             grace_s: float = RECOVERY_GRACE_S) -> str:
+    """The load phase of a moment: steady without a fault; before / during / recovery / after
+    with one (setup is the caller's: a company's setup calls, whenever they happen)."""
     if window is None:
         return "steady"
     if elapsed_s < window[0]:
         return "before"
-    return "during" if elapsed_s < window[1] else "after"
+    if elapsed_s < window[1]:
+        return "during"
+    return "recovery" if elapsed_s < window[1] + grace_s else "after"

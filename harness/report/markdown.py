@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import chaos_table
+from harness.report import chaos_table, load_table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
         "interrupted": "⏹️", "not applicable": "➖"}
@@ -74,6 +74,7 @@ def render(report: dict[str, Any]) -> str:
         out += [""]
 
     out += _chaos(report.get("chaos", {}).get("scenarios") or [])
+    out += load_table.markdown(report.get("load"))
     out += _benchmarks([f for f in report.get("figures") or [] if f.get("suite") == "bench"])
     stats = report.get("benchmark_stats") or []
     if stats:

@@ -23,6 +23,15 @@ Top-level keys (schema_version 2):
   verdict, availability {reads, writes}, latency_ms per phase, journal, conflicts,
   pg_recovery_s, fault, contrast, gated, timeline (per 100 ms), fault_windows); empty when the
   chaos suite did not run;
+- `load`: null when no load run happened, else the main load run (harness/load/section.py):
+  profile, companies, processes, duration_s, model ("closed" | "open"), rate, target,
+  total {count, failures, rate}, ops {name: {count, failures, rate, p50_ms, p95_ms, p99_ms,
+  p999_ms, max_ms, locust {p50_ms, p95_ms, p99_ms}, corrected {same} | null, hdr_curve
+  [[percentile, ms], ...]}} (name "all" = every operation), steady (what the gates judge),
+  phases, bridge_ratio, bridge, timeline [{t_s, users, ok, fail, p99_ms}] per second,
+  fault null | {schedule, window [start_s, end_s], rto_s, mttd_s, lost_writes, anomalies,
+  ...}, check, scale null | [{companies, ops_per_s, p99_ms, rss_mb_per_company}], errors,
+  memory;
 - `artifacts`: file names in the run folder.
 
 Readers must ignore keys they do not know (later milestones add some, e.g. load); a breaking
@@ -95,7 +104,7 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
                  suites: Sequence[SuiteSummary], checks: Sequence[Check],
                  figures: Sequence[dict[str, Any]], stats: list[dict[str, Any]],
                  chaos: Sequence[dict[str, Any]], artifacts: dict[str, str],
-                 facts: dict[str, Any]) -> dict[str, Any]:
+                 facts: dict[str, Any], load: dict[str, Any] | None = None) -> dict[str, Any]:
     """`figures`: judged figure dicts (see `checks.judged`); `chaos`: the chaos section items."""
     env = dict(environment)
     versions = {"harness": env["harness"]["version"], "python": env["python"]["version"],
@@ -115,6 +124,7 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
         "figures": list(figures),
         "benchmark_stats": stats,
         "chaos": {"scenarios": list(chaos)},
+        "load": load,
         "artifacts": artifacts,
     }
     # Free text (failure messages, skip reasons, the command line) is scrubbed; the environment

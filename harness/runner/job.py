@@ -267,7 +267,8 @@ class MainJob:
                               figures=[judged(f, self.config) for f in results.figures],
                               stats=benchmark_stats(self.artifacts.benchmark_stats),
                               chaos=results.section("chaos"), artifacts=artifacts,
-                              facts=self.outcomes.facts)
+                              facts=self.outcomes.facts,
+                              load=(results.section("load") or [None])[-1])
         self._scrub_artifacts()
         write_report(self.out_dir, report)
         if self.out_dir.parent == self.root / "reports":  # the default place: keep its index

@@ -1,0 +1,261 @@
+"""The harness side of a load run: Locust as a subprocess we own, a fault on cue, the checker.
+
+Locust is never imported here (its gevent monkey-patching would change every other suite of a
+pytest session): `run_load` starts `python -m locust -f scenarios/load/locustfile.py` in a new
+process group (its `--processes` workers are forked into that group), follows its live.json
+for progress and for the test's start (the fault's clock), and stops the whole group on exit,
+Ctrl-C or failure: SIGTERM, then SIGKILL after a grace period.
+
+Afterwards it reads the merged HDR result the Locust master wrote, and, when operation
+histories were recorded (always with a fault), merges the per-process histories and judges them
+with the chaos checker against a final read of PostgreSQL, plus MTTD / RTO per company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.load.faults import FaultDriver, FaultPlan, FaultRun
+from harness.load.result import read_result
+from harness.paths import repo_root
+
+LOCUSTFILE = Path("scenarios") / "load" / "locustfile.py"
+STARTUP_GRACE_S = 60.0  # imports, forks, first spawn
+STOP_GRACE_S = 20.0  # final stats, closing the stores (the resilient one flushes)
+KILL_GRACE_S = 10.0
+
+
+class LoadRunError(HarnessError):
+    """Locust did not run or did not leave its result."""
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    profile: str = "steady"
+    companies: int = 100
+    duration_s: float = 60.0
+    rate: float | None = None  # open model: messages/s in total
+    processes: int = 1
+    target: str = "reference"
+    fault: FaultPlan | None = None
+    spawn_rate: float | None = None  # companies started per second (default min(N, 50))
+    history: bool = False  # record operation histories and run the checker (always w/ fault)
+    seed: int = 0
+
+    @property
+    def model(self) -> str:
+        return "open" if self.rate else "closed"
+
+    @property
+    def records_history(self) -> bool:
+        return self.history or self.fault is not None
+
+
+@dataclass
+class LoadEnv:
+    """Where the load goes: the target's DSN (through the fault proxy), the truth's DSN."""
+
+    dsn: str
+    admin_dsn: str  # superuser, this database, straight to PostgreSQL (final read)
+    make_chaos_env: Callable[..., Any] | None = None  # FaultTimeline -> ChaosEnv (faults)
+
+
+@dataclass
+class LoadOutcome:
+    plan: LoadPlan
+    out_dir: Path
+    result: dict[str, Any]
+    exit_code: int
+    live: list[dict[str, Any]] = field(default_factory=list)
+    started_monotonic: float | None = None
+    fault: FaultRun | None = None
+    check: dict[str, Any] | None = None
+    recovery: dict[str, Any] | None = None
+    history_ops: int = 0
+    wall_s: float = 0.0
+
+
+def locust_command(plan: LoadPlan, out_dir: Path) -> list[str]:
+    spawn = plan.spawn_rate or float(min(plan.companies, 50))
+    seconds = max(1, round(plan.duration_s))
+    cmd = [sys.executable, "-m", "locust", "-f", str(repo_root() / LOCUSTFILE), "--headless",
+           "-u", str(plan.companies), "-r", f"{spawn:g}", "-t", f"{seconds}s",
+           "--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html"),
+           "--only-summary", "--stop-timeout", "5"]
+    if plan.processes > 1:
+        cmd += ["--processes", str(plan.processes)]
+    return cmd
+
+
+def locust_env(plan: LoadPlan, env: LoadEnv, out_dir: Path, run_tag: str) -> dict[str, str]:
+    out = os.environ.copy()
+    for stale in [k for k in out if k.startswith("AUTHSTATE_")]:
+        del out[stale]  # only what this run says reaches the Locust processes
+    out.update(
+        AUTHSTATE_DSN=env.dsn, AUTHSTATE_TARGET=plan.target, AUTHSTATE_PROFILE=plan.profile,
+        AUTHSTATE_COMPANIES=str(plan.companies), AUTHSTATE_LOAD_OUT=str(out_dir),
+        AUTHSTATE_CACHE_DIR=str(out_dir / "target-cache"), AUTHSTATE_RUN_TAG=run_tag,
+        AUTHSTATE_SEED=str(plan.seed), PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(repo_root()), out.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep))
+    if plan.rate:
+        out["AUTHSTATE_RATE"] = f"{plan.rate:g}"
+    if plan.records_history:
+        out["AUTHSTATE_HISTORY_DIR"] = str(out_dir / "history")
+    if plan.fault is not None:
+        out["AUTHSTATE_FAULT_WINDOW"] = f"{plan.fault.start_s:g},{plan.fault.end_s:g}"
+    return out
+
+
+class LocustProcess:
+    """`python -m locust ...` in a process group of its own; `stop()` ends the whole group."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.cmd, self.env, self.log_path = cmd, env, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> LocustProcess:
+        self._log = open(self.log_path, "wb")  # closed in __exit__
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=repo_root(), stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        return self
+
+    def poll(self) -> int | None:
+        assert self.proc is not None
+        return self.proc.poll()
+
+    def stop(self) -> None:
+        """SIGTERM to the group (Locust writes its stats), SIGKILL to what is left."""
+        proc = self.proc
+        if proc is None:
+            return
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+        with contextlib.suppress(ProcessLookupError):  # forked workers outliving the master
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(collections.deque(text, maxlen=lines))
+
+
+def _read_live(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
+             on_live: Callable[[dict[str, Any]], None] | None = None,
+             say: Callable[[str], None] = lambda _line: None,
+             run_tag: str | None = None) -> LoadOutcome:
+    """Run Locust for `plan`, inject the fault on cue, judge histories; see module doc."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("load-result.json", "live.json"):
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / stale).unlink()
+    tag = run_tag or f"ld{os.getpid() % 10_000}{int(time.time()) % 100_000}"
+    began = time.monotonic()
+    live: list[dict[str, Any]] = []
+    fault_driver: FaultDriver | None = None
+    if plan.fault is not None:
+        if env.make_chaos_env is None:
+            raise LoadRunError("a fault needs the fault proxy, and this run has none",
+                               hint="run through `authstate-harness load` (it provisions one)")
+        fault_driver = FaultDriver(plan.fault, env.make_chaos_env, say)
+    started: float | None = None
+    deadline = began + STARTUP_GRACE_S + plan.duration_s + STOP_GRACE_S
+    with LocustProcess(locust_command(plan, out_dir), locust_env(plan, env, out_dir, tag),
+                       out_dir / "locust.log") as locust:
+        try:
+            while locust.poll() is None:
+                if time.monotonic() > deadline:
+                    say("locust overran its run time; stopping it")
+                    break
+                doc = _read_live(out_dir / "live.json")
+                if doc is not None and (not live or doc["wall"] != live[-1]["wall"]):
+                    live.append(doc)
+                    if on_live is not None:
+                        on_live(doc)
+                    if started is None and doc.get("started_wall"):
+                        started = time.monotonic() - (time.time() - doc["started_wall"])
+                        if fault_driver is not None:
+                            fault_driver.start(started)
+                time.sleep(0.2)
+        finally:
+            if fault_driver is not None:
+                fault_driver.stop()
+                fault_driver.join()
+        locust.stop()
+        code = locust.poll()
+        tail = locust.tail()
+    result_path = out_dir / "load-result.json"
+    if not result_path.exists():
+        raise LoadRunError(f"Locust exited ({code}) without writing {result_path.name}; its "
+                           f"log ends:\n{tail}",
+                           hint=f"see {out_dir / 'locust.log'}; run the locustfile by hand "
+                                "with AUTHSTATE_DSN set to reproduce")
+    outcome = LoadOutcome(plan=plan, out_dir=out_dir, result=read_result(result_path),
+                          exit_code=-1 if code is None else code, live=live,
+                          started_monotonic=started,
+                          fault=None if fault_driver is None else fault_driver.run)
+    if plan.records_history:
+        say("checking the operation history against PostgreSQL")
+        asyncio.run(_judge(outcome, env))
+    outcome.wall_s = time.monotonic() - began
+    return outcome
+
+
+async def _judge(outcome: LoadOutcome, env: LoadEnv) -> None:
+    """Merge the per-process histories; checker against a final read; recovery per company."""
+    from harness.chaos.final_read import final_read
+    from harness.chaos.scenario import metric_windows
+    from harness.metrics.checker import check
+    from harness.metrics.history import History
+    from harness.metrics.recovery import recovery, summarize
+
+    files = sorted((outcome.out_dir / "history").glob("history-*.jsonl"))
+    if not files:
+        outcome.check = {"valid": False, "error": "no operation history was recorded"}
+        return
+    histories = [History.read_jsonl(f) for f in files]
+    history = histories[0] if len(histories) == 1 else History.merge(*histories)
+    ops = history.ops()
+    outcome.history_ops = len(ops)
+    companies = sorted({op.company for op in ops})
+    final = await final_read(env.admin_dsn, companies)
+    result = check(history, final.final, final_meta=final.final_meta)
+    outcome.check = result.summary(examples=3)
+    if outcome.fault is not None and outcome.fault.timeline.windows:
+        windows = metric_windows(outcome.fault.timeline, outcome.fault.cleared_at)
+        rec = recovery(history, windows, companies=companies)
+        outcome.recovery = summarize([rec])

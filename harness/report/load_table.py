@@ -1,0 +1,105 @@
+"""report.md's load section: the latency table per operation, steady state, fault, scale.
+
+Rendered only from report.json's `load` section (harness/load/section.py writes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+HEADER = ["operation", "calls", "failed", "p50", "p95", "p99", "p99.9", "max",
+          "Locust p50 / p95 / p99"]
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def op_rows(ops: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    rows = []
+    for name, s in ops.items():
+        locust = s.get("locust") or {}
+        rows.append([name if name != "all" else "**all operations**", str(s.get("count")),
+                     str(s.get("failures")),
+                     *(_ms(s.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms",
+                                               "max_ms")),
+                     " / ".join(_ms(locust.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms"))])
+    return rows
+
+
+def markdown(load: Mapping[str, Any] | None) -> list[str]:
+    """The load section of report.md (nothing when no load run happened)."""
+    if not load:
+        return []
+    total = load.get("total") or {}
+    out = ["## Load: latency per store operation", "",
+           f"Profile `{load.get('profile')}`, {load.get('companies')} companies (one Locust "
+           f"user each), {load.get('processes')} process(es), {load.get('duration_s', 0):.0f} s, "
+           f"{load.get('model')} model" + (f" at {load.get('rate'):g} messages/s"
+                                           if load.get("rate") else "")
+           + f", target `{load.get('target')}`: {total.get('count')} calls, "
+           f"{total.get('failures')} failed, {total.get('rate')} calls/s.", "",
+           "Milliseconds. HDR histograms (µs resolution, 3 significant digits) merged exactly "
+           "across Locust processes; Locust's own figures (bucketed: 1 ms steps below 100 ms, "
+           "10 ms to 1 s) on the right. Every phase (setup, fault) included here; the gates "
+           "judge steady state (below).", ""]
+    out += _table(HEADER, op_rows(load.get("ops") or {}))
+    steady = load.get("steady") or {}
+    if steady:
+        line = (f"**Steady state** ({', '.join(steady.get('phases') or [])}): "
+                f"{steady.get('count')} calls, p50 {_ms(steady.get('p50_ms'))} ms, p95 "
+                f"{_ms(steady.get('p95_ms'))} ms, p99 {_ms(steady.get('p99_ms'))} ms, p99.9 "
+                f"{_ms(steady.get('p999_ms'))} ms, error rate {steady.get('error_rate')}")
+        corrected = steady.get("corrected")
+        if corrected:
+            line += (f"; corrected for coordinated omission (since each message's intended "
+                     f"start): p95 {_ms(corrected.get('p95_ms'))} ms, p99 "
+                     f"{_ms(corrected.get('p99_ms'))} ms")
+        out += [line + ".", ""]
+    phases = load.get("phases") or {}
+    if len(phases) > 1:
+        out += _table(["phase", "calls", "failed", "p50", "p95", "p99", "max"],
+                      [[p, v.get("count"), v.get("failures"), _ms(v.get("p50_ms")),
+                        _ms(v.get("p95_ms")), _ms(v.get("p99_ms")), _ms(v.get("max_ms"))]
+                       for p, v in phases.items()])
+    if load.get("bridge_ratio") is not None:
+        b = load.get("bridge") or {}
+        out += [f"Bridge: {b.get('bridge_messages_per_s')} messages/s through the "
+                f"gevent-asyncio bridge vs {b.get('pure_messages_per_s')} pure asyncio "
+                f"({b.get('companies')} companies, same run): ratio "
+                f"**{load['bridge_ratio']:.3f}**.", ""]
+    fault = load.get("fault")
+    if fault:
+        rto, mttd = fault.get("rto_s") or {}, fault.get("mttd_s") or {}
+        window = fault.get("window") or [None, None]
+        anomalies = fault.get("anomalies") or {}
+        out += [f"**Fault under load** `{fault.get('schedule')}` (window {window[0]} – "
+                f"{window[1]} s): MTTD p95 {mttd.get('p95')} s, RTO p50 {rto.get('p50')} s / "
+                f"p95 {rto.get('p95')} s / max {rto.get('max')} s over companies, lost writes "
+                f"**{fault.get('lost_writes')}** of {fault.get('acked_writes')} acknowledged, "
+                f"anomalies {anomalies or 'none'}"
+                + (f"; error: {fault['error']}" if fault.get("error") else "") + ".", ""]
+    scale = load.get("scale")
+    if scale:
+        out += ["Scale curve:", ""]
+        out += _table(["companies", "calls/s", "p99 ms", "RSS MB / company"],
+                      [[s.get("companies"), s.get("ops_per_s"), _ms(s.get("p99_ms")),
+                        s.get("rss_mb_per_company")] for s in scale])
+    return out
