@@ -3,8 +3,8 @@
 Gates are checked from figures only (whatever suite recorded them). A gate whose suite ran but
 recorded no gated figure for it (a benchmark crashed or was deselected, a scenario never got
 that far) is a failed check, "not measured", never a silent pass: the point of a gate is that a
-missing number is visible. A gate whose suite did not run at all is "not applicable": listed,
-not failing.
+missing number is visible. A gate whose suite did not run at all -- not selected, or every
+test of it deselected by `--pytest-args` -- is "not applicable": listed, not failing.
 """
 
 from __future__ import annotations
@@ -39,9 +39,16 @@ class Check:
         return {**asdict(self), "passed": self.passed}
 
 
-def suite_checks(suites: Iterable[SuiteSummary]) -> list[Check]:
+def suite_checks(suites: Iterable[SuiteSummary], *,
+                 deselected: Collection[str] = ()) -> list[Check]:
+    """One check per suite; `deselected`: suites whose every test the run's pytest arguments
+    filtered away (not applicable, not a pass)."""
     checks = []
     for suite in suites:
+        if suite.name in deselected:
+            checks.append(Check(f"suite {suite.name}", "suite", "not applicable",
+                                "every test deselected by --pytest-args"))
+            continue
         c = suite.counts
         bad = c["failed"] + c["error"]
         if suite.passed:
@@ -89,7 +96,8 @@ def _shown(figure: Figure, bound: float, op: str) -> str:
 
 
 def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
-                suites_run: Collection[str]) -> list[Check]:
+                suites_run: Collection[str], *, deselected: Collection[str] = (),
+                selected: Sequence[str] = ()) -> list[Check]:
     """One check per known gate, from the gated figures recorded for it.
 
     Every gated figure of a gate must meet its bound (`figure.threshold`, else the configured
@@ -99,6 +107,14 @@ def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
     checks = []
     for name, spec in KNOWN_GATES.items():
         threshold = config.gate(name)
+        if spec.suite in deselected:
+            only = " ".join(f"--suite {s}" for s in selected)
+            checks.append(Check(
+                f"gate {name}", "gate", "not applicable",
+                f"every {spec.suite} test was deselected by --pytest-args"
+                + (f" (to run only what the filter keeps, add {only})" if only else ""),
+                None, threshold, spec.op))
+            continue
         if spec.suite not in suites_run:
             checks.append(Check(f"gate {name}", "gate", "not applicable",
                                 f"the {spec.suite} suite did not run",

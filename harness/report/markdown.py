@@ -26,6 +26,10 @@ def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     return [*lines, ""]
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
@@ -41,10 +45,11 @@ def render(report: dict[str, Any]) -> str:
            f"**{ICON.get(status, '')} {status.upper()}** — profile `{run['profile']}`, "
            f"suites {', '.join(run['suites'])}, {run['duration_s']:.0f} s, "
            f"exit code {run['exit_code']}. "
-           + (f"{len(failed)} of {judged} checks did not pass." if failed
-              else f"All {judged} checks passed.")
-           + (f" ({inapplicable} gates not applicable: their suite did not run.)"
-              if inapplicable else ""), ""]
+           + (f"{len(failed)} of {_n(judged, 'check')} did not pass." if failed
+              else f"All {_n(judged, 'check')} passed.")
+           + (f" ({_n(inapplicable, 'check')} not applicable: "
+              f"{'its suite' if inapplicable == 1 else 'their suites'} did not run.)"
+              if inapplicable else ""), "", *_scope(report)]
     if run.get("error"):
         out += ["## Harness error", "", "```", run["error"], "```", ""]
 
@@ -101,6 +106,35 @@ def render(report: dict[str, Any]) -> str:
     ])
     out += ["Files: " + ", ".join(f"`{name}`" for name in report["artifacts"].values()), ""]
     return "\n".join(out)
+
+
+def _scope(report: dict[str, Any]) -> list[str]:
+    """What the verdict is about: which target each suite tested, and what the run left out
+    (a PASSED that does not say it skipped resilience is a claim it did not earn)."""
+    config = report.get("config") or {}
+    by_suite = (config.get("target") or {}).get("by_suite") or {}
+    scope = config.get("scope") or {}
+    deselected = set(scope.get("suites_deselected") or ())
+    targets: dict[str, list[str]] = {}
+    for suite, target in by_suite.items():
+        if suite not in deselected:
+            targets.setdefault(str(target), []).append(suite)
+    lines = []
+    if targets:
+        lines.append("**Tested:** " + "; ".join(
+            f"`{_cell(t)}` ({', '.join(suites)})" for t, suites in targets.items()) + ".")
+    gaps = [f"suite {name} not run ({_cell(desc.split(':')[0])})"
+            for name, desc in (scope.get("suites_not_run") or {}).items()]
+    gaps += [f"suite {name}: every test deselected by --pytest-args" for name in deselected]
+    missing = scope.get("chaos_scenarios_not_run") or []
+    if missing:
+        gaps.append(f"chaos scenarios not run: {', '.join(missing)}")
+    skipped = sum(s["counts"].get("skipped", 0) for s in report.get("suites") or [])
+    if skipped:
+        gaps.append(f"{skipped} test(s) skipped (see Suites)")
+    if gaps:
+        lines.append("**Not covered by this run:** " + "; ".join(gaps) + ".")
+    return [*lines, ""] if lines else []
 
 
 def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:

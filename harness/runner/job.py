@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.config import HarnessConfig, Profile, load_config
+from harness.dsn import check_dsn, redact
 from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
 from harness.paths import repo_root
@@ -33,7 +35,7 @@ from harness.report.writer import scrub_junit, write_report
 from harness.runner.outcomes import RunOutcomes
 from harness.runner.progress import RunProgress
 from harness.runner.pytest_session import PYTEST_EXIT, Artifacts, ChaosArgs, PytestSession
-from harness.runner.suites import Suite
+from harness.runner.suites import SUITES, Suite
 
 
 @dataclass
@@ -128,8 +130,10 @@ def prepare_out_dir(requested: Path | None, root: Path, stamp: str) -> Path:
                                    "which is overwritten)")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # an existing folder may still be read-only
+            pass
     except OSError as exc:
-        raise ConfigError(f"cannot create the run folder {out}: {exc.strerror}",
+        raise ConfigError(f"cannot write the run folder {out}: {exc.strerror or exc}",
                           hint="choose a writable --out DIR") from None
     for stale in ("report.json", "report.md", "report.html", "pytest.log", "events.jsonl",
                   "junit.xml", "results.json", "bench.json", "benchmark.json"):
@@ -149,6 +153,9 @@ class MainJob:
         self.config: HarnessConfig = load_config(self.root / "pyproject.toml",
                                                  options.gate_overrides)
         check_suite_paths(self.root, options.suites)
+        self.dsn = options.dsn or os.environ.get("AUTHSTATE_DSN")
+        if self.dsn:
+            check_dsn(self.dsn)  # a bad port or scheme fails here, before the run folder exists
         self.target = check_target(options.target)
         self.chaos = chaos_args(options.profile, self.target,
                                 check_scenarios(options.scenarios, options.suites),
@@ -171,6 +178,9 @@ class MainJob:
         except KeyboardInterrupt as exc:
             self.interrupted = True
             failure = exc
+        except Exception as exc:  # a bug: still leave a report that says so, then re-raise
+            self.error = f"unexpected {type(exc).__name__}: {exc}"
+            failure = exc
         result = self._finish()
         if failure is not None:
             raise failure  # the CLI prints it and exits 2 / 130; the report is already written
@@ -178,7 +188,8 @@ class MainJob:
 
     def _provision_and_test(self) -> None:
         with contextlib.ExitStack() as stack:
-            with self._status("starting PostgreSQL"):
+            with self._status(f"connecting to PostgreSQL at {redact(self.dsn)}" if self.dsn
+                              else "starting PostgreSQL"):
                 server = stack.enter_context(provision_postgres(self.options.dsn))
             self.environment["postgres"] = environment.postgres_facts(
                 server.kind, server.version, server.dsn)
@@ -186,6 +197,19 @@ class MainJob:
                                f"{self.options.profile.name}; report in "
                                f"{self._shown(self.out_dir)}", highlight=False)
             self._run_pytest(server.dsn, server.kind)
+            if self.pytest_exit not in (0, None) and not self.interrupted:
+                self._check_database(server.dsn)
+
+    def _check_database(self, dsn: str) -> None:
+        """After failures: is PostgreSQL still there? Tests failing because the database went
+        away (stopped, crashed, network gone) are a harness error, not findings about the
+        store; the report says so instead of "10 of 103 tests failed"."""
+        problem = database_gone(dsn)
+        if problem:
+            self.error = (f"PostgreSQL at {redact(dsn)} went away during the run ({problem}): "
+                          "the failures after that are about the database, not the store "
+                          "under test (check the server -- was it stopped or restarted? -- "
+                          "and run again; pytest.log shows when tests started failing)")
 
     @contextlib.contextmanager
     def _status(self, text: str) -> Iterator[None]:
@@ -224,10 +248,14 @@ class MainJob:
         if results.problem and not self.error:
             self.error = results.problem
         suites = [s.summary() for s in self.outcomes.suites.values()]
-        checks = suite_checks(suites)
+        # a suite --pytest-args filtered down to nothing did not run: its gates do not apply
+        deselected = [s.name for s in suites if self.options.pytest_args and not s.tests
+                      and self.pytest_exit is not None and not self.interrupted]
+        kept = [s.name for s in suites if s.name not in deselected]
+        checks = suite_checks(suites, deselected=deselected)
         if self.pytest_exit is not None:  # gates are judged only once the suites ran
-            checks += gate_checks(self.config, results.figures,
-                                  {s.name for s in self.options.suites})
+            checks += gate_checks(self.config, results.figures, kept, deselected=deselected,
+                                  selected=kept)
         status = run_status(checks, error=self.error, interrupted=self.interrupted)
         if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
             status, self.error = "error", "the pytest arguments deselected every test"
@@ -253,7 +281,8 @@ class MainJob:
                   "chaos": None if self.chaos is None else {
                       "profile": self.chaos.profile, "scenarios": list(self.chaos.scenarios),
                       "contrast": self.chaos.contrast},
-                  "pytest_args": list(self.options.pytest_args)}
+                  "pytest_args": list(self.options.pytest_args),
+                  "scope": self._scope(deselected, results.section("chaos"))}
         artifacts = {key: path.name for key, path in (
             ("report_md", self.out_dir / "report.md"),
             ("report_html", self.out_dir / "report.html"),
@@ -276,6 +305,21 @@ class MainJob:
                 write_index(self.out_dir.parent)
         return RunResult(exit_code, status, self.out_dir, report, checks)
 
+    def _scope(self, deselected: list[str], chaos: list[dict[str, Any]]) -> dict[str, Any]:
+        """What this run did not cover, for the verdict to state: suites not selected, suites
+        --pytest-args filtered to nothing, chaos scenarios not run."""
+        selected = {s.name for s in self.options.suites}
+        scope: dict[str, Any] = {
+            "suites_not_run": {name: suite.description for name, suite in SUITES.items()
+                               if name not in selected},
+            "suites_deselected": deselected, "chaos_scenarios_not_run": []}
+        if "chaos" in selected and "chaos" not in deselected:
+            from harness.chaos.catalog import SCENARIOS
+
+            ran = {str(item.get("name")) for item in chaos}
+            scope["chaos_scenarios_not_run"] = [n for n in SCENARIOS if n not in ran]
+        return scope
+
     def _scrub_artifacts(self) -> None:
         """junit.xml repeats failure text (Hypothesis examples); scrub it like pytest.log."""
         if self.artifacts.junit.exists():
@@ -285,6 +329,37 @@ class MainJob:
         with contextlib.suppress(ValueError):
             return str(path.relative_to(Path.cwd()))
         return str(path)
+
+
+def database_gone(dsn: str, timeout: float = 5.0) -> str | None:
+    """Why PostgreSQL at `dsn` cannot be reached now, or None when it answers `SELECT 1`
+    (or refuses only for a reason that is not "gone", e.g. bad credentials)."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+        finally:
+            await conn.close(timeout=timeout)
+
+    try:
+        asyncio.run(probe())
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except asyncpg.CannotConnectNowError:
+        return "the server is starting up, shutting down or in crash recovery"
+    except asyncpg.PostgresError as exc:
+        if (exc.sqlstate or "").startswith(("08", "57P")):
+            return f"{type(exc).__name__}: {exc}"
+        return None
+    except (OSError, asyncpg.InterfaceError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def live_output(console: Console) -> bool:

@@ -88,6 +88,8 @@ class RunOutcomes:
             kind = event.get("event")
             if kind == "collected":
                 for nodeid in event["tests"]:
+                    if nodeid in self._tests:
+                        continue  # a test is counted once, whatever repeats the event
                     name = suite_of(nodeid, self._specs)
                     if name is None:
                         self.outside.append(nodeid)

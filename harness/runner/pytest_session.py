@@ -86,6 +86,7 @@ class PytestSession:
     extra_args: Sequence[str] = ()
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     process: subprocess.Popen[bytes] | None = None
+    _tail: _EventTail | None = field(default=None, init=False, repr=False)
 
     def command(self) -> list[str]:
         a = self.artifacts
@@ -130,19 +131,24 @@ class PytestSession:
 
     def follow(self, on_events: Callable[[list[dict[str, Any]]], None],
                poll: float = 0.1) -> int:
-        """Feed events to `on_events` until the child exits; return pytest's exit code."""
+        """Feed events to `on_events` until the child exits; return pytest's exit code.
+
+        Callable again after a KeyboardInterrupt cut it short (the child is still tearing
+        down): it goes on from where it stopped. Each event is delivered once; re-reading the
+        file from the start would count every test twice."""
         assert self.process is not None
-        with self.artifacts.events.open("rb") as events:
-            tail = _EventTail(events)
-            while self.process.poll() is None:
-                batch = tail.read()
-                if batch:
-                    on_events(batch)
-                time.sleep(poll)
-            self._pump.join(timeout=10)
-            batch = tail.read(final=True)
+        if self._tail is None:
+            self._tail = _EventTail(self.artifacts.events.open("rb"))
+        tail = self._tail
+        while self.process.poll() is None:
+            batch = tail.read()
             if batch:
                 on_events(batch)
+            time.sleep(poll)
+        self._pump.join(timeout=10)
+        batch = tail.read(final=True)
+        if batch:
+            on_events(batch)
         return int(self.process.returncode)
 
     def interrupt(self, grace: float = 60.0) -> None:
@@ -168,10 +174,14 @@ class _EventTail:
         self._pending = b""
 
     def read(self, final: bool = False) -> list[dict[str, Any]]:
+        if self._file.closed:
+            return []
         self._pending += self._file.read()
         *lines, self._pending = self._pending.split(b"\n")
-        if final and self._pending:
-            lines, self._pending = [*lines, self._pending], b""
+        if final:
+            if self._pending:
+                lines, self._pending = [*lines, self._pending], b""
+            self._file.close()
         return list(_parse(lines))
 
 

@@ -31,7 +31,7 @@ def _report(**overrides: object) -> dict:  # type: ignore[type-arg]
 
 def test_verdict_failures_and_escaping() -> None:
     text = render(_report())
-    assert "**❌ FAILED**" in text and "1 of 1 checks did not pass" in text
+    assert "**❌ FAILED**" in text and "1 of 1 check did not pass" in text
     assert "a.py::t[x\\|y]" in text
     assert "  assert 1 == 2\n  next line" in text
     assert "absent (Baileys interop skipped)" in text and "g >= 1 (--gate)" in text
@@ -135,5 +135,5 @@ def test_not_applicable_gates_are_listed_but_not_counted() -> None:
                "detail": "the chaos suite did not run", "passed": True}]
     run = {**_report()["run"], "status": "passed", "exit_code": 0}
     text = render(_report(run=run, results={"checks": checks}))
-    assert "All 1 checks passed. (1 gates not applicable: their suite did not run.)" in text
+    assert "All 1 check passed. (1 check not applicable: its suite did not run.)" in text
     assert "| ➖ | gate chaos-rto-p95-max-s | the chaos suite did not run |" in text
