@@ -56,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from time import monotonic
@@ -67,6 +66,7 @@ import asyncpg
 
 from harness.authstate import codec, sql
 from harness.authstate.company import validate_company_id
+from harness.authstate.company_locks import CompanyLocks
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.db_errors import DB_ERRORS, classify, connection_unusable
 from harness.authstate.errors import InvalidKey, StoreError, StoreUnavailable
@@ -254,10 +254,6 @@ def _check_dsn(dsn: str) -> None:
                           hint="use postgresql://user:password@host:5432/database")
 
 
-async def _bounded_lock(lock: asyncio.Lock, until: float) -> None:
-    """Take a company's write lock, waiting behind earlier writes no later than `until`."""
-    async with asyncio.timeout(_left(until)):
-        await lock.acquire()
 
 
 
@@ -402,8 +398,9 @@ class PostgresAuthStore:
         # through `connection()` (maintenance: exports, cleanup); store operations use the
         # deadline instead.
         self.command_timeout = command_timeout
-        self._key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._creds_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per-company FIFO write locks, kept only while a write holds or awaits them.
+        self._key_locks = CompanyLocks()
+        self._creds_locks = CompanyLocks()
 
     @classmethod
     async def create(cls, dsn: str, *, max_size: int = 10,
@@ -562,7 +559,7 @@ class PostgresAuthStore:
                         waited_s=monotonic() - started, waiting_for=waiting_for,
                         backend_pid=lease.backend_pid, connection_lost=lease.lost)
 
-    async def _write(self, operation: str, company_id: str, locks: tuple[asyncio.Lock, ...],
+    async def _write(self, operation: str, company_id: str, locks: tuple[CompanyLocks, ...],
                      statements: list[tuple[str, tuple[Any, ...]]], *,
                      lock_company: bool = False) -> str:
         """Run a write under the company's locks (call order), all within the deadline;
@@ -570,22 +567,18 @@ class PostgresAuthStore:
         that delete keys: see `sql.py`)."""
         started = monotonic()
         lease = self._lease(started)
-        taken: list[asyncio.Lock] = []
         try:
-            lease.stage = "queue"
-            for lock in locks:
-                await _bounded_lock(lock, lease.until)
-                taken.append(lock)
-            lease.stage = "connect"
-            async with lease as conn:
-                return await _execute_atomically(
-                    conn, lease, lease.until, statements,
-                    sql.begin_locked(sql.lock_key(company_id)) if lock_company else None)
+            async with contextlib.AsyncExitStack() as held:
+                lease.stage = "queue"
+                for lock in locks:
+                    await held.enter_async_context(lock.hold(company_id, lease.until))
+                lease.stage = "connect"
+                async with lease as conn:
+                    return await _execute_atomically(
+                        conn, lease, lease.until, statements,
+                        sql.begin_locked(sql.lock_key(company_id)) if lock_company else None)
         except DB_ERRORS as exc:
             raise self._error(exc, operation, company_id, lease, started) from exc
-        finally:
-            for lock in reversed(taken):
-                lock.release()
 
     # -- creds -----------------------------------------------------------------------------------
     async def read_creds_text(self, company_id: str) -> str | None:
@@ -617,7 +610,7 @@ class PostgresAuthStore:
             raise TypeError(f"creds text must be str, got {type(text).__name__}")
         statement = ((sql.PUT_CREDS, (company_id, text)) if stamp is None
                      else (sql.PUT_CREDS_AT, (company_id, text, stamp)))
-        await self._write("saving creds", company_id, (self._creds_locks[company_id],),
+        await self._write("saving creds", company_id, (self._creds_locks,),
                           [statement])
 
     async def write_creds(self, company_id: str, creds: Mapping[str, Any]) -> None:
@@ -674,13 +667,13 @@ class PostgresAuthStore:
         company_id = validate_company_id(company_id)
         statements = prepared.statements(company_id, stamp)
         if statements:
-            await self._write("writing keys", company_id, (self._key_locks[company_id],),
+            await self._write("writing keys", company_id, (self._key_locks,),
                               statements, lock_company=prepared.deletes)
 
     async def clear_keys(self, company_id: str) -> int:
         """Delete every key of the company (Baileys' `keys.clear`); returns the count."""
         company_id = validate_company_id(company_id)
-        status = await self._write("clearing keys", company_id, (self._key_locks[company_id],),
+        status = await self._write("clearing keys", company_id, (self._key_locks,),
                                    [(sql.CLEAR_KEYS, (company_id,))], lock_company=True)
         return int(status.rsplit(" ", 1)[-1])
 
@@ -688,7 +681,7 @@ class PostgresAuthStore:
         """Remove creds and keys of one company in one transaction (logout)."""
         company_id = validate_company_id(company_id)
         await self._write("deleting company", company_id,
-                          (self._key_locks[company_id], self._creds_locks[company_id]),
+                          (self._key_locks, self._creds_locks),
                           [(sql.CLEAR_KEYS, (company_id,)), (sql.DELETE_CREDS, (company_id,))],
                           lock_company=True)
 
@@ -717,5 +710,5 @@ class PostgresAuthStore:
         (bulk replacement, e.g. an import, must not interleave with live saves); a write that
         waits longer than the deadline fails with `StoreTimeout` (outcome failed)."""
         company_id = validate_company_id(company_id)
-        async with self._key_locks[company_id], self._creds_locks[company_id]:
+        async with self._key_locks.hold(company_id), self._creds_locks.hold(company_id):
             yield

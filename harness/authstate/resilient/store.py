@@ -68,7 +68,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from time import monotonic
@@ -76,6 +75,7 @@ from typing import Any
 
 from harness.authstate import codec
 from harness.authstate.company import validate_company_id
+from harness.authstate.company_locks import CompanyLocks
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.db_errors import DB_ERRORS, classify
 from harness.authstate.errors import StoreError, StoreRejected, StoreTimeout, StoreUnavailable
@@ -157,8 +157,8 @@ class ResilientAuthStore:
         # link must not make every attempt time out on the same batch for ever), grown back by
         # a quarter towards `replay_batch_rows` after each batch that went through.
         self._replay_rows = replay_batch_rows
-        self._key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._creds_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._key_locks = CompanyLocks()  # per company, only while a write holds or awaits it
+        self._creds_locks = CompanyLocks()
         self._drained = asyncio.Event()
         self._recovery: asyncio.Task[None] | None = None
         self._schema_ready = False
@@ -603,7 +603,7 @@ class ResilientAuthStore:
         prepared = PreparedKeyWrite(data)
         if not prepared.upsert_ids and not prepared.delete_ids:
             return
-        async with self._key_locks[company_id]:
+        async with self._key_locks.hold(company_id):
             written, direct_error = await self._try_direct(
                 self._overlay.has_keys(company_id),
                 lambda stamp: self._inner.write_prepared(company_id, prepared, stamp=stamp))
@@ -665,7 +665,7 @@ class ResilientAuthStore:
         cannot be journaled as rows, so it raises StoreUnavailable while the store is
         degraded or the company has journaled key writes."""
         company_id = validate_company_id(company_id)
-        async with self._key_locks[company_id]:
+        async with self._key_locks.hold(company_id):
             self._require_online(company_id, "clearing keys", self._overlay.has_keys(company_id))
             try:
                 count = await self._inner.clear_keys(company_id)
@@ -684,7 +684,7 @@ class ResilientAuthStore:
         """Remove creds and keys of one company (logout), here and in PostgreSQL. Needs
         PostgreSQL, like `clear_keys`."""
         company_id = validate_company_id(company_id)
-        async with self._key_locks[company_id], self._creds_locks[company_id]:
+        async with self._key_locks.hold(company_id), self._creds_locks.hold(company_id):
             self._require_online(company_id, "deleting company",
                                  self._overlay.has_keys(company_id)
                                  or self._overlay.has_creds(company_id))
@@ -790,7 +790,7 @@ class ResilientAuthStore:
     async def write_creds_text(self, company_id: str, text: str) -> None:
         """Replace the company's creds (Baileys' saveCreds): PostgreSQL, or the journal."""
         company_id = validate_company_id(company_id)
-        async with self._creds_locks[company_id]:
+        async with self._creds_locks.hold(company_id):
             written, direct_error = await self._try_direct(
                 self._overlay.has_creds(company_id),
                 lambda stamp: self._inner.write_creds_text(company_id, text, stamp=stamp))
