@@ -86,12 +86,16 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
 class Profile:
     """How thoroughly `run` checks: Hypothesis profile, chaos profile (same name), and what it
     means for the report. `chaos_contrast`: the plain reference store also runs the chaos
-    suite as a contrast row (when the resilient store is the one tested)."""
+    suite as a contrast row (when the resilient store is the one tested). `suites`: the suites
+    it runs when no --suite is given (empty: every default suite). `verdict_line`: end with
+    one `key=value` line on stdout for scripts."""
 
     name: str
     hypothesis_profile: str
     description: str
     chaos_contrast: bool = False
+    suites: tuple[str, ...] = ()
+    verdict_line: bool = False
 
 
 PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (
@@ -105,6 +109,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (
     Profile("thorough", "thorough",
             "property suites with 1000 random examples per property, benchmarks, every chaos "
             "scenario with repetitions and a long outage (>= 60 s)"),
+    Profile("predeploy", "ci",
+            "the gates that decide a deploy, within 5 minutes, against --dsn of a staging "
+            "database: chaos (sever, blackhole, client-crash; pg-restart skips with a reason "
+            "when the server is not one the harness controls) and load; ends with a one-line "
+            "verdict on stdout", suites=("chaos", "load"), verdict_line=True),
 )})
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from harness.errors import ConfigError
 
-CHAOS_PROFILES: tuple[str, ...] = ("smoke", "quick", "ci", "thorough")
+CHAOS_PROFILES: tuple[str, ...] = ("smoke", "quick", "ci", "thorough", "predeploy")
 DEFAULT_PROFILE = "smoke"
 
 FaultLayer = Literal["network", "process", "sql", "client"]
@@ -147,13 +147,17 @@ _BASE: Mapping[str, ScenarioParams] = MappingProxyType({
                          settle_s=20.0),
     "thorough": ScenarioParams("thorough", COMPANIES, 3, warmup_s=5.0, outage_s=5.0,
                                recovery_s=8.0, settle_s=60.0),
+    # predeploy (run --profile predeploy, often against a staging --dsn): quick's scenarios
+    # with ci's shorter phases, so chaos + load stay within a pipeline's 5 minutes.
+    "predeploy": ScenarioParams("predeploy", COMPANIES, 1, warmup_s=2.0, outage_s=5.0,
+                                recovery_s=4.0, settle_s=20.0),
 })
 
 # The RTO claim is about a 10 s outage: these two hold exactly that outside smoke.
 _TEN_SECOND = frozenset({"sever", "blackhole"})
 _FLAP: Mapping[str, tuple[int, float, float]] = MappingProxyType({  # cycles, down, up
     "smoke": (5, 1.0, 1.5), "quick": (5, 2.0, 2.0), "ci": (5, 2.0, 2.0),
-    "thorough": (8, 3.0, 3.0)})
+    "thorough": (8, 3.0, 3.0), "predeploy": (5, 2.0, 2.0)})
 LONG_OUTAGE_S = 60.0
 
 

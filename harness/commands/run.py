@@ -19,7 +19,7 @@ from rich.table import Table
 from harness.commands._console import make_console
 from harness.commands.compare import add_tolerance_options, print_comparison, tolerance_from
 from harness.config import PROFILES, profile
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.report import chaos_table
 from harness.report.compare import Tolerance, compare, render_markdown
 from harness.report.stored import read_report
@@ -42,19 +42,47 @@ def _pytest_args(text: str | None) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    prof = profile(args.profile)
     options = RunOptions(
-        profile=profile(args.profile), suites=select_suites(args.suite), dsn=args.dsn,
+        profile=prof, suites=select_suites(args.suite or prof.suites or None), dsn=args.dsn,
         out_dir=Path(args.out) if args.out else None, gate_overrides=args.gate,
         pytest_args=_pytest_args(args.pytest_args), target=args.target,
         scenarios=args.scenario or (),
         live=live_output(console) and not args.plain, argv=["authstate-harness", *sys.argv[1:]])
     baseline = read_report(Path(args.baseline)) if args.baseline else None  # fail fast
     tolerance = tolerance_from(args)
-    result = MainJob(options, console).run()
+    try:
+        result = MainJob(options, console).run()
+    except HarnessError as exc:
+        if prof.verdict_line:
+            print(f"{prof.name} ERROR exit={exc.exit_code} error={exc.message!r}", flush=True)
+        raise
     print_summary(result)
-    if baseline is None:
-        return result.exit_code
-    return compare_with_baseline(result, baseline, tolerance, strict=args.strict)
+    exit_code, regressed = result.exit_code, None
+    if baseline is not None:
+        exit_code = compare_with_baseline(result, baseline, tolerance, strict=args.strict)
+        regressed = exit_code != result.exit_code or None
+    if prof.verdict_line:
+        console.file.flush()
+        print(verdict_line(prof.name, result, exit_code, regressed), flush=True)
+    return exit_code
+
+
+def verdict_line(name: str, result: RunResult, exit_code: int, regressed: bool | None) -> str:
+    """One `key=value` line for deploy scripts (`... | tail -1`): verdict, exit code, gates met
+    out of those that applied, what failed, and where the report is."""
+    gates = [c for c in result.checks if c.kind == "gate" and c.status != "not applicable"]
+    met = sum(c.status == "passed" for c in gates)
+    failed = [c.name.removeprefix("gate ") for c in result.checks if not c.passed]
+    verdict = "PASSED" if exit_code == 0 else result.status.upper() if result.exit_code else \
+        "REGRESSED"
+    parts = [f"{name} {verdict}", f"exit={exit_code}", f"gates={met}/{len(gates)}"]
+    if failed:
+        parts.append("failed=" + ",".join(failed))
+    if regressed:
+        parts.append("baseline=regressed")
+    parts.append(f"report={result.out_dir / 'report.html'}")
+    return " ".join(parts)
 
 
 def compare_with_baseline(result: RunResult, baseline: dict[str, Any], tolerance: Tolerance,
@@ -131,8 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="write the run folder here instead of reports/<UTC timestamp>/ "
                              "(a new or empty directory, or an earlier run folder)")
     parser.add_argument("--suite", action="append", default=None, choices=list(SUITES),
-                        help=f"run only this suite (repeatable; default: "
-                             f"{', '.join(DEFAULT_SUITES)})")
+                        help=f"run only this suite (repeatable; default: the profile's suites, "
+                             f"else {', '.join(DEFAULT_SUITES)})")
     parser.add_argument("--target", default=None, metavar="SPEC",
                         help="what every suite runs against: reference, resilient, "
                              "module.path:factory or path/to/file.py:factory (an async "
