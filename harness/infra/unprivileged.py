@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,10 +66,15 @@ def _create_system_user(name: str) -> pwd.struct_passwd:
             continue
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         try:
-            return pwd.getpwnam(name)
+            entry = pwd.getpwnam(name)
         except KeyError:
             last = proc.stderr.strip()
             continue
+        # said once, when it happens: the user stays (PostgreSQL refuses to run as root)
+        sys.stderr.write(f"authstate-harness: running as root: created the system user "
+                         f"{name!r} (no home, no login shell) that PostgreSQL runs as; it is "
+                         f"kept for later runs (`userdel {name}` removes it)\n")
+        return entry
     raise ProvisioningError(
         f"running as root, and could not create the system user {name!r} that PostgreSQL "
         f"must run as ({locals().get('last', 'no useradd/adduser found')})",

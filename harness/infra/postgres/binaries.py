@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -80,8 +81,15 @@ def bin_dir_for(user: ServiceUser | None) -> Path:
     for parent in [_SHARED_CACHE, *_SHARED_CACHE.parents]:
         if not parent.stat().st_mode & stat.S_IXOTH:
             parent.chmod(parent.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+    size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file() and not f.is_symlink())
     try:
         staging.rename(target)
     except OSError:  # another process won the race
         shutil.rmtree(staging, ignore_errors=True)
+    else:  # said once, when it happens: a root run leaves this behind on purpose
+        sys.stderr.write(
+            f"authstate-harness: running as root: copied the PostgreSQL binaries "
+            f"({size / 2**20:.0f} MB) to {target} so the unprivileged server user can run them; "
+            "kept for later runs (AUTHSTATE_HARNESS_CACHE moves it; delete it to reclaim the "
+            "space)\n")
     return target_bin
