@@ -183,6 +183,7 @@ class RangeRow:
     max: float | None
     bound: float | None
     gated: bool = True
+    missing: str = "not measured"  # what to say when there is no p95 (e.g. "skipped")
 
 
 def range_chart(rows: Sequence[RangeRow], *, title: str, unit: str, caption: str,
@@ -209,7 +210,7 @@ def range_chart(rows: Sequence[RangeRow], *, title: str, unit: str, caption: str
                            f'y2="{cy + 9:g}"><title>bound {fmt(r.bound)} {esc(unit)}</title>'
                            '</line>')
         if r.p95 is None:
-            p.text(label_w + 4, cy + 4, "not measured", cls="tick miss")
+            p.text(label_w + 4, cy + 4, r.missing, cls="tick miss")
             continue
         lo = r.p50 if r.p50 is not None else r.p95
         top_v = r.max if r.max is not None else r.p95

@@ -84,7 +84,8 @@ def _checks(report: Mapping[str, Any]) -> str:
     checks = (report.get("results") or {}).get("checks") or []
     if not checks:
         return ""
-    rows = [[f'<span class="{_status_cls(str(c.get("status")))}">{t(c.get("status"))}</span>',
+    rows = [[f'<span class="{_status_cls(str(c.get("status")))} nowrap">{t(c.get("status"))}'
+             "</span>",
              t(c.get("name")), t(c.get("detail"))] for c in checks]
     return "<h2>Checks</h2>" + _table(["result", "check", "detail"], rows)
 
@@ -114,7 +115,10 @@ def _range_row(report: Mapping[str, Any], scenario: Mapping[str, Any], what: str
     bound, gated = _figure_bound(figures, scenario, what)
     if bound is None:
         bound = _gate_value(report, f"chaos-{what}-p95-max-s")
-    return RangeRow(label, num(s.get("p50")), num(s.get("p95")), num(s.get("max")), bound, gated)
+    missing = ("skipped (see the scenario's note)" if scenario.get("verdict") == "skipped"
+               else "not measured")
+    return RangeRow(label, num(s.get("p50")), num(s.get("p95")), num(s.get("max")), bound, gated,
+                    missing)
 
 
 PHASE = {"rto": "RTO: fault cleared → fully normal", "mttd": "MTTD: fault injected → detected"}

@@ -10,7 +10,7 @@ var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 4px}
 .verdict{font-size:20px;font-weight:700;padding:8px 12px;border-radius:6px;margin:8px 0}
 .verdict.passed{background:#e8f5e9;color:var(--ok)}.verdict.failed,.verdict.error{
 background:#fdecea;color:var(--bad)}.verdict.interrupted{background:#fff4e5;color:var(--warn)}
-.wide{overflow-x:auto}
+.wide{overflow-x:auto}.nowrap{white-space:nowrap}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f3f4f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
