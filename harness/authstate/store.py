@@ -79,7 +79,7 @@ from harness.authstate.key_types import (
 )
 from harness.authstate.schema import migrate
 from harness.authstate.state import AuthState, KeyWrites
-from harness.dsn import redact
+from harness.dsn import host_port, redact
 from harness.errors import ConfigError
 
 # Rows per statement (arrays, so no 32767-parameter limit applies). Baileys' largest routine
@@ -238,6 +238,20 @@ class _Lease:
         except asyncio.CancelledError:
             _discard(conn)
             raise
+
+
+def _what_connecting_waits_for(dsn: str, connect_timeout: float) -> str:
+    host, port = host_port(dsn)
+    return (f"PostgreSQL at {host}:{port} to complete a new connection (TCP connect, TLS, "
+            f"startup and authentication; connect_timeout {connect_timeout:g} s)")
+
+
+def _connect_timed_out(dsn: str, connect_timeout: float) -> str:
+    host, port = host_port(dsn)
+    return (f"no PostgreSQL connection to {host}:{port} within connect_timeout "
+            f"{connect_timeout:g} s: the host dropped the TCP handshake, or accepted it and never "
+            "answered PostgreSQL's startup (a black-holed network, a stopped (SIGSTOP) server, or "
+            "a listener that is not PostgreSQL)")
 
 
 def _check_dsn(dsn: str) -> None:
@@ -483,9 +497,16 @@ class PostgresAuthStore:
             async with asyncio.timeout(connect_timeout if min_size else None):
                 await pool
         except DB_ERRORS as exc:
-            raise classify(exc, operation=f"opening the auth-state store at {redact(dsn)}",
+            pool.terminate()  # sockets a half-opened pool may hold
+            cause: BaseException = exc
+            if isinstance(exc, TimeoutError) and not str(exc):
+                # asyncio's TimeoutError says nothing: name the server and the bound instead
+                cause = TimeoutError(_connect_timed_out(dsn, connect_timeout))
+                cause.__cause__ = exc
+            raise classify(cause, operation=f"opening the auth-state store at {redact(dsn)}",
                            company_id=None, sent=False, waited_s=monotonic() - started,
-                           waiting_for="a connection to PostgreSQL") from exc
+                           waiting_for=_what_connecting_waits_for(dsn, connect_timeout)
+                           ) from cause
         return cls(pool, operation_deadline=operation_deadline, connect_timeout=connect_timeout,
                    command_timeout=query_timeout)
 
