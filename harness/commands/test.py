@@ -49,9 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "test",
         help="run the test suites (tests/ and scenarios/) with pytest",
-        description="Run the harness's test suites with pytest in the repository root. Extra "
-                    "arguments go to pytest, e.g. `authstate-harness test -k stateful -x`. "
-                    "The exit code is pytest's.",
+        description="Run the harness's test suites with pytest in the repository root. Every "
+                    "argument after `test` goes to pytest unchanged, e.g. `authstate-harness "
+                    "test -k stateful -x` or `authstate-harness test scenarios/chaos "
+                    "--chaos-profile quick`; pytest's own help is `authstate-harness test -- "
+                    "--help`. The exit code is pytest's (0 passed, 1 tests failed, 2 "
+                    "interrupted, 3-5 pytest/usage errors).",
     )
     # Filled by the CLI with everything after `test`, verbatim (see cli.PASSTHROUGH_COMMANDS).
     parser.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS",
