@@ -136,7 +136,7 @@ def print_summary(result: RunResult) -> None:
     style = STYLE.get(result.status, "")
     console.print(f"\n[bold {style}]{result.status.upper()}[/] in "
                   f"{report['run']['duration_s']:.0f}s -> {result.out_dir / 'report.md'} "
-                  f"(exit {result.exit_code})", highlight=False)
+                  f"and report.html (exit {result.exit_code})", highlight=False)
     if report["run"].get("error"):
         console.print(f"[red]{escape(report['run']['error'])}[/]", highlight=False)
 
