@@ -28,6 +28,10 @@ type wins; app-state-sync-key ids get their '/' back, sender-key ids their '::')
 manifest an export-files run left. A company that already has state in the database is refused
 unless --replace (its old keys are then deleted in the same transaction).
 
+The store creates missing tables, columns and indexes before writing; --no-migrate never
+does (point it at a database whose schema another service owns: a missing table or column
+is then an error and nothing is written). health and cleanup never alter the schema.
+
 Prints counts per key type; never key values or ids.
 
 exit codes: 0 imported (or dry run passed); 2 error (bad files, company already has state,
@@ -46,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="validate every file and check the company, write nothing")
     p.add_argument("--replace", action="store_true",
                    help="overwrite the company's existing creds and keys in the database")
+    p.add_argument("--no-migrate", action="store_true",
+                   help="never create or alter tables (a production database whose schema "
+                        "another service owns): fail, writing nothing, if a table or column "
+                        "is missing")
     p.set_defaults(func=run)
 
 
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     with console.status(f"importing {args.directory} ..."):
         result = with_store(dsn, lambda store: import_folder(
             store, company, args.directory, dry_run=args.dry_run, replace=args.replace),
-            migrate=not args.dry_run)
+            migrate=not (args.dry_run or args.no_migrate))
     verb = "would import" if result.dry_run else "imported"
     console.print(counts_table(f"{verb} {result.directory} as {company}", result.counts))
     if result.ignored:

@@ -222,3 +222,22 @@ def test_import_ignores_what_export_overwrite_leaves_and_ds_store(pg_dsn, tmp_pa
     assert code == 0 and "left 2 non-auth-state file(s)" in text
     code, text = _cli(capsys, "import-files", str(folder), "--company", "beta", "--dsn", pg_dsn)
     assert code == 0 and "ignored 2 file(s)" in text
+
+
+def test_import_with_no_migrate_creates_nothing(pg_dsn, tmp_path, capsys) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "creds.json").write_text(json.dumps(
+        {"noiseKey": 1, "signedIdentityKey": 1, "signedPreKey": 1, "registrationId": 1}))
+    code, text = _cli(capsys, "import-files", str(folder), "--company", "acme", "--dsn", pg_dsn,
+                      "--no-migrate")
+    assert code == 2 and "hint:" in text and "Traceback" not in text
+
+    async def tables() -> object:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            return await conn.fetchval("SELECT to_regclass('whatsapp_keys')")
+        finally:
+            await conn.close()
+
+    assert asyncio.run(tables()) is None
