@@ -15,16 +15,23 @@ statement history (PostgreSQL's plan cache decides per connection):
   degrees and one side measured ~1.6x slower for reasons that have nothing to do with the proxy.
 
 CPU layout. With three processes on two cores, where the scheduler puts them decides the result
-more than the proxy does: a client sharing a core with its PostgreSQL backend reads in ~15 µs
-(and upserts slower), on separate cores in ~26 µs, and the proxied chain varies the same way,
-so unpinned ratios swing between ~1.2 and ~2.5 from run to run. For a fair, repeatable
-comparison both sides run in the same topology, the one the proxy has in production: the
-client on one CPU, PostgreSQL (its backends for these connections) and the proxy next to it on
-another. Only processes verified to be local (`postgres` backends, our proxy process) are
-pinned, and their affinity is restored afterwards; when that is not possible (one CPU, remote
-PostgreSQL, external proxy) the scheduler decides and the note says so. For context (not
-gated): the same read under the scheduler's placement, `SELECT 1` (the proxy's fixed cost in
-µs) and a uvloop client.
+more than the proxy does: a direct read whose client shares a CPU with its backend skips a
+cross-CPU wake-up (measured here: direct p50 ~65 µs unpinned vs ~120-140 µs with client and
+backend on separate CPUs). For a fair, repeatable comparison both gated sides run in the same
+topology, the one the proxy has in production: the client on one CPU, PostgreSQL (its backends
+for these connections) and the proxy next to it on another. Only processes verified to be local
+(`postgres` backends, our proxy process) are pinned, and their affinity is restored afterwards;
+when that is not possible (one CPU, remote PostgreSQL, external proxy) the scheduler decides and
+the note says so.
+
+One more figure, not gated: the proxy's unpinned overhead, "proxy point read (pre-key,
+unpinned)": the same comparison with nothing pinned, i.e. what a run sees under the
+scheduler's placement. Its note gives the overhead in µs at p50 and where the scheduler had the
+processes after each round (`Placement`), which is what moves it: over 15 runs on a 2-core
+machine its median was 1.44x (the proxy adding ~27 µs at p50), the extremes 0.91x and 2.54x.
+Of the runs with placement recorded, those where client, proxy and backend shared one CPU after
+most rounds (24-35 of 36) gave 1.2-1.4x (20-28 µs), those where the proxied chain was split
+across CPUs after 40-50 % of rounds gave 1.9-2.1x (60-75 µs).
 """
 
 from __future__ import annotations
@@ -87,10 +94,6 @@ async def _read_pre_key(conn: asyncpg.Connection, i: int) -> object:
     return rows
 
 
-async def _select_one(conn: asyncpg.Connection, i: int) -> object:
-    return await conn.fetchval("SELECT 1")
-
-
 # -- CPU layout ----------------------------------------------------------------------------------
 def _is_local_postgres(pid: int) -> bool:
     try:
@@ -133,6 +136,44 @@ def network_layout(backends: list[int], proxy_pid: int | None) -> Iterator[str]:
         for pid, mask in saved.items():
             with contextlib.suppress(OSError):  # a backend may be gone already
                 os.sched_setaffinity(pid, mask)
+
+
+def _cpu_of(pid: int) -> int | None:
+    """The CPU `pid` (its main thread) last ran on, from /proc/PID/stat (field 39)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Placement:
+    """Where the scheduler had the processes at the end of each unpinned round: what explains
+    the unpinned figure (a direct read whose client and backend share a CPU skips a cross-CPU
+    wake-up; a proxied read crosses CPUs at least once unless all three processes share one)."""
+
+    def __init__(self, direct_backend: int, proxied_backend: int, proxy: int | None) -> None:
+        self.pids = {"direct": direct_backend, "proxied": proxied_backend}
+        self.proxy = proxy
+        self.shared = {"direct": 0, "proxied": 0}  # rounds where the chain ran on one CPU
+        self.rounds = {"direct": 0, "proxied": 0}
+
+    def sample(self, side: str) -> None:
+        client, backend = _cpu_of(os.getpid()), _cpu_of(self.pids[side])
+        chain = {client, backend}
+        if side == "proxied":
+            chain.add(_cpu_of(self.proxy) if self.proxy is not None else None)
+        if None in chain:
+            return
+        self.rounds[side] += 1
+        self.shared[side] += len(chain) == 1
+
+    def describe(self) -> str:
+        if not all(self.rounds.values()):
+            return "placement not observable"
+        return (f"client and backend on one CPU after {self.shared['direct']}/"
+                f"{self.rounds['direct']} direct rounds; client, proxy and backend on one CPU "
+                f"after {self.shared['proxied']}/{self.rounds['proxied']} proxied rounds")
 
 
 # -- sides -------------------------------------------------------------------------------------
@@ -179,24 +220,33 @@ def _compare_reads(loop: asyncio.AbstractEventLoop, db: PgProxy, server: Provisi
     base: list[float] = []
     clock = time.perf_counter
 
-    def rounds_of(conn: asyncpg.Connection, samples: list[float]) -> Callable[[], None]:
+    direct_backend, proxied_backend = sides.backends()
+    placement = Placement(direct_backend, proxied_backend, server.pid)
+
+    def rounds_of(conn: asyncpg.Connection, samples: list[float],
+                  side: str) -> Callable[[], None]:
         async def round_() -> None:
             for i in range(POINT_READS):
                 started = clock()
                 await query(conn, i)
                 samples.append(clock() - started)
+            if not pin:
+                placement.sample(side)
 
         return lambda: loop.run_until_complete(round_())
 
-    layout = (network_layout(sides.backends(), server.pid) if pin
+    layout = (network_layout([direct_backend, proxied_backend], server.pid) if pin
               else contextlib.nullcontext("scheduler's placement"))
     try:
         with layout as described:
-            paired_rounds(rounds_of(sides.proxied, ours), rounds_of(sides.direct, base),
+            paired_rounds(rounds_of(sides.proxied, ours, "proxied"),
+                          rounds_of(sides.direct, base, "direct"),
                           rounds=ROUNDS, warmup=WARMUP, benchmark=benchmark)
     finally:
         sides.close()
     skip = WARMUP * POINT_READS  # the warm-up rounds recorded samples too
+    if not pin:
+        described = f"{described} ({placement.describe()})"
     return ours[skip:], base[skip:], described
 
 
@@ -254,35 +304,14 @@ def test_bulk_upsert_throughput_through_proxy(benchmark, bench_loop, bench_db, r
     assert c.passed, c.describe()
 
 
-# -- context, not gated --------------------------------------------------------------------------
-def test_point_read_scheduler_placement(bench_loop, bench_db, record_comparison, bench_target,
-                                        toxiproxy_server) -> None:
-    """Nothing pinned: what a run sees when the scheduler places the processes (varies a lot)."""
+# -- the unpinned overhead, not gated ------------------------------------------------------------
+def test_point_read_unpinned_overhead(bench_loop, bench_db, record_comparison, bench_target,
+                                      toxiproxy_server) -> None:
+    """Nothing pinned: the proxy's overhead as a run sees it under the scheduler's placement
+    (placement included, so higher than the gated ratio and less repeatable; see the module
+    docstring)."""
     ours, base, layout = _compare_reads(bench_loop, bench_db, toxiproxy_server, _read_pre_key,
                                         pin=False)
     record_comparison(_latency_comparison(
         "proxy point read (pre-key, unpinned)", ours, base, layout,
-        bench_target("proxy-p50-max-ratio"), toxiproxy_server, gated=False))
-
-
-def test_proxy_floor_select_one(bench_loop, bench_db, record_comparison, bench_target,
-                                toxiproxy_server) -> None:
-    """The smallest round trip: the proxy's fixed cost per request, in µs."""
-    ours, base, layout = _compare_reads(bench_loop, bench_db, toxiproxy_server, _select_one)
-    record_comparison(_latency_comparison(
-        "proxy floor (SELECT 1)", ours, base, layout, bench_target("proxy-p50-max-ratio"),
-        toxiproxy_server, gated=False))
-
-
-def test_point_read_with_uvloop_client(bench_db, record_comparison, bench_target,
-                                       toxiproxy_server) -> None:
-    """A uvloop client spends less per query, so the proxy's fixed cost weighs more."""
-    uvloop = pytest.importorskip("uvloop")
-    loop = uvloop.new_event_loop()
-    try:
-        ours, base, layout = _compare_reads(loop, bench_db, toxiproxy_server, _read_pre_key)
-    finally:
-        loop.close()
-    record_comparison(_latency_comparison(
-        "proxy point read (pre-key, uvloop client)", ours, base, layout,
         bench_target("proxy-p50-max-ratio"), toxiproxy_server, gated=False))
