@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ from harness.load.traffic import DiscardingHistory, LoadWorkload, OpResult, coll
 from harness.metrics.history import History
 
 log = logging.getLogger("harness.load")
+_COMPANY = re.compile(r"company '[^']*'")
+FAULT_FILE = "fault-window.json"  # the harness writes the fault's wall-clock window here
 REQUEST_TYPE = "authstate"
 LIVE_INTERVAL_S = 1.0
 
@@ -67,6 +70,7 @@ class ProcessContext:
         self.rss_peak = 0
         self.companies = 0
         self.setup_failures = 0
+        self.window_wall: tuple[float, float] | None = None  # planned fault window, wall time
         self._lock = Semaphore()
         self._wall_offset = time.time() - time.monotonic()
 
@@ -106,8 +110,17 @@ class ProcessContext:
     def elapsed(self, monotonic_s: float) -> float:
         return monotonic_s - (self.t0 if self.t0 is not None else monotonic_s)
 
-    def wall_second(self, monotonic_ns: int) -> int:
-        return int(monotonic_ns / 1e9 + self._wall_offset)
+    def wall(self, monotonic_ns: int) -> float:
+        return monotonic_ns / 1e9 + self._wall_offset
+
+    def phase(self, end_ns: int) -> str:
+        """The phase of a call by its *completion* (a call cut by a fault that began while it
+        ran belongs to the fault). With the harness's wall-clock window (every process of one
+        machine shares the clock), else relative to this process's test start."""
+        if self.window_wall is not None:
+            return phase_of(self.wall(end_ns), self.window_wall)
+        settings = self.settings
+        return phase_of(self.elapsed(end_ns / 1e9), settings.fault_window if settings else None)
 
     def run(self, coro: Any) -> tuple[list[OpResult], float, BaseException | None]:
         """Run one message (a coroutine of store calls) on the loop: (results, start, error)."""
@@ -228,19 +241,18 @@ class CompanyUser(User):
 
     def _record(self, results: list[OpResult], *, phase: str | None = None,
                 lag: float | None = None) -> None:
-        settings = CONTEXT.settings
-        window = settings.fault_window if settings else None
         fire = self.environment.events.request.fire
         for r in results:
             raw_us = r.elapsed_ns / 1000.0
-            op_phase = phase or phase_of(CONTEXT.elapsed(r.start_ns / 1e9), window)
+            op_phase = phase or CONTEXT.phase(r.start_ns + r.elapsed_ns)
+            error = None if r.error is None else _COMPANY.sub("company '<id>'", r.error)
             CONTEXT.recorder.record(
-                r.name, op_phase, raw_us, ok=r.ok, second=CONTEXT.wall_second(r.start_ns),
+                r.name, op_phase, raw_us, ok=r.ok, second=int(CONTEXT.wall(r.start_ns)),
                 corrected_us=None if lag is None else open_model.corrected_us(raw_us, lag),
-                error=r.error)
+                error=error)
             fire(request_type=REQUEST_TYPE, name=r.name, response_time=raw_us / 1000.0,
                  response_length=0, context={},
-                 exception=None if r.ok else StoreFailure(r.error or "failed"))
+                 exception=None if r.ok else StoreFailure(error or "failed"))
 
 
 def make_shape(profile: LoadProfile) -> type[LoadTestShape]:
@@ -307,6 +319,16 @@ def _live(environment: Any, out_dir: Path) -> None:
             log.warning("cannot write live.json: %s", exc)
 
 
+def _watch_fault_file(path: Path) -> None:
+    """Until the harness says when its fault is planned (wall clock), look every 0.2 s."""
+    while CONTEXT.window_wall is None:
+        try:
+            doc = json.loads(path.read_text())
+            CONTEXT.window_wall = (float(doc["start_wall"]), float(doc["end_wall"]))
+        except (OSError, ValueError, KeyError):
+            gevent.sleep(0.2)
+
+
 def install() -> None:
     """Hook the process into Locust's events (once, from the locustfile)."""
 
@@ -314,6 +336,8 @@ def install() -> None:
     def _init(environment: Any, **_: Any) -> None:
         CONTEXT.settings = LoadSettings.from_env()
         out = CONTEXT.settings.out_dir
+        if out is not None and CONTEXT.settings.fault_window is not None:
+            gevent.spawn(_watch_fault_file, out / FAULT_FILE)
         if out is not None and not _is_worker(environment):
             out.mkdir(parents=True, exist_ok=True)
             gevent.spawn(_live, environment, out)

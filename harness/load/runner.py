@@ -29,10 +29,11 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.load.faults import FaultDriver, FaultPlan, FaultRun
-from harness.load.result import read_result
+from harness.load.result import atomic_json, read_result
 from harness.paths import repo_root
 
 LOCUSTFILE = Path("scenarios") / "load" / "locustfile.py"
+FAULT_FILE = "fault-window.json"  # read by the Locust processes (locust_users.FAULT_FILE)
 STARTUP_GRACE_S = 60.0  # imports, forks, first spawn
 STOP_GRACE_S = 20.0  # final stats, closing the stores (the resilient one flushes)
 KILL_GRACE_S = 10.0
@@ -180,7 +181,7 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
              run_tag: str | None = None) -> LoadOutcome:
     """Run Locust for `plan`, inject the fault on cue, judge histories; see module doc."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("load-result.json", "live.json"):
+    for stale in ("load-result.json", "live.json", FAULT_FILE):
         with contextlib.suppress(FileNotFoundError):
             (out_dir / stale).unlink()
     tag = run_tag or f"ld{os.getpid() % 10_000}{int(time.time()) % 100_000}"
@@ -208,7 +209,10 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
                         on_live(doc)
                     if started is None and doc.get("started_wall"):
                         started = time.monotonic() - (time.time() - doc["started_wall"])
-                        if fault_driver is not None:
+                        if fault_driver is not None and plan.fault is not None:
+                            atomic_json(out_dir / FAULT_FILE, {
+                                "start_wall": doc["started_wall"] + plan.fault.start_s,
+                                "end_wall": doc["started_wall"] + plan.fault.end_s})
                             fault_driver.start(started)
                 time.sleep(0.2)
         finally:

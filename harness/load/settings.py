@@ -74,7 +74,7 @@ class LoadSettings:
             fault_window=_window(env.get("AUTHSTATE_FAULT_WINDOW")),
             cache_dir=_path(env, "AUTHSTATE_CACHE_DIR"),
             run_tag=env.get("AUTHSTATE_RUN_TAG") or f"ld{secrets.token_hex(3)}",
-            seed=int(_number(env, "AUTHSTATE_SEED") or 0))
+            seed=_seed(env.get("AUTHSTATE_SEED")))
 
 
 def profile_from_env(env: Mapping[str, str] | None = None) -> LoadProfile:
@@ -93,6 +93,14 @@ def _number(env: Mapping[str, str], name: str) -> float | None:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be above 0", hint=f"e.g. {name}=500")
     return value
+
+
+def _seed(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        raise ConfigError(f"AUTHSTATE_SEED={raw!r} is not an integer",
+                          hint="e.g. AUTHSTATE_SEED=1") from None
 
 
 def _int(env: Mapping[str, str], name: str) -> int | None:

@@ -17,12 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
+from harness.errors import HarnessError
 from harness.load.settings import NO_DSN_MESSAGE, LoadSettings, MissingDsn
 
 try:
     SETTINGS = LoadSettings.from_env()
 except MissingDsn:
     sys.exit(NO_DSN_MESSAGE)
+except HarnessError as exc:  # a bad AUTHSTATE_* value: say which and how to fix it
+    sys.exit(str(exc))
 
 from harness.load.locust_users import CompanyUser, install, make_shape
 
