@@ -134,9 +134,15 @@ def test_run_folder_page_and_index_render_in_the_browser(
     charts = browser.execute_script(COUNT_MARKS)
     assert len(charts) == 2 * len(quick_report["chaos"]["scenarios"]) + 3
     assert all(c["sized"] > 0 for c in charts)
+    browser.set_window_size(1000, 1200)
+    browser.save_screenshot(str(tmp_path / "quick-report-top.png"))  # the verdict, at a glance
+    timeline = browser.find_element("css selector", "figure:has(#timeline-0)")
+    timeline.screenshot(str(tmp_path / "quick-timeline-sever.png"))
     _screenshot(browser, tmp_path / "quick-report.png")
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    shutil.copy(tmp_path / "quick-report.png", OUTPUT / "quick-report.png")
+    for name in ("quick-report.png", "quick-report-top.png", "quick-timeline-sever.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+        shutil.copy(tmp_path / name, OUTPUT / name)
 
 
 def test_the_checks_catch_a_page_that_fetches(browser: Any, tmp_path: Path,

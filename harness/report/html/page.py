@@ -32,15 +32,15 @@ def _status_cls(status: str) -> str:
     return "st-" + _slug(status)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int] | None = None
-           ) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int] | None = None,
+           cls: str = "") -> str:
     """Cells are already-escaped HTML."""
     numeric = numeric or set()
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-            "</table></div>")
+    return (f'<div class="wide"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def _fmt(value: Any, digits: int = 4, unit: str = "") -> str:
@@ -141,7 +141,8 @@ def _chaos(report: Mapping[str, Any]) -> str:
     rows = [[t(c) for c in chaos_table.row(s)] for s in scenarios]
     for row, s in zip(rows, scenarios, strict=True):
         row[-1] = f'<span class="st-{chaos_table.verdict_kind(s)}">{row[-1]}</span>'
-    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 11}))
+    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 11},
+                      cls="compact"))
     for what, title in (("rto", "RTO p95 per scenario against its gate"),
                         ("mttd", "MTTD p95 per scenario against its bound")):
         chart = charts.range_chart(

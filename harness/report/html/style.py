@@ -13,7 +13,8 @@ background:#fdecea;color:var(--bad)}.verdict.interrupted{background:#fff4e5;colo
 .wide{overflow-x:auto}.nowrap{white-space:nowrap}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f4f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f4f6}table.compact{font-size:11px}table.compact td,table.compact th{
+padding:2px 3px}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .st-passed,.st-met{color:var(--ok)}.st-failed,.st-missed,.st-error{color:var(--bad);font-weight:600}
 .st-not-measured{color:var(--warn);font-weight:600}.st-not-applicable,.st-skipped{color:var(--mut)}
 .muted{color:var(--mut)}pre{white-space:pre-wrap;background:#f9fafb;border:1px solid var(--line);
@@ -48,5 +49,6 @@ line.bound{stroke:var(--bad);stroke-width:2}.sw.bound{fill:var(--bad)}
 line.range{stroke-width:3}.good{stroke:var(--ok);fill:var(--ok)}.bad{stroke:var(--bad);
 fill:var(--bad)}.ungated{opacity:.45}.okzone{fill:#dcfce7;stroke:none}
 .mlabel{font-size:10px}
-@media print{body{max-width:none;padding:0}h2{break-after:avoid}a{color:inherit}}
+@media print{body{max-width:none;padding:0}.wide{overflow:visible}h2{break-after:avoid}
+a{color:inherit}}
 """
