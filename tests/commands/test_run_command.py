@@ -152,6 +152,47 @@ def test_ctrl_c_writes_an_interrupted_report_and_stops_postgres(tmp_path: Path) 
     assert proc.returncode == 130, stdout + stderr
     report = _report(out)
     assert report["run"]["status"] == "interrupted"
+    # every test counted once (the report used to say "22 of 206 never finished" for 103)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()
+              if line.strip()]
+    collected = {t for e in events if e["event"] == "collected" for t in e["tests"]}
+    (suite,) = report["suites"]
+    assert suite["tests"] == len(collected) == sum(suite["counts"].values())
+    (check,) = [c for c in report["results"]["checks"] if c["name"] == "suite property"]
+    assert f"of {len(collected)} tests" in check["detail"], check["detail"]
     host, port = host_port(report["environment"]["postgres"]["dsn"])
     with pytest.raises(OSError), socket.create_connection((host, port), timeout=2):
         pass  # the embedded PostgreSQL the run started is gone
+
+
+def test_postgres_stopped_mid_run_is_a_harness_error_naming_it(tmp_path: Path) -> None:
+    """`run --dsn` against a server that is stopped while the suites run: exit 2, and the
+    report says the database went away instead of counting the failures as findings."""
+    from harness.infra.postgres.embedded import EmbeddedPostgres
+
+    out = tmp_path / "run"
+    with EmbeddedPostgres() as pg:
+        env = {**os.environ, "CI": "1"}
+        env.pop("AUTHSTATE_DSN", None)
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--suite", "property",
+                                 "--dsn", pg.dsn, "--out", str(out)], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            events = out / "events.jsonl"
+            while time.monotonic() < deadline:
+                if events.exists() and events.read_text().count('"result"') >= 3:
+                    break
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.2)
+            pg.stop("immediate")  # the server goes away mid-run
+            stdout, stderr = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, stdout + stderr
+    report = _report(out)
+    assert report["run"]["status"] == "error"
+    assert "went away during the run (connection refused)" in report["run"]["error"]
+    assert "went away" in stdout + stderr
