@@ -7,9 +7,9 @@ figures exist. Each row is judged by the figure's `better` direction with an all
 
     max(relative x |old|, the unit's absolute floor, noise)
 
-where noise comes from the reports themselves when they carry a spread: a chaos distribution's
-(max - p50) / 2 of either run (the p95 of 100 companies moves by about that much between
-identical runs), 2 x stddev, or half a confidence interval. Counts of things that must not
+where noise comes from the baseline report when it carries a spread (else the new one's): a
+chaos distribution's (max - p50) / 2 (the p95 over 100 companies moves by about that much
+between identical runs), 2 x stddev, or half a confidence interval. Counts of things that must not
 happen (lost writes, anomalies, stale reads, failures) get no allowance: any increase regresses.
 
 Only rows that decide a verdict (gated figures, anomaly and loss counts of gated scenarios,
@@ -238,8 +238,10 @@ def judge(old: Measure, new: Measure, tolerance: Tolerance) -> Row:
     else:
         rel = tolerance.relative * abs(old.value)
         floor = tolerance.floors.get(new.unit, 0.0)
-        spreads = [s for s in (old.spread, new.spread) if s is not None]
-        noise = tolerance.noise * max(spreads) if spreads else 0.0
+        # The baseline's spread: a regression that widens the new run's distribution must not
+        # widen its own allowance. The new run's only when the baseline recorded none.
+        spread = old.spread if old.spread is not None else new.spread
+        noise = tolerance.noise * spread if spread is not None else 0.0
         allowed = max(rel, floor, noise)
         basis = ("noise (spread in the runs)" if allowed == noise and noise > 0
                  else f"{tolerance.relative * 100:g} % of old" if allowed == rel

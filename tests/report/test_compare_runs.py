@@ -100,6 +100,18 @@ def test_noise_from_the_reports_spread_widens_the_allowance() -> None:
     assert _row(compare(report, worse, Tolerance(noise=0.0)), key).verdict == REGRESSED
 
 
+def test_a_wider_spread_in_the_new_run_does_not_widen_its_own_allowance() -> None:
+    report = _quick()
+    rto = _figure(report, "chaos sever [resilient] rto p95")
+    worse = copy.deepcopy(report)
+    bad = _figure(worse, "chaos sever [resilient] rto p95")
+    bad["value"] += 1.0
+    bad["context"]["max"] += 5.0  # the regression made the tail much longer too
+    row = _row(compare(report, worse), "chaos sever [resilient] rto p95")
+    assert row.allowed == pytest.approx((rto["context"]["max"] - rto["context"]["p50"]) / 2)
+    assert row.verdict == REGRESSED
+
+
 def test_tolerance_is_configurable_on_the_command_line(tmp_path: Path) -> None:
     report = _quick()
     worse = copy.deepcopy(report)
