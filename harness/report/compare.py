@@ -243,7 +243,7 @@ def judge(old: Measure, new: Measure, tolerance: Tolerance) -> Row:
         spread = old.spread if old.spread is not None else new.spread
         noise = tolerance.noise * spread if spread is not None else 0.0
         allowed = max(rel, floor, noise)
-        basis = ("noise (spread in the runs)" if allowed == noise and noise > 0
+        basis = ("baseline spread" if allowed == noise and noise > 0
                  else f"{tolerance.relative * 100:g} % of old" if allowed == rel
                  else f"floor {floor:g} {new.unit}")
     worse = new.value - old.value if better == "lower" else old.value - new.value
