@@ -292,3 +292,35 @@ async def test_reset_peer_resets_both_sockets(api: AsyncToxiproxyClient, stream:
             if not upstream.lost.done():
                 upstream.transport.abort()
         await server.wait_closed()
+
+
+def _hostname_for_loopback() -> str | None:
+    """This machine's hostname when it resolves to 127.0.0.1 (as /etc/hosts often says)."""
+    name = socket.gethostname()
+    try:
+        return name if socket.gethostbyname(name) == "127.0.0.1" and name != "localhost" else None
+    except OSError:
+        return None
+
+
+async def test_populate_with_a_hostname_for_the_bound_address_keeps_the_proxy(
+        api: AsyncToxiproxyClient, echo: TcpServer, fault_server: FaultProxyServer) -> None:
+    """Toxiproxy 2.12 uses the same resolving comparison for /populate (#631): any name that
+    resolves to the bound address, not only `localhost`, leaves the proxy and its
+    connections alone."""
+    name = _hostname_for_loopback()
+    if name is None:
+        pytest.skip("this machine's hostname does not resolve to 127.0.0.1 (add it to "
+                    "/etc/hosts to run this test)")
+    proxy = await api.create_proxy("p", echo.address)
+    port = proxy.listen.rpartition(":")[2]
+    rec = await connect(proxy.listen)
+    await round_trip(rec, b"before")
+    async with httpx.AsyncClient(base_url=fault_server.url, timeout=10) as http:
+        response = await http.post("/populate", json=[
+            {"name": "p", "listen": f"{name}:{port}", "upstream": echo.address}])
+    assert response.status_code == 201, response.text
+    assert response.json()["proxies"][0]["listen"] == proxy.listen
+    await round_trip(rec, b"after")
+    assert "proxy_deleted" not in _kinds(await api.events("p"))
+    rec.transport.close()

@@ -20,7 +20,6 @@ from harness.faults.gojson import (
     lookup,
     require_object,
 )
-from harness.faults.server.addresses import AddressError, split_host_port
 from harness.faults.server.api_errors import (
     BAD_REQUEST_BODY,
     MISSING_FIELD,
@@ -79,19 +78,14 @@ def _parse_spec(obj: Any, where: str = "") -> ProxySpec:
     return ProxySpec(name, listen, upstream, True if enabled is None else enabled, toxics)
 
 
-def _same_listen(current: str, requested: str) -> bool:
-    """Whether `requested` names the address `current` (resolved) is bound to."""
-    if current == requested:
-        return True
+async def _differs(existing: FaultProxy, spec: ProxySpec) -> bool:
+    """Toxiproxy 2.12's comparison (#631): `listen` resolved, then compared with the bound
+    address. A `listen` that does not resolve counts as a change: replacing the proxy then
+    fails on it with Go's listen error, as before."""
     try:
-        cur_host, cur_port = split_host_port(current)
-        req_host, req_port = split_host_port(requested)
-    except AddressError:
-        return False
-    if req_port == 0 or cur_port != req_port:
-        return False
-    aliases = {"": "::", "0.0.0.0": "::", "localhost": "127.0.0.1", "::": "::"}
-    return aliases.get(cur_host, cur_host) == aliases.get(req_host, req_host)
+        return await existing.differs(spec.listen, spec.upstream)
+    except ApiError:
+        return True
 
 
 class ProxyRegistry:
@@ -140,8 +134,7 @@ class ProxyRegistry:
         applied: list[FaultProxy] = []
         for spec in specs:
             existing = self.proxies.get(spec.name)
-            if (existing is not None and existing.upstream == spec.upstream
-                    and _same_listen(existing.listen, spec.listen)):
+            if existing is not None and not await _differs(existing, spec):
                 applied.append(existing)
                 continue
             try:
