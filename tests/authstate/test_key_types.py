@@ -2,33 +2,59 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fixtures.baileys_types import baileys_key_types
 from fixtures.strategies import edge_key_ids, key_ids
 from harness.authstate import key_types as kt
 from harness.authstate.errors import AuthStateError, InvalidKey
 
 DAY = 86_400
+REPO = Path(__file__).resolve().parents[2]
+ORIGIN_DOC = Path("/work/shared/reference/origin-system.md")  # where the origin system is described
+_TTL_TEXT = re.compile(r"(?P<types>[a-z-]+(?:,\s+[a-z-]+)*)\s+(?P<short>\d+)\s+days;\s+"
+                       r"(?:others|everything else)\s+(?P<long>\d+)")
 
 
-def test_all_ten_v7_types_are_named() -> None:
-    assert set(kt.KEY_TYPES) == {
-        "pre-key", "session", "sender-key", "sender-key-memory", "app-state-sync-key",
-        "app-state-sync-version", "lid-mapping", "device-list", "tctoken", "identity-key"}
+def test_key_types_are_those_baileys_declares(baileys_node) -> None:
+    """Our list against Baileys' own `SignalDataTypeMap` (installed package), not a copy of it."""
+    assert set(kt.KEY_TYPES) == baileys_key_types(baileys_node.package_dir)
 
 
-@pytest.mark.parametrize("key_type", ["lid-mapping", "pre-key", "session", "sender-key"])
-def test_short_lived_types_expire_after_7_days(key_type: str) -> None:
-    assert kt.ttl_seconds(key_type) == 7 * DAY
+def _documented_ttls(text: str, where: str) -> tuple[set[str], int, int]:
+    found = _TTL_TEXT.search(" ".join(text.split()))
+    assert found, f"{where} no longer states the TTLs as '<types> N days; others M'"
+    types = {t.strip() for t in found["types"].split(",")}
+    return types, int(found["short"]) * DAY, int(found["long"]) * DAY
 
 
-@pytest.mark.parametrize("key_type", ["sender-key-memory", "app-state-sync-key",
-                                      "app-state-sync-version", "device-list", "tctoken",
-                                      "identity-key", "some-future-type"])
-def test_other_and_unknown_types_expire_after_14_days(key_type: str) -> None:
-    assert kt.ttl_seconds(key_type) == 14 * DAY
+def _ttl_sources() -> list[tuple[str, str]]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("TTL by key type")
+    sources = [("README.md", readme[start:start + 300])]
+    if ORIGIN_DOC.exists():  # the origin system's own description, where it is available
+        text = ORIGIN_DOC.read_text(encoding="utf-8")
+        start = text.index("TTL per key type")
+        sources.append((str(ORIGIN_DOC), text[start:start + 300]))
+    return sources
+
+
+TTL_SOURCES = _ttl_sources()
+
+
+@pytest.mark.parametrize(("where", "text"), TTL_SOURCES, ids=[Path(w).name for w, _ in TTL_SOURCES])
+def test_ttls_are_the_documented_ones(where: str, text: str) -> None:
+    """Every type's TTL as the README (and the origin system's description) state it; an
+    unknown type gets the long one."""
+    short_types, short, long = _documented_ttls(text, where)
+    assert short_types <= set(kt.KEY_TYPES), f"{where} names types Baileys does not have"
+    for key_type in [*kt.KEY_TYPES, "some-future-type"]:
+        assert kt.ttl_seconds(key_type) == (short if key_type in short_types else long), key_type
 
 
 @pytest.mark.parametrize("key_type", [*kt.KEY_TYPES, "future-type", "x", "t" * 64, "ключ"])
