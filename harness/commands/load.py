@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import time
@@ -120,6 +121,10 @@ def _run(args: argparse.Namespace) -> int:
     root = repo_root()
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    if args.dsn or os.environ.get("AUTHSTATE_DSN"):  # a bad port fails before the run folder
+        from harness.dsn import check_dsn
+
+        check_dsn(args.dsn or os.environ["AUTHSTATE_DSN"])
     config = load_config(root / "pyproject.toml", args.gate)
     profile = load_profile(args.profile)
     counts = parse_companies(args.companies)
