@@ -234,8 +234,9 @@ class Connection:
         self.proxy.connection_closed(self)
 
     # -- actions -------------------------------------------------------------------------------
-    def abort(self, reason: str, *, rst: bool = False) -> None:
-        """Close both sockets now, discarding anything in flight (RST if `rst`)."""
+    def abort(self, reason: str, *, rst: bool = False, first: Side | None = None) -> None:
+        """Close both sockets now, discarding anything in flight (RST if `rst`); `first` is
+        closed before the other one."""
         if self.aborting:
             return
         self.aborting = True
@@ -244,23 +245,29 @@ class Connection:
             link.abandon()
         if self._dial is not None:
             self._dial.cancel()
-        for side in (self.client, self.upstream):
+        sides = (self.client, self.upstream)
+        if first is self.upstream:
+            sides = (self.upstream, self.client)
+        for side in sides:
             if side is not None and side.transport is not None and not side.lost:
                 if rst:
                     linger_zero(side.transport)
                 side.transport.abort()
 
-    def schedule_reset(self, delay: float, toxic: str) -> None:
+    def schedule_reset(self, delay: float, toxic: str, first: Side) -> None:
+        """RST both sockets after `delay`, `first` (the toxic's destination) first: Toxiproxy's
+        reset_peer ends its link, which closes that link's destination; the paired link then
+        closes the other socket, both with SO_LINGER 0."""
         if self._reset_timer is not None or self.aborting:
             return
         loop = asyncio.get_running_loop()
-        self._reset_timer = loop.call_later(max(delay, 0.0), self._reset, toxic)
+        self._reset_timer = loop.call_later(max(delay, 0.0), self._reset, toxic, first)
 
-    def _reset(self, toxic: str) -> None:
+    def _reset(self, toxic: str, first: Side) -> None:
         self.reset_by = toxic
         self.proxy.ctx.events.emit("connection_reset", self.proxy.name, connection=self.id,
                                    client=self.client.peer, toxic=toxic)
-        self.abort(f"reset by toxic {toxic}", rst=True)
+        self.abort(f"reset by toxic {toxic}", rst=True, first=first)
 
     def rechain(self, direction: Direction, chain: list[ToxicDef], change: ChainChange,
                 removed: list[ToxicDef]) -> None:

@@ -168,7 +168,7 @@ class Link:
         self.conn.note_reason(f"toxic {stub.toxic_name} closed the connection")
 
     def reset_connection(self, delay: float, stub: Stub) -> None:
-        self.conn.schedule_reset(delay, stub.toxic_name)
+        self.conn.schedule_reset(delay, stub.toxic_name, self.dst)
 
     # -- chain changes -------------------------------------------------------------------------
     def rechain(self, chain: list[ToxicDef], change: ChainChange,
