@@ -34,9 +34,11 @@ class RunEntry:
 
 
 def collect(reports_dir: Path) -> list[RunEntry]:
-    """Run folders (those with a report.json) oldest first, at most the last MAX_RUNS."""
+    """Run folders (those with a report.json) oldest first, at most the last MAX_RUNS.
+
+    Folder names are UTC stamps, so only the newest MAX_RUNS (by name) are read at all."""
     entries = []
-    for path in sorted(reports_dir.glob("*/report.json")):
+    for path in sorted(reports_dir.glob("*/report.json"))[-MAX_RUNS:]:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(doc, dict) or not isinstance(doc.get("run"), dict):
