@@ -119,6 +119,14 @@ def worst(statuses: Sequence[Status]) -> Status:
     return max(statuses, key=_RANK.__getitem__, default="ok")
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _companies(count: int) -> str:
+    return "1 company has" if count == 1 else f"{count} companies have"
+
+
 def _hours(delta: dt.timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
@@ -132,22 +140,25 @@ def classify_auth_row(*, company_id: str | None, exists: bool = False, auth_rows
         return "unhealthy", (f"no creds row for {company_id!r}: the service would start with "
                              "fresh creds and the account needs QR re-pairing")
     if orphan_companies:
-        return "unhealthy", (f"{orphan_companies} company(ies) have keys but no creds row "
-                             "(creds lost: those accounts need re-pairing)")
+        return "unhealthy", (f"{_companies(orphan_companies)} keys but no creds row "
+                             "(creds lost: re-pair those accounts, or restore their creds)")
     if auth_rows == 0:
         return "warning", "no company has creds in this database"
-    return "ok", f"{auth_rows} company(ies) have creds"
+    return "ok", f"{_companies(auth_rows)} creds"
 
 
 def classify_freshness(age: dt.timedelta | None, t: Thresholds = Thresholds()
                        ) -> tuple[Status, str]:
     if age is None:
         return "warning", "no keys at all: nothing has been written"
+    what_to_do = ("is the service connected and writing? (an account without traffic writes "
+                  "nothing either: check its connection before re-pairing)")
     if age >= t.freshness_unhealthy:
         return "unhealthy", (f"no key updated for {_hours(age)} "
-                             f"(>= {_hours(t.freshness_unhealthy)})")
+                             f"(>= {_hours(t.freshness_unhealthy)}): {what_to_do}")
     if age >= t.freshness_warning:
-        return "warning", f"no key updated for {_hours(age)} (>= {_hours(t.freshness_warning)})"
+        return "warning", (f"no key updated for {_hours(age)} "
+                           f"(>= {_hours(t.freshness_warning)}): {what_to_do}")
     return "ok", f"newest key update {_hours(age)} ago"
 
 
@@ -157,8 +168,9 @@ def classify_expired_ratio(due: int, total: int, t: Thresholds = Thresholds(), *
     """`due`: rows cleanup (same policy and retention) would delete; `within_retention`:
     rows of deletable types that expired more recently (kept on purpose, not judged)."""
     ratio = due / total if total else 0.0
-    text = (f"{due} of {total} keys ({ratio:.1%}) are more than {retention_days:g} days past "
-            "expiry and due for cleanup")
+    text = (f"{due} of {_n(total, 'key')} ({ratio:.1%}) "
+            f"{'is' if due == 1 else 'are'} more than {retention_days:g} days past expiry and "
+            "due for cleanup")
     recent = (f"; {within_retention} more expired within the retention (cleanup keeps them "
               "until it passes)") if within_retention else ""
     if ratio > t.expired_ratio_unhealthy:
@@ -170,9 +182,9 @@ def classify_expired_ratio(due: int, total: int, t: Thresholds = Thresholds(), *
 
 def classify_expired_count(due: int, t: Thresholds = Thresholds()) -> tuple[Status, str]:
     if due > t.expired_count_warning:
-        return "warning", (f"{due} keys due for cleanup (> {t.expired_count_warning}): run "
-                           "`authstate-harness cleanup`")
-    return "ok", f"{due} keys due for cleanup"
+        return "warning", (f"{_n(due, 'key')} due for cleanup (> {t.expired_count_warning}): "
+                           "run `authstate-harness cleanup`")
+    return "ok", f"{_n(due, 'key')} due for cleanup"
 
 
 def classify_kept_types(past_retention: dict[str, int], expired: dict[str, int],
