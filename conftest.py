@@ -11,4 +11,5 @@ pytest_plugins = [
     "fixtures.node_packages",
     "fixtures.faults",
     "fixtures.chaos",
+    "fixtures.load",
 ]

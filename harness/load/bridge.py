@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -72,8 +71,10 @@ class AsyncioBridge:
 
         self.loop = new_event_loop()
         self._hub = get_hub()
-        self._done: collections.deque[tuple[Any, concurrent.futures.Future[Any]]] = (
+        self._done: collections.deque[tuple[Any, tuple[bool, Any]]] = collections.deque()
+        self._submitted: collections.deque[tuple[Coroutine[Any, Any, Any], Any]] = (
             collections.deque())
+        self._wake_pending = False
         self._watcher = self._hub.loop.async_()
         self._watcher.start(self._drain)
         self._closed = False
@@ -102,21 +103,40 @@ class AsyncioBridge:
             coro.close()
             raise BridgeClosed("the asyncio bridge is closed")
         waiter: AsyncResult = AsyncResult()
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        future.add_done_callback(lambda f: self._notify(waiter, f))
-        done: concurrent.futures.Future[T] = waiter.get()
-        return done.result()  # already resolved: never waits
+        self._submitted.append((coro, waiter))
+        if not self._wake_pending:  # one loop wake-up for a burst of submissions
+            self._wake_pending = True
+            self.loop.call_soon_threadsafe(self._start_submitted)
+        ok, value = waiter.get()
+        if ok:
+            return value
+        raise value
 
-    def _notify(self, waiter: Any, future: concurrent.futures.Future[Any]) -> None:
-        # On the loop thread: queue the completion and wake the hub (thread-safe libev call).
-        self._done.append((waiter, future))
+    def _start_submitted(self) -> None:
+        # On the loop thread: start every coroutine submitted since the last wake-up.
+        self._wake_pending = False
+        while self._submitted:
+            coro, waiter = self._submitted.popleft()
+            task = self.loop.create_task(coro)
+            task.add_done_callback(lambda t, w=waiter: self._notify(w, t))
+
+    def _notify(self, waiter: Any, task: asyncio.Task[Any]) -> None:
+        # On the loop thread: queue the outcome and wake the hub (thread-safe libev call;
+        # libev coalesces sends until the hub runs the watcher).
+        if task.cancelled():
+            outcome: tuple[bool, Any] = (False, asyncio.CancelledError())
+        elif task.exception() is not None:
+            outcome = (False, task.exception())
+        else:
+            outcome = (True, task.result())
+        self._done.append((waiter, outcome))
         self._watcher.send()
 
     def _drain(self) -> None:
         # On the hub: resolve every queued completion (one wake-up may cover many).
         while self._done:
-            waiter, future = self._done.popleft()
-            waiter.set(future)
+            waiter, outcome = self._done.popleft()
+            waiter.set(outcome)
 
     # -- calls from the loop's own side (e.g. plain threads, tests) -----------------------------
     def call_blocking(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:

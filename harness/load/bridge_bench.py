@@ -1,14 +1,17 @@
 """Bridge benchmark: messages/s through the gevent-asyncio bridge vs a pure asyncio driver.
 
-Same target, same database, same traffic (the steady profile's messages, no think time), same
-concurrency (one closed loop per company), same run: the harness runs the two modes one after
-the other, alternating, each in a fresh subprocess (the bridge side must be monkey-patched by
-gevent, the pure side must not be), and reports bridge / pure. The bridge side is what a Locust
-worker does minus Locust's own bookkeeping: greenlets, each submitting one message coroutine at
-a time through `AsyncioBridge.call` and waiting for it without blocking the hub.
+Same process, same open store and pool, same companies (set up once), same traffic (the steady
+profile's messages, no think time), same concurrency (one closed loop per company), one after
+the other in alternating windows (pure, bridge, pure, bridge, ...): what differs is only how a
+message reaches the loop. Pure: one coroutine per company looping on the asyncio loop. Bridge:
+one greenlet per company submitting each message through `AsyncioBridge.call` and waiting for
+it without blocking the hub -- what a Locust worker does, minus Locust's own bookkeeping.
+Interleaving in one process cancels the machine's drift (other work on a shared 2-core box
+moved separate-process runs by +-40 %). It runs in a subprocess: gevent's monkey-patching must
+not enter the caller (pytest).
 
-    python -m harness.load.bridge_bench --mode pure|bridge --dsn DSN [--companies 100]
-        [--seconds 5] [--target reference]     (prints one JSON line)
+    python -m harness.load.bridge_bench --dsn DSN [--companies 100] [--seconds 3]
+        [--rounds 2] [--target reference]      (prints one JSON line)
 """
 
 from __future__ import annotations
@@ -48,34 +51,25 @@ async def _setup(workload: LoadWorkload, companies: int, tag: str) -> list[Any]:
     return made
 
 
-async def run_pure(dsn: str, target: str, companies: int, seconds: float, tag: str
-                   ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as cache:
-        store = await _open(dsn, target, Path(cache))
-        try:
-            workload = LoadWorkload(store, DiscardingHistory(), run_tag=tag,
-                                    full_pre_key_share=0.0)
-            made = await _setup(workload, companies, tag)
-            count = 0
-            stop_at = time.monotonic() + seconds
+async def _pure_window(workload: LoadWorkload, made: list[Any], seconds: float
+                       ) -> tuple[int, float]:
+    count = 0
+    stop_at = time.monotonic() + seconds
 
-            async def loop(c: Any) -> None:
-                nonlocal count
-                while time.monotonic() < stop_at:
-                    await workload.message(c, workload.pick(c, STEADY_MIX))
-                    count += 1
+    async def loop(c: Any) -> None:
+        nonlocal count
+        while time.monotonic() < stop_at:
+            await workload.message(c, workload.pick(c, STEADY_MIX))
+            count += 1
 
-            began = time.monotonic()
-            await asyncio.gather(*(loop(c) for c in made))
-            elapsed = time.monotonic() - began
-        finally:
-            await store.close()
-    return {"mode": "pure", "messages": count, "seconds": elapsed,
-            "messages_per_s": count / elapsed}
+    began = time.monotonic()
+    await asyncio.gather(*(loop(c) for c in made))
+    return count, time.monotonic() - began
 
 
-def run_bridge(dsn: str, target: str, companies: int, seconds: float, tag: str
-               ) -> dict[str, Any]:
+def run_interleaved(dsn: str, target: str, companies: int, seconds: float, rounds: int,
+                    tag: str) -> dict[str, Any]:
+    """Monkey-patch this process with gevent, then alternate pure / bridge windows."""
     from gevent import monkey
 
     monkey.patch_all()
@@ -84,79 +78,79 @@ def run_bridge(dsn: str, target: str, companies: int, seconds: float, tag: str
     from harness.load.bridge import AsyncioBridge
 
     bridge = AsyncioBridge()
+    windows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as cache:
         store = bridge.call(_open(dsn, target, Path(cache)))
         try:
             workload = LoadWorkload(store, DiscardingHistory(), run_tag=tag,
                                     full_pre_key_share=0.0)
             made = bridge.call(_setup(workload, companies, tag))
-            count = 0
-            stop_at = time.monotonic() + seconds
+            for _ in range(rounds):
+                count, elapsed = bridge.call(_pure_window(workload, made, seconds))
+                windows.append({"mode": "pure", "messages": count, "seconds": elapsed})
+                count = 0
+                stop_at = time.monotonic() + seconds
 
-            def loop(c: Any) -> None:
-                nonlocal count
-                while time.monotonic() < stop_at:
-                    bridge.call(workload.message(c, workload.pick(c, STEADY_MIX)))
-                    count += 1
+                def loop(c: Any, stop_at: float = stop_at) -> None:
+                    nonlocal count
+                    while time.monotonic() < stop_at:
+                        bridge.call(workload.message(c, workload.pick(c, STEADY_MIX)))
+                        count += 1
 
-            began = time.monotonic()
-            gevent.joinall([gevent.spawn(loop, c) for c in made])
-            elapsed = time.monotonic() - began
+                began = time.monotonic()
+                gevent.joinall([gevent.spawn(loop, c) for c in made])
+                windows.append({"mode": "bridge", "messages": count,
+                                "seconds": time.monotonic() - began})
         finally:
             bridge.call(store.close())
             bridge.close()
-    return {"mode": "bridge", "messages": count, "seconds": elapsed,
-            "messages_per_s": count / elapsed}
+    return summarize(windows, companies, seconds, rounds)
+
+
+def summarize(windows: list[dict[str, Any]], companies: int, seconds: float, rounds: int
+              ) -> dict[str, Any]:
+    def rate(mode: str) -> float:
+        n = sum(w["messages"] for w in windows if w["mode"] == mode)
+        s = sum(w["seconds"] for w in windows if w["mode"] == mode)
+        return n / s if s else 0.0
+
+    pure, bridged = rate("pure"), rate("bridge")
+    return {"ratio": round(bridged / pure, 3) if pure else None,
+            "pure_messages_per_s": round(pure, 1), "bridge_messages_per_s": round(bridged, 1),
+            "companies": companies, "seconds": seconds, "rounds": rounds, "runs": windows}
 
 
 def measure(dsn: str, *, target: str = "reference", companies: int = 100,
-            seconds: float = 5.0, rounds: int = 1,
+            seconds: float = 3.0, rounds: int = 2,
             say: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
-    """Alternate pure / bridge subprocess runs `rounds` times; ratio of the summed rates."""
-    runs: list[dict[str, Any]] = []
-    for r in range(rounds):
-        for mode in ("pure", "bridge"):
-            say(f"bridge benchmark: {mode} asyncio, {companies} companies, {seconds:g} s")
-            cmd = [sys.executable, "-m", "harness.load.bridge_bench", "--mode", mode,
-                   "--dsn", dsn, "--target", target, "--companies", str(companies),
-                   "--seconds", f"{seconds:g}", "--tag", f"bb{r}{mode[0]}{int(time.time())}"]
-            done = subprocess.run(cmd, capture_output=True, text=True,
-                                  timeout=seconds + 180, stdin=subprocess.DEVNULL)
-            if done.returncode != 0:
-                return {"ratio": None, "runs": runs,
-                        "error": f"{mode} run failed (exit {done.returncode}): "
-                                 f"{done.stderr.strip()[-400:]}"}
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    pure = sum(r["messages"] for r in runs if r["mode"] == "pure")
-    pure_s = sum(r["seconds"] for r in runs if r["mode"] == "pure")
-    bridged = sum(r["messages"] for r in runs if r["mode"] == "bridge")
-    bridged_s = sum(r["seconds"] for r in runs if r["mode"] == "bridge")
-    pure_rate, bridge_rate = pure / pure_s, bridged / bridged_s
-    return {"ratio": round(bridge_rate / pure_rate, 3) if pure_rate else None,
-            "pure_messages_per_s": round(pure_rate, 1),
-            "bridge_messages_per_s": round(bridge_rate, 1), "companies": companies,
-            "seconds": seconds, "rounds": rounds, "runs": runs}
+    """Run the interleaved benchmark in a subprocess; its summary (ratio = bridge / pure)."""
+    say(f"bridge benchmark: {companies} companies, {rounds} x ({seconds:g} s pure asyncio + "
+        f"{seconds:g} s through the bridge)")
+    cmd = [sys.executable, "-m", "harness.load.bridge_bench", "--dsn", dsn, "--target", target,
+           "--companies", str(companies), "--seconds", f"{seconds:g}", "--rounds", str(rounds),
+           "--tag", f"bb{int(time.time())}"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=2 * rounds * seconds + 180)
+    except subprocess.TimeoutExpired:
+        return {"ratio": None, "error": "the bridge benchmark did not finish in time"}
+    if done.returncode != 0:
+        return {"ratio": None, "error": f"bridge benchmark failed (exit {done.returncode}): "
+                                        f"{done.stderr.strip()[-400:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.load.bridge_bench")
-    parser.add_argument("--mode", choices=("pure", "bridge"), required=True)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--target", default="reference")
     parser.add_argument("--companies", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tag", default=f"bb{int(time.time())}")
     args = parser.parse_args(argv)
-    if args.mode == "pure":
-        try:
-            import uvloop
-
-            runner: Any = uvloop.run
-        except ImportError:
-            runner = asyncio.run
-        out = runner(run_pure(args.dsn, args.target, args.companies, args.seconds, args.tag))
-    else:
-        out = run_bridge(args.dsn, args.target, args.companies, args.seconds, args.tag)
+    out = run_interleaved(args.dsn, args.target, args.companies, args.seconds, args.rounds,
+                          args.tag)
     print(json.dumps(out), flush=True)
     return 0
 

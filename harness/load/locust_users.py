@@ -48,6 +48,8 @@ _COMPANY = re.compile(r"company '[^']*'")
 FAULT_FILE = "fault-window.json"  # the harness writes the fault's wall-clock window here
 REQUEST_TYPE = "authstate"
 LIVE_INTERVAL_S = 1.0
+SETUP_CONCURRENCY = 16  # companies setting up at once per process (as the chaos workload does):
+# a spawn burst of N pairings would otherwise queue N x 5 calls on a pool of 10 connections
 
 
 class StoreFailure(Exception):
@@ -71,7 +73,10 @@ class ProcessContext:
         self.companies = 0
         self.setup_failures = 0
         self.window_wall: tuple[float, float] | None = None  # planned fault window, wall time
+        self.recorded = 0  # calls recorded by this process (the merge test sums them)
         self._lock = Semaphore()
+        self.setup_gate = Semaphore(SETUP_CONCURRENCY)
+        self.ready = 0  # companies whose setup completed
         self._wall_offset = time.time() - time.monotonic()
 
     def ensure(self) -> LoadWorkload:
@@ -142,6 +147,7 @@ class ProcessContext:
         self.rss_peak = max(self.rss_peak, rss)
         return {"pid": os.getpid(), "rss_start": self.rss_start, "rss_now": rss,
                 "rss_peak": self.rss_peak, "companies": self.companies,
+                "recorded": self.recorded, "ready": self.ready,
                 "setup_failures": self.setup_failures}
 
     def close(self) -> None:
@@ -204,9 +210,12 @@ class CompanyUser(User):
     def _setup(self) -> None:
         assert CONTEXT.workload is not None
         pair = self.profile.setup == "pair"
-        results, _, error = CONTEXT.run(CONTEXT.workload.setup_company(self.company, pair=pair))
+        with CONTEXT.setup_gate:
+            results, _, error = CONTEXT.run(
+                CONTEXT.workload.setup_company(self.company, pair=pair))
         self._record(results, phase="setup")
         self.ready = error is None
+        CONTEXT.ready += self.ready
         if error is not None:
             CONTEXT.setup_failures += 1
             # a half set-up company starts again from a fresh state on its next task
@@ -246,6 +255,7 @@ class CompanyUser(User):
             raw_us = r.elapsed_ns / 1000.0
             op_phase = phase or CONTEXT.phase(r.start_ns + r.elapsed_ns)
             error = None if r.error is None else _COMPANY.sub("company '<id>'", r.error)
+            CONTEXT.recorded += 1
             CONTEXT.recorder.record(
                 r.name, op_phase, raw_us, ok=r.ok, second=int(CONTEXT.wall(r.start_ns)),
                 corrected_us=None if lag is None else open_model.corrected_us(raw_us, lag),
