@@ -324,3 +324,20 @@ async def test_populate_with_a_hostname_for_the_bound_address_keeps_the_proxy(
     await round_trip(rec, b"after")
     assert "proxy_deleted" not in _kinds(await api.events("p"))
     rec.transport.close()
+
+
+# -- removing a timeout toxic (toxics/timeout.go Cleanup, link.go RemoveToxic) -------------------
+async def test_removing_a_timeout_toxic_closes_connections_it_was_not_rolled_into(
+        api: AsyncToxiproxyClient, echo: TcpServer) -> None:
+    """TimeoutToxic.Cleanup closes the stub whether its toxicity roll ran the toxic or a noop,
+    so removing a timeout toxic ends every connection in its direction, including those where
+    it never held a byte."""
+    proxy = await api.create_proxy("p", echo.address)
+    rec = await connect(proxy.listen)
+    await round_trip(rec, b"before")
+    await api.add_toxic("p", "timeout", name="hole", toxicity=0, attributes={"timeout": 0})
+    assert (await _active(api, "p", "downstream"))["hole"] is False
+    await round_trip(rec, b"not held")  # rolled out: bytes still flow
+    await api.remove_toxic("p", "hole")
+    assert await rec.wait_closed(within=3) is None  # closed in order (FIN), not reset
+    assert bytes(rec.data) == b"beforenot held"

@@ -190,9 +190,15 @@ class Link:
             return i  # removed toxic: its successor now has its index
 
         removed_names = {t.name for t in removed}
-        cut = max((k for k, st in enumerate(old_stages)
-                   if st.toxic.name in removed_names and st.toxic.toxic.closes_on_removal),
-                  default=None)
+        # Removing a toxic that closes on removal (timeout) ends the stream at its place, on
+        # every link, whether or not it was rolled in here: Toxiproxy's Cleanup closes the stub
+        # unconditionally. Bytes in stages up to that place (`cut`) were stalled behind it.
+        closing = [t for t in removed if t.toxic.closes_on_removal]
+        cut_name = max(closing, key=lambda t: old_index[t.name]).name if closing else None
+        cut = None
+        if cut_name is not None:
+            cut = max((k for k, st in enumerate(old_stages)
+                       if st.position <= old_index[cut_name]), default=-1)
         for name in removed_names:
             self.active.pop(name, None)
             self._states.pop(name, None)
@@ -201,7 +207,7 @@ class Link:
         if change.kind in ("add", "update"):
             toxic = next(t for t in chain if t.name == change.name)
             self._start_applying(toxic, keep_state=change.kind == "update")
-        if change.kind == "add" or (change.kind == "remove" and cut is None):
+        if change.kind == "add" or (change.kind == "remove" and cut_name is None):
             # Toxiproxy's AddToxic / RemoveToxic interrupt the stub just before the change and
             # Run it again, which rolls its toxicity anew (its state is kept).
             if change.index >= 1:
@@ -227,12 +233,12 @@ class Link:
                 continue
             buckets.setdefault(first_stage_at(target(stage.toxic.name)), []).extend(items)
         first_live = 0
-        if cut is not None:
-            first_live = first_stage_at(target(old_stages[cut].toxic.name))
+        if cut_name is not None:
+            first_live = first_stage_at(target(cut_name))
             buckets.setdefault(first_live, []).append(None)
             self.draining = True
             self.src.sink = self._discard
-            self.conn.note_reason(f"toxic {old_stages[cut].toxic.name} removed")
+            self.conn.note_reason(f"toxic {cut_name} removed")
         self.stages = []
         for item in buckets.pop(len(positions), []):
             self._deliver(item)

@@ -1,6 +1,7 @@
 """timeout: drops all data. timeout > 0: closes the connection after that many ms without data;
-timeout 0: a black hole until removed. Removing it closes the connections it was stalling
-(Toxiproxy's Cleanup), so clients see the outage end with a closed socket, as with a real one.
+timeout 0: a black hole until removed. Removing it closes the connections in its direction
+(Toxiproxy's Cleanup closes the stub on every link, including those whose toxicity roll left it
+out), so clients see the outage end with a closed socket, as with a real one.
 """
 
 from __future__ import annotations
