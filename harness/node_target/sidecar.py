@@ -71,7 +71,8 @@ class Sidecar:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[concurrent.futures.Future[Any], str, str | None]] = {}
         self._lock = threading.Lock()
-        self._outbox: queue.Queue[bytes | None] = queue.Queue()
+        # SimpleQueue: put() is reentrant, so a state's GC finalizer (release) can run inside a put
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self._ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
         self._dead: NodeSidecarCrashed | None = None
