@@ -164,7 +164,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", default=None, metavar="SPEC",
                         help="what every suite runs against: reference, resilient, "
                              "module.path:factory or path/to/file.py:factory (an async "
-                             "factory(dsn, *, cache_dir) -> store). Default: each suite's own, "
+                             "factory(dsn, *, cache_dir) -> store), or node:path/to/store.js"
+                             "[#export] (a Node.js useXAuthState(companyId) module, default "
+                             "export unless #export). Default: each suite's own, "
                              "i.e. reference for property and bench, resilient for chaos")
     parser.add_argument("--scenario", action="append", default=None, metavar="NAME",
                         help="run only this chaos scenario (repeatable; default: the profile's "
