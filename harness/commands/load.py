@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
                     rate=args.rate, processes=args.processes, target=target, fault=fault,
                     seed=args.seed)
     job = LoadJob(plan, scale=counts if len(counts) > 1 else (),
-                  bridge_seconds=None if args.no_bridge_bench else 5.0)
+                  bridge_seconds=None if args.no_bridge_bench else 3.0)
     out_dir = prepare_out_dir(Path(args.out) if args.out else None, root, run_stamp(started))
     live = console.is_terminal and not args.plain
     env_facts = environment.collect(root)

@@ -31,6 +31,7 @@ from harness.load.profiles import STEADY_MIX
 from harness.load.traffic import DiscardingHistory, LoadWorkload
 
 SETUP_CONCURRENCY = 16
+WARMUP_S = 1.0
 
 
 async def _open(dsn: str, target: str, cache: Path) -> Any:
@@ -85,6 +86,7 @@ def run_interleaved(dsn: str, target: str, companies: int, seconds: float, round
             workload = LoadWorkload(store, DiscardingHistory(), run_tag=tag,
                                     full_pre_key_share=0.0)
             made = bridge.call(_setup(workload, companies, tag))
+            bridge.call(_pure_window(workload, made, WARMUP_S))  # setup's tail: not measured
             for _ in range(rounds):
                 count, elapsed = bridge.call(_pure_window(workload, made, seconds))
                 windows.append({"mode": "pure", "messages": count, "seconds": elapsed})
@@ -121,7 +123,7 @@ def summarize(windows: list[dict[str, Any]], companies: int, seconds: float, rou
 
 
 def measure(dsn: str, *, target: str = "reference", companies: int = 100,
-            seconds: float = 3.0, rounds: int = 2,
+            seconds: float = 3.0, rounds: int = 3,
             say: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
     """Run the interleaved benchmark in a subprocess; its summary (ratio = bridge / pure)."""
     say(f"bridge benchmark: {companies} companies, {rounds} x ({seconds:g} s pure asyncio + "
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="reference")
     parser.add_argument("--companies", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tag", default=f"bb{int(time.time())}")
     args = parser.parse_args(argv)
     out = run_interleaved(args.dsn, args.target, args.companies, args.seconds, args.rounds,

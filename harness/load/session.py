@@ -26,8 +26,8 @@ Say = Callable[[str], None]
 class LoadJob:
     plan: LoadPlan
     scale: Sequence[int] = ()  # company counts of a scale curve (the plan's own count included)
-    bridge_seconds: float | None = 5.0  # None: no bridge benchmark
-    bridge_rounds: int = 1
+    bridge_seconds: float | None = 3.0  # per window; None: no bridge benchmark
+    bridge_rounds: int = 3
     gated: bool = True
 
 
