@@ -133,6 +133,11 @@ def print_summary(result: RunResult) -> None:
         reasons = {k["reason"] for s in report["suites"] for k in s["skipped"]}
         console.print(f"[yellow]{skipped} skipped[/]: " + "; ".join(sorted(reasons)[:3]),
                       highlight=False)
+    scope = report["config"].get("scope") or {}
+    gaps = [*(scope.get("suites_not_run") or ()), *(scope.get("suites_deselected") or ())]
+    if gaps:
+        console.print(f"[dim]not covered by this run: suite(s) {', '.join(gaps)} (see "
+                      "report.md)[/]", highlight=False)
     style = STYLE.get(result.status, "")
     console.print(f"\n[bold {style}]{result.status.upper()}[/] in "
                   f"{report['run']['duration_s']:.0f}s -> {result.out_dir / 'report.md'} "

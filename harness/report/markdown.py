@@ -121,8 +121,8 @@ def _scope(report: dict[str, Any]) -> list[str]:
             targets.setdefault(str(target), []).append(suite)
     lines = []
     if targets:
-        lines.append("**Tested:** " + "; ".join(
-            f"`{_cell(t)}` ({', '.join(suites)})" for t, suites in targets.items()) + ".")
+        lines += ["**Tested:** " + "; ".join(
+            f"`{_cell(t)}` ({', '.join(suites)})" for t, suites in targets.items()) + ".", ""]
     gaps = [f"suite {name} not run ({_cell(desc.split(':')[0])})"
             for name, desc in (scope.get("suites_not_run") or {}).items()]
     gaps += [f"suite {name}: every test deselected by --pytest-args" for name in deselected]
@@ -133,8 +133,8 @@ def _scope(report: dict[str, Any]) -> list[str]:
     if skipped:
         gaps.append(f"{skipped} test(s) skipped (see Suites)")
     if gaps:
-        lines.append("**Not covered by this run:** " + "; ".join(gaps) + ".")
-    return [*lines, ""] if lines else []
+        lines += ["**Not covered by this run:** " + "; ".join(gaps) + ".", ""]
+    return lines
 
 
 def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
