@@ -15,6 +15,7 @@ and ` batch` for other writes of 5 or more keys.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import random
 import time
@@ -80,7 +81,27 @@ class DiscardingHistory(History):
 
 
 class TimedDriver(Driver):
-    """The chaos driver, reporting each call as an OpResult to the task's collector."""
+    """The chaos driver, reporting each call as an OpResult to the task's collector.
+
+    Without a history to keep (DiscardingHistory) it skips the chaos driver's bookkeeping
+    (a digest of every value written and read: ~10 % of a load process's CPU) and calls the
+    store directly, still through `_bounded` (same timing, same hang bound)."""
+
+    def __init__(self, target: Any, history: History, **kwargs: Any) -> None:
+        super().__init__(target, history, **kwargs)
+        self.light = isinstance(history, DiscardingHistory)
+
+    async def _light(self, name: str, call: Any) -> tuple[Outcome, Any]:
+        try:
+            value = await self._bounded(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.errors[type(exc).__name__] += 1
+            self._report(name, "fail")
+            return "fail", None
+        self._report(name, "ok")
+        return "ok", value
 
     async def _bounded(self, call: Any) -> Any:
         started = time.monotonic_ns()
@@ -105,11 +126,15 @@ class TimedDriver(Driver):
                                 None if error is None else error_text(error)))
 
     async def load(self, process: int, company: str) -> tuple[Outcome, Any]:
+        if self.light:
+            return await self._light("load", self.target.load(company))
         outcome, state = await super().load(process, company)
         self._report("load", outcome)
         return outcome, state
 
     async def save_creds(self, process: int, company: str, state: Any) -> Outcome:
+        if self.light:
+            return (await self._light("creds.save", state.save_creds()))[0]
         outcome = await super().save_creds(process, company, state)
         self._report("creds.save", outcome)
         return outcome
@@ -117,12 +142,20 @@ class TimedDriver(Driver):
     async def get(self, process: int, company: str, state: Any, key_type: str,
                   ids: Iterable[str]) -> tuple[Outcome, dict[str, Any] | None]:
         ids = list(ids)
+        if self.light:
+            outcome, got = await self._light(keys_get_name(key_type, ids),
+                                             state.keys.get(key_type, ids))
+            return outcome, (None if got is None else dict(got))
         outcome, got = await super().get(process, company, state, key_type, ids)
         self._report(keys_get_name(key_type, ids), outcome)
         return outcome, got
 
     async def set(self, process: int, company: str, state: Any,
                   data: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> Outcome:
+        if self.light:
+            if kwargs.get("on_invoke") is not None:
+                kwargs["on_invoke"]()
+            return (await self._light(keys_set_name(data), state.keys.set(data)))[0]
         outcome = await super().set(process, company, state, data, **kwargs)
         self._report(keys_set_name(data), outcome)
         return outcome
