@@ -49,6 +49,8 @@ OPTIONAL_HOOKS: Mapping[str, str] = {
     "keys.clear": "state.keys.clear(): the stateful suite also checks clearing a company's keys",
     "delete_company": "delete_company(company_id): the stateful suite also checks logouts",
     "companies": "companies() -> sorted company ids: the stateful suite checks it too",
+    "failure": "failure() -> HarnessError | None: the target itself died (a Node.js sidecar "
+               "crashed); a chaos scenario then stops with that error instead of measuring it",
 }
 SPEC_FORMS = ("reference, resilient, module.path:factory, path/to/file.py:factory or "
               "node:path/to/store.js[#export]")

@@ -21,7 +21,7 @@ const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i
 // Short timeouts: an outage must fail a call in seconds, not hang it.
 export const pool = new pg.Pool({
   connectionString: process.env.DATABASE_URL,
-  max: Number(process.env.AUTH_STORE_POOL_MAX ?? 5),
+  max: Number(process.env.AUTH_STORE_POOL_MAX ?? 10),
   connectionTimeoutMillis: 2000,
   query_timeout: 5000,
   statement_timeout: 5000,
@@ -98,7 +98,12 @@ export async function setKeys (companyId, data) {
   }
   if (!upserts.length && !deletes.length) return
   const client = await pool.connect()
+  // A checked-out client whose connection breaks emits 'error' on itself, and the pool's
+  // listener only covers idle clients: without this one, an outage mid-transaction crashes the
+  // process (the harness's chaos suite caught exactly that in this example's first version).
   let broken = false
+  const onError = () => { broken = true }
+  client.on('error', onError)
   try {
     await client.query('BEGIN')
     for (let i = 0; i < upserts.length; i += BATCH_ROWS) {
@@ -128,6 +133,7 @@ export async function setKeys (companyId, data) {
     await client.query('ROLLBACK').catch(() => {})
     throw err
   } finally {
+    client.off('error', onError)
     client.release(broken) // a client that failed mid-transaction is not reused
   }
 }

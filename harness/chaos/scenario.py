@@ -326,6 +326,9 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     await asyncio.sleep(params.recovery_s)
     await workload.stop()
     run.workload = workload.stats()
+    failure = getattr(target, "failure", None)  # optional hook: the target itself died
+    if callable(failure) and (error := failure()) is not None:
+        raise error  # a harness error naming the cause, not a scenario measured on a dead target
     if run.workload.get("hung"):
         notes.append(f"{run.workload['hung']} target calls did not return within "
                      f"{config.op_timeout_s:g} s and were cancelled (recorded as info/fail)")

@@ -75,7 +75,8 @@ class Sidecar:
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self._ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        self._dead: NodeSidecarCrashed | None = None
+        self._dead: NodeSidecarCrashed | None = None  # set once no call can succeed any more
+        self._crash: NodeSidecarCrashed | None = None  # set if that was not our doing
         self._closing = False
         self._threads = [threading.Thread(target=fn, name=f"node-sidecar-{name}", daemon=True)
                          for name, fn in (("writer", self._write_loop),
@@ -154,6 +155,11 @@ class Sidecar:
         """A request without reply (release a state handle); dropped if the sidecar is gone."""
         if self._dead is None and not self._closing:
             self._outbox.put(codec.dumps({"op": op, **payload}).encode("utf-8") + b"\n")
+
+    @property
+    def crash(self) -> NodeSidecarCrashed | None:
+        """Why the sidecar died, if it died unexpectedly (None while alive or once closed)."""
+        return self._crash
 
     @property
     def alive(self) -> bool:
@@ -271,6 +277,7 @@ class Sidecar:
                 hint="the module crashed its process (an unhandled 'error' event or rejection?);"
                      " its output is above", returncode=code, output_tail="\n".join(self._tail))
             log.error("%s", crash.message)
+            self._crash = crash
         _settle(self._ready, exception=crash)
         self._fail_all(crash)
 

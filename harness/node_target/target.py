@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.node_target.errors import NodeSidecarCrashed
 from harness.node_target.sidecar import Sidecar
 
 
@@ -86,6 +87,10 @@ class NodeTarget:
 
     async def close(self) -> None:
         await self.sidecar.aclose()
+
+    def failure(self) -> NodeSidecarCrashed | None:
+        """The crash, if the sidecar died while in use (the chaos runner's `failure` hook)."""
+        return self.sidecar.crash
 
     def __repr__(self) -> str:
         return f"NodeTarget({self.module!r}, pid={self.sidecar.proc.pid})"

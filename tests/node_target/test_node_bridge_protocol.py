@@ -118,6 +118,7 @@ async def test_a_crashed_sidecar_is_a_harness_error_with_the_module_output(
     assert "about to die" in err.value.message
     with pytest.raises(NodeSidecarCrashed):  # later calls fail at once, they do not hang
         await target.load("acme")
+    assert target.failure() is err.value, "the chaos runner's hook names the crash"
 
 
 async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
@@ -167,6 +168,7 @@ async def test_close_export_is_called(open_probe: OpenProbe, tmp_path: Path,
     await target.close()
     assert marker.read_text() == "closed"
     assert target.sidecar.proc.poll() is not None
+    assert target.failure() is None, "a closed sidecar did not crash"
 
 
 async def test_the_module_sees_the_database_in_the_libpq_variables(
