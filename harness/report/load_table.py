@@ -21,6 +21,13 @@ def _ms(value: Any) -> str:
     return f"{value:.3g}"
 
 
+def _s(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3g} s"
+
+
+PHASE_ORDER = ("setup", "steady", "before", "during", "recovery", "after")
+
+
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
@@ -78,7 +85,9 @@ def markdown(load: Mapping[str, Any] | None) -> list[str]:
         out += _table(["phase", "calls", "failed", "p50", "p95", "p99", "max"],
                       [[p, v.get("count"), v.get("failures"), _ms(v.get("p50_ms")),
                         _ms(v.get("p95_ms")), _ms(v.get("p99_ms")), _ms(v.get("max_ms"))]
-                       for p, v in phases.items()])
+                       for p, v in sorted(phases.items(),
+                                          key=lambda kv: PHASE_ORDER.index(kv[0])
+                                          if kv[0] in PHASE_ORDER else 99)])
     if load.get("bridge_ratio") is not None:
         b = load.get("bridge") or {}
         out += [f"Bridge: {b.get('bridge_messages_per_s')} messages/s through the "
@@ -91,8 +100,8 @@ def markdown(load: Mapping[str, Any] | None) -> list[str]:
         window = fault.get("window") or [None, None]
         anomalies = fault.get("anomalies") or {}
         out += [f"**Fault under load** `{fault.get('schedule')}` (window {window[0]} – "
-                f"{window[1]} s): MTTD p95 {mttd.get('p95')} s, RTO p50 {rto.get('p50')} s / "
-                f"p95 {rto.get('p95')} s / max {rto.get('max')} s over companies, lost writes "
+                f"{window[1]} s): MTTD p95 {_s(mttd.get('p95'))}, RTO p50 {_s(rto.get('p50'))} / "
+                f"p95 {_s(rto.get('p95'))} / max {_s(rto.get('max'))} over companies, lost writes "
                 f"**{fault.get('lost_writes')}** of {fault.get('acked_writes')} acknowledged, "
                 f"anomalies {anomalies or 'none'}"
                 + (f"; error: {fault['error']}" if fault.get("error") else "") + ".", ""]
