@@ -204,9 +204,14 @@ def _run(args: argparse.Namespace) -> int:
                       f"error rate {steady['error_rate']}; bridge ratio "
                       f"{section.get('bridge_ratio')}", highlight=False)
         if fault_section:
+            rto = fault_section.get("rto_s") or {}
+            rto_text = ", ".join(f"{k} {rto[k]:.3f} s" if rto.get(k) is not None else f"{k} -"
+                                 for k in ("p50", "p95", "max"))
             console.print(f"fault {fault_section['schedule']}: window "
-                          f"{fault_section['window']} s, RTO {fault_section['rto_s']}, "
-                          f"lost writes {fault_section['lost_writes']}", highlight=False)
+                          f"{fault_section['window']} s, RTO under load {rto_text} "
+                          f"({rto.get('count')} companies), lost writes "
+                          f"{fault_section['lost_writes']} of {fault_section['acked_writes']} "
+                          "acknowledged", highlight=False)
     for check in checks:
         if check.status != "not applicable":
             console.print(f"  {check.status:>8}  {escape(check.name)}: {escape(check.detail)}",
