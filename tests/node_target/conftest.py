@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from node_bridge_support import FAKE_DSN, PROBE, OpenProbe, require_node
+from node_bridge_support import FAKE_DSN, PROBE, OpenProbe, require_node, sidecars
 
 from harness.node_target.spec import open_node_target
 from harness.node_target.target import NodeTarget
@@ -32,3 +33,13 @@ async def open_probe(node: str, tmp_path: Path) -> AsyncIterator[OpenProbe]:
     yield open_
     for target in opened:
         await target.close()
+
+
+@pytest.fixture(autouse=True)
+def no_orphan_sidecars() -> Iterator[None]:
+    """Every test of this directory leaves no sidecar of this process running."""
+    yield
+    left = sidecars(os.getpid())
+    for proc in left:
+        proc.kill()
+    assert not left, f"sidecar processes left running: {[p.pid for p in left]}"

@@ -6,6 +6,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.node_target.errors import HOW_TO_ENABLE_NODE, NodeUnavailable
@@ -28,3 +29,17 @@ def require_node() -> str:
         if os.environ.get("AUTHSTATE_HARNESS_REQUIRE_NODE"):
             pytest.fail(f"{reason} (AUTHSTATE_HARNESS_REQUIRE_NODE is set)", pytrace=False)
         pytest.skip(reason)
+
+
+def sidecars(parent_pid: int | None = None) -> list[psutil.Process]:
+    """Live (not zombie) sidecar processes, optionally only the children of `parent_pid`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "ppid", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if not any(part.endswith("node_target/sidecar.mjs") for part in cmdline):
+            continue
+        if proc.info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        if parent_pid is None or proc.info.get("ppid") == parent_pid:
+            found.append(proc)
+    return found

@@ -1,0 +1,92 @@
+"""The example Node.js stores under the chaos suite's `sever`, through the real fault proxy:
+the flawed one (the origin system's cache mode: skips saves during the outage) is failed by
+name (`lost`), the correct one is unavailable during the fault and loses nothing. Also once
+through the CLI, as a team would run it: `run --target node:...flawed.js` exits 1 naming lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from node_bridge_support import require_node
+
+from harness.chaos.catalog import scenario, scenario_params
+from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from harness.node_target.errors import NodeUnavailable
+from harness.targets import TargetSpec, resolve_target
+
+REPO = Path(__file__).resolve().parents[2]
+CORRECT = "node:examples/node-store/index.js"
+FLAWED = "node:examples/node-store/flawed.js"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+# As tests/chaos/test_broken_targets.py: short, but ~360 messages fall inside the outage.
+PARAMS = replace(scenario_params("sever", "smoke"), companies=30, warmup_s=1.0, outage_s=3.0,
+                 recovery_s=2.0, settle_s=5.0)
+
+
+def node_spec(spec: str) -> TargetSpec:
+    require_node()
+    try:
+        return resolve_target(spec)  # installs the example's npm dependencies on first use
+    except NodeUnavailable as exc:
+        pytest.skip(f"{exc.message}. To enable: {exc.hint}")
+
+
+async def run_sever(spec: str, resources: ChaosResources) -> ScenarioOutcome:
+    outcome = await run_scenario(scenario("sever"), PARAMS, node_spec(spec), resources)
+    assert outcome.verdict != "skipped", outcome.reason
+    return outcome
+
+
+def describe(outcome: ScenarioOutcome) -> str:
+    item = outcome.section
+    return (f"verdict {item['verdict']}, anomalies {item['anomalies']}, acked "
+            f"{item['acked_writes']}, lost {item['lost_writes']}, writes during fault "
+            f"{item['writes_during_fault']}, errors {item['workload'].get('errors')}")
+
+
+async def test_flawed_node_store_is_caught_naming_lost(chaos_resources: ChaosResources) -> None:
+    outcome = await run_sever(FLAWED, chaos_resources)
+    item = outcome.section
+    assert item["writes_during_fault"] > 0, describe(outcome)
+    assert item["anomalies"].get("lost", 0) > 0 and item["lost_writes"] > 0, describe(outcome)
+    assert item["anomaly_examples"]["lost"], "an anomaly comes with examples"
+    assert outcome.verdict == "failed", describe(outcome)
+
+
+async def test_correct_node_store_is_unavailable_but_loses_nothing(
+        chaos_resources: ChaosResources) -> None:
+    outcome = await run_sever(CORRECT, chaos_resources)
+    item = outcome.section
+    assert item["writes_during_fault"] > 0, describe(outcome)
+    assert item["availability"]["writes_ok"] == 0, "writes fail during the outage"
+    assert item["indeterminate_writes"] + item["failed_writes"] > 0, describe(outcome)
+    assert item["anomalies"] == {} and item["lost_writes"] == 0, describe(outcome)
+    assert item["rto_s"]["missing"] == 0, "every company recovered after the fault"
+    assert outcome.verdict == "passed", describe(outcome)
+
+
+def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) -> None:
+    node_spec(FLAWED)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("AUTHSTATE_PG_KIND", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", "sever",
+         "--target", FLAWED, "--out", str(out), "--plain"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-4000:]
+    assert "lost" in output, output[-4000:]
+    data = json.loads((out / "report.json").read_text())
+    rows = [s for s in data["chaos"]["scenarios"] if s["name"] == "sever"]
+    assert rows and rows[0]["anomalies"].get("lost", 0) > 0
+    assert rows[0]["target"] == "node:node-store/flawed.js"
