@@ -60,13 +60,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from harness.authstate import codec, sql
 from harness.authstate.company import validate_company_id
 from harness.authstate.company_locks import CompanyLocks
+from harness.authstate.connectivity import DEFAULT_STILL_DOWN_EVERY_S, Connectivity
 from harness.authstate.creds import init_auth_creds
 from harness.authstate.db_errors import DB_ERRORS, classify, connection_unusable
 from harness.authstate.errors import InvalidKey, StoreError, StoreUnavailable
@@ -77,7 +78,12 @@ from harness.authstate.key_types import (
     validate_key_query,
     validate_key_type,
 )
-from harness.authstate.schema import migrate
+from harness.authstate.schema import (
+    DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+    SchemaGap,
+    migrate,
+    schema_gaps,
+)
 from harness.authstate.state import AuthState, KeyWrites
 from harness.dsn import host_port, redact
 from harness.errors import ConfigError
@@ -191,10 +197,13 @@ class _Lease:
     it, whatever their wording, mean a lost connection).
     """
 
-    __slots__ = ("_conn", "_pool", "backend_pid", "lost", "sent", "stage", "until")
+    __slots__ = ("_conn", "_connectivity", "_pool", "backend_pid", "lost", "sent", "stage",
+                 "until")
 
-    def __init__(self, pool: asyncpg.Pool, until: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, until: float,
+                 connectivity: Connectivity | None = None) -> None:
         self._pool, self.until = pool, until
+        self._connectivity = connectivity
         self._conn: asyncpg.Connection | None = None
         self.sent = False
         self.stage = "connect"
@@ -219,7 +228,10 @@ class _Lease:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if exc is not None:
+        if exc is None:
+            if self._connectivity is not None:
+                self._connectivity.succeeded()
+        else:
             self.lost = _detached(conn)
             if connection_unusable(exc):
                 _discard(conn)  # the pool opens a fresh connection on a later acquire
@@ -252,6 +264,27 @@ def _connect_timed_out(dsn: str, connect_timeout: float) -> str:
             f"{connect_timeout:g} s: the host dropped the TCP handshake, or accepted it and never "
             "answered PostgreSQL's startup (a black-holed network, a stopped (SIGSTOP) server, or "
             "a listener that is not PostgreSQL)")
+
+
+POOLER_MODES = ("transaction",)
+
+
+def _pooler_of(dsn: str, pooler: str | None) -> tuple[str, str | None]:
+    """(DSN without our `pooler` query parameter, the pooler mode from it or the option)."""
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_dsn = [v for k, v in query if k == "pooler"]
+    if in_dsn:
+        dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query
+                                                          if k != "pooler"])))
+        if pooler is not None and pooler != in_dsn[-1]:
+            raise ConfigError(f"pooler={pooler!r} contradicts the DSN's pooler={in_dsn[-1]!r}")
+        pooler = in_dsn[-1] or None
+    if pooler is not None and pooler not in POOLER_MODES:
+        raise ConfigError(f"unknown pooler mode {pooler!r}",
+                          hint="use pooler=transaction (PgBouncer pool_mode = transaction); "
+                          "session pooling needs no option")
+    return dsn, pooler
 
 
 def _check_dsn(dsn: str) -> None:
@@ -403,7 +436,9 @@ class PostgresAuthStore:
     def __init__(self, pool: asyncpg.Pool, *,
                  operation_deadline: float = DEFAULT_OPERATION_DEADLINE,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                 command_timeout: float | None = None) -> None:
+                 command_timeout: float | None = None, pooler: str | None = None,
+                 statement_timeout: float = 30.0,
+                 connectivity: Connectivity | None = None) -> None:
         self.pool = pool
         # Whole operation: lock wait + acquire (incl. connecting) + every statement.
         self.operation_deadline = operation_deadline
@@ -412,6 +447,12 @@ class PostgresAuthStore:
         # through `connection()` (maintenance: exports, cleanup); store operations use the
         # deadline instead.
         self.command_timeout = command_timeout
+        self.pooler = pooler
+        # Behind a transaction pooler the statement timeout cannot be a session setting: each
+        # operation runs in a transaction that sets it (SET LOCAL) in its opening round trip.
+        self._timeout_ms = int(statement_timeout * 1000) if pooler else None
+        self._begin = sql.begin_locked(None, self._timeout_ms) if pooler else None
+        self.connectivity = connectivity or Connectivity("PostgreSQL")
         # Per-company FIFO write locks, kept only while a write holds or awaits them.
         self._key_locks = CompanyLocks()
         self._creds_locks = CompanyLocks()
@@ -422,7 +463,10 @@ class PostgresAuthStore:
                      connect_timeout: float | None = None,
                      statement_timeout: float = 30.0, command_timeout: float | None = None,
                      statement_cache_size: int = 100,
-                     keepalive: TcpKeepalive | None = TcpKeepalive()) -> PostgresAuthStore:
+                     keepalive: TcpKeepalive | None = TcpKeepalive(),
+                     pooler: str | None = None,
+                     outage_log_every_s: float = DEFAULT_STILL_DOWN_EVERY_S,
+                     clock: Callable[[], float] = monotonic) -> PostgresAuthStore:
         """The store and its pool, without any I/O: the pool opens connections on first use, so
         this succeeds while PostgreSQL is down (each operation then raises a `StoreError` until
         it is back). Call `ensure_schema()` once it is reachable if the tables may be missing.
@@ -436,13 +480,27 @@ class PostgresAuthStore:
         `_keep_session_state`): borrowers must not leave session settings, cursors or
         listeners. `keepalive`: TCP keepalive on every pooled
         socket (None: leave the OS default, usually off).
+
+        `pooler="transaction"` (or `?pooler=transaction` in the DSN): PostgreSQL is reached
+        through a pooler in transaction mode (PgBouncer `pool_mode = transaction`), which hands
+        each transaction any server connection: the statement timeout is set per transaction
+        (`SET LOCAL`, in the round trip that opens it) instead of as a startup parameter
+        (PgBouncer refuses unknown startup parameters), and asyncpg's prepared-statement cache
+        is off (a statement prepared on one server connection does not exist on the next).
+        Every operation then runs in a transaction: 2-3 round trips more than direct.
+
+        `outage_log_every_s`: while operations keep failing because PostgreSQL is unavailable,
+        a "still unavailable" line this often (one line when it goes, one when it is back;
+        `connectivity.py`); `clock` is that log's clock (tests).
         """
         return await cls._build(dsn, min_size=0, max_size=max_size,
                                 operation_deadline=operation_deadline,
                                 connect_timeout=connect_timeout,
                                 statement_timeout=statement_timeout,
                                 command_timeout=command_timeout,
-                                statement_cache_size=statement_cache_size, keepalive=keepalive)
+                                statement_cache_size=statement_cache_size, keepalive=keepalive,
+                                pooler=pooler, outage_log_every_s=outage_log_every_s,
+                                clock=clock)
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
@@ -451,19 +509,33 @@ class PostgresAuthStore:
                    statement_timeout: float = 30.0, command_timeout: float | None = None,
                    statement_cache_size: int = 100,
                    keepalive: TcpKeepalive | None = TcpKeepalive(),
-                   migrate_schema: bool = True) -> PostgresAuthStore:
+                   migrate_schema: bool = True,
+                   migration_lock_timeout: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+                   pooler: str | None = None,
+                   outage_log_every_s: float = DEFAULT_STILL_DOWN_EVERY_S,
+                   clock: Callable[[], float] = monotonic) -> PostgresAuthStore:
         """`create()`, then open `min_size` connections and create or complete the schema: fails
         fast while PostgreSQL is down (refused at once; a silent network after the connect
-        timeout). Options as for `create()`."""
+        timeout). Options as for `create()`.
+
+        `migrate_schema=False` (production, read-only users, `--no-migrate`): no DDL at all;
+        `schema_gaps()` says what is missing and the statement that adds it.
+        `migration_lock_timeout`: how long one DDL statement may wait for its table lock (while
+        it waits, the table's writers queue behind it); see `schema.migrate`.
+        The `min_size` connections are opened once; the pool keeps no floor afterwards
+        (connections reopen on demand: asyncpg's floor upkeep logged a traceback per retry
+        while PostgreSQL was down)."""
         store = await cls._build(dsn, min_size=min_size, max_size=max_size,
                                  operation_deadline=operation_deadline,
                                  connect_timeout=connect_timeout,
                                  statement_timeout=statement_timeout,
                                  command_timeout=command_timeout,
-                                 statement_cache_size=statement_cache_size, keepalive=keepalive)
+                                 statement_cache_size=statement_cache_size, keepalive=keepalive,
+                                 pooler=pooler, outage_log_every_s=outage_log_every_s,
+                                 clock=clock)
         if migrate_schema:
             try:
-                await store.ensure_schema()
+                await store.ensure_schema(lock_timeout=migration_lock_timeout)
             except BaseException:
                 await store.close()
                 raise
@@ -473,7 +545,9 @@ class PostgresAuthStore:
     async def _build(cls, dsn: str, *, min_size: int, max_size: int, operation_deadline: float,
                      connect_timeout: float | None, statement_timeout: float,
                      command_timeout: float | None, statement_cache_size: int,
-                     keepalive: TcpKeepalive | None) -> PostgresAuthStore:
+                     keepalive: TcpKeepalive | None, pooler: str | None,
+                     outage_log_every_s: float,
+                     clock: Callable[[], float]) -> PostgresAuthStore:
         if not operation_deadline > 0:
             raise ConfigError(f"operation_deadline must be above 0 s, got {operation_deadline}")
         if connect_timeout is None:
@@ -484,18 +558,34 @@ class PostgresAuthStore:
                 f"operation deadline ({operation_deadline} s)",
                 hint="an operation that must connect first cannot wait longer than its deadline")
         _check_dsn(dsn)
+        dsn, pooler = _pooler_of(dsn, pooler)
         query_timeout = command_timeout if command_timeout else statement_timeout + 5.0
+        settings = {"application_name": "authstate-harness"}
+        if pooler is None:
+            settings["statement_timeout"] = str(int(statement_timeout * 1000))
+        else:
+            statement_cache_size = 0
         pool = asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+            dsn, min_size=0, max_size=max_size, timeout=connect_timeout,
             command_timeout=query_timeout, statement_cache_size=statement_cache_size,
             reset=_keep_session_state, init=_keepalive_init(keepalive),
-            server_settings={"application_name": "authstate-harness",
-                             "statement_timeout": str(int(statement_timeout * 1000))})
+            server_settings=settings)
+        host, port = host_port(dsn)
+        store = cls(pool, operation_deadline=operation_deadline,
+                    connect_timeout=connect_timeout, command_timeout=query_timeout,
+                    pooler=pooler, statement_timeout=statement_timeout,
+                    connectivity=Connectivity(f"{host}:{port}",
+                                              still_down_every_s=outage_log_every_s,
+                                              clock=clock))
+        await pool  # no connection yet (no floor), so no I/O
+        if not min_size:
+            return store
         started = monotonic()
         try:
-            # min_size 0: no connection, so no I/O; else bounded like any connect
-            async with asyncio.timeout(connect_timeout if min_size else None):
-                await pool
+            async with asyncio.timeout(connect_timeout):
+                opened = await asyncio.gather(*(pool.acquire() for _ in range(min_size)))
+            for conn in opened:
+                await pool.release(conn)
         except DB_ERRORS as exc:
             pool.terminate()  # sockets a half-opened pool may hold
             cause: BaseException = exc
@@ -507,21 +597,34 @@ class PostgresAuthStore:
                            company_id=None, sent=False, waited_s=monotonic() - started,
                            waiting_for=_what_connecting_waits_for(dsn, connect_timeout)
                            ) from cause
-        return cls(pool, operation_deadline=operation_deadline, connect_timeout=connect_timeout,
-                   command_timeout=query_timeout)
+        return store
 
-    async def ensure_schema(self) -> None:
-        """Create or complete the schema (idempotent, safe concurrently: see `schema.py`).
-        Getting a connection is bounded by the deadline; the DDL by the command timeout (adding
-        an index to a large existing table may take a while)."""
+    async def ensure_schema(self, *,
+                            lock_timeout: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_S) -> None:
+        """Create or complete the schema, live-safe (`schema.migrate`: only what is missing,
+        each DDL statement waiting at most `lock_timeout` for its lock, retried with backoff;
+        the index built CONCURRENTLY). Getting a connection is bounded by the deadline; the DDL
+        by the command timeout, except the concurrent index build (not bounded: it blocks no
+        writer, and a cancelled build leaves an invalid index that the next run replaces)."""
         started = monotonic()
         lease = self._lease(started)
         try:
             async with lease as conn:
-                lease.sent = True  # DDL in a transaction; idempotent either way
-                await migrate(conn)
+                lease.sent = True  # DDL; idempotent either way
+                await migrate(conn, lock_timeout=lock_timeout, pooler=self.pooler)
         except DB_ERRORS as exc:
             raise self._error(exc, "creating the schema", None, lease, started) from exc
+
+    async def schema_gaps(self) -> list[SchemaGap]:
+        """What the store needs and the database lacks, each with the statement that adds it;
+        catalog reads only (no table lock, nothing written): for `migrate_schema=False`."""
+        started = monotonic()
+        lease = self._lease(started)
+        try:
+            async with lease as conn:
+                return await schema_gaps(conn)
+        except DB_ERRORS as exc:
+            raise self._error(exc, "checking the schema", None, lease, started) from exc
 
     async def probe(self) -> None:
         """One round trip that succeeds only when PostgreSQL can take writes now: raises
@@ -531,8 +634,8 @@ class PostgresAuthStore:
         lease = self._lease(started)
         try:
             async with lease as conn:
-                in_recovery, read_only = await conn.fetchrow(sql.PROBE,
-                                                              timeout=_left(lease.until))
+                in_recovery, read_only = await self._query(conn, lease, conn.fetchrow,
+                                                           sql.PROBE)
         except DB_ERRORS as exc:
             raise self._error(exc, "probing PostgreSQL", None, lease, started) from exc
         if in_recovery or read_only:
@@ -563,7 +666,18 @@ class PostgresAuthStore:
 
     # -- operations' plumbing ----------------------------------------------------------------------
     def _lease(self, started: float) -> _Lease:
-        return _Lease(self.pool, started + self.operation_deadline)
+        return _Lease(self.pool, started + self.operation_deadline, self.connectivity)
+
+    async def _query(self, conn: asyncpg.Connection, lease: _Lease,
+                     method: Callable[..., Awaitable[Any]], query: str, *args: Any) -> Any:
+        """One read within the deadline; behind a transaction pooler inside a transaction that
+        sets the statement timeout (a read-only transaction: nothing to commit or lose)."""
+        if self._begin is None:
+            return await method(query, *args, timeout=_left(lease.until))
+        await conn.execute(self._begin, timeout=_left(lease.until))
+        result = await method(query, *args, timeout=_left(lease.until))
+        await conn.execute("COMMIT", timeout=_left(lease.until))
+        return result
 
     def _error(self, exc: BaseException, operation: str, company_id: str | None, lease: _Lease,
                started: float) -> StoreError:
@@ -576,9 +690,11 @@ class PostgresAuthStore:
                            "raise max_size or lower the concurrency)")
         else:
             waiting_for = "a connection to PostgreSQL"
-        return classify(exc, operation=operation, company_id=company_id, sent=lease.sent,
-                        waited_s=monotonic() - started, waiting_for=waiting_for,
-                        backend_pid=lease.backend_pid, connection_lost=lease.lost)
+        error = classify(exc, operation=operation, company_id=company_id, sent=lease.sent,
+                         waited_s=monotonic() - started, waiting_for=waiting_for,
+                         backend_pid=lease.backend_pid, connection_lost=lease.lost)
+        self.connectivity.failed(error)
+        return error
 
     async def _write(self, operation: str, company_id: str, locks: tuple[CompanyLocks, ...],
                      statements: list[tuple[str, tuple[Any, ...]]], *,
@@ -595,9 +711,9 @@ class PostgresAuthStore:
                     await held.enter_async_context(lock.hold(company_id, lease.until))
                 lease.stage = "connect"
                 async with lease as conn:
-                    return await _execute_atomically(
-                        conn, lease, lease.until, statements,
-                        sql.begin_locked(sql.lock_key(company_id)) if lock_company else None)
+                    begin = (sql.begin_locked(sql.lock_key(company_id), self._timeout_ms)
+                             if lock_company else self._begin)
+                    return await _execute_atomically(conn, lease, lease.until, statements, begin)
         except DB_ERRORS as exc:
             raise self._error(exc, operation, company_id, lease, started) from exc
 
@@ -609,8 +725,8 @@ class PostgresAuthStore:
         lease = self._lease(started)
         try:
             async with lease as conn:
-                text: str | None = await conn.fetchval(sql.GET_CREDS, company_id,
-                                                       timeout=_left(lease.until))
+                text: str | None = await self._query(conn, lease, conn.fetchval,
+                                                     sql.GET_CREDS, company_id)
         except DB_ERRORS as exc:
             raise self._error(exc, "loading creds", company_id, lease, started) from exc
         return text
@@ -654,11 +770,11 @@ class PostgresAuthStore:
             return []
         started = monotonic()
         until = started + self.operation_deadline
-        lease = _Lease(self.pool, until)
+        lease = _Lease(self.pool, until, self.connectivity)
         try:
             async with lease as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(
-                    sql.GET_KEYS, company_id, key_type, id_list, timeout=_left(until))
+                rows: list[asyncpg.Record] = await self._query(
+                    conn, lease, conn.fetch, sql.GET_KEYS, company_id, key_type, id_list)
         except DB_ERRORS as exc:
             raise self._error(exc, f"reading {key_type} keys", company_id, lease,
                               started) from exc
@@ -712,7 +828,7 @@ class PostgresAuthStore:
         lease = self._lease(started)
         try:
             async with lease as conn:
-                rows = await conn.fetch(sql.LIST_COMPANIES, timeout=_left(lease.until))
+                rows = await self._query(conn, lease, conn.fetch, sql.LIST_COMPANIES)
         except DB_ERRORS as exc:
             raise self._error(exc, "listing companies", None, lease, started) from exc
         return [r[0] for r in rows]

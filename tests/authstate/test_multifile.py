@@ -260,16 +260,16 @@ async def test_bad_files_are_all_listed_and_nothing_is_written(store, db, tmp_pa
     with pytest.raises(BadFolder) as err:
         await import_folder(store, "beta", folder)
     listed = dict(err.value.problems)
+    # a folder (like hidden and non-.json files) is not an auth-state file: ignored, not listed
     assert set(listed) == {"pre-key-1.json", "pre-key-812.json", "device-list-5511999999999.json",
-                           "lid-mapping-5511999999999.json", "foo-1.json", "session-a:b.json",
-                           "subdir"}
+                           "lid-mapping-5511999999999.json", "foo-1.json", "session-a:b.json"}
     assert "truncated or torn" in listed["pre-key-1.json"]
     assert "empty file" in listed["pre-key-812.json"]
     assert "not UTF-8" in listed["device-list-5511999999999.json"]
     assert "null" in listed["lid-mapping-5511999999999.json"]
     assert "known key type" in listed["foo-1.json"]
     assert "never writes this name" in listed["session-a:b.json"]
-    assert "7 bad file(s)" in str(err.value) and "nothing was imported" in str(err.value)
+    assert "6 bad file(s)" in str(err.value) and "nothing was imported" in str(err.value)
     assert await db.fetchval("SELECT count(*) FROM whatsapp_keys WHERE company_id='beta'") == 0
     assert await store.read_creds("beta") is None
 
