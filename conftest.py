@@ -10,6 +10,7 @@ pytest_plugins = [
     "fixtures.hypothesis_profiles",
     "fixtures.node_packages",
     "fixtures.faults",
+    "fixtures.pgbouncer",
     "fixtures.chaos",
     "fixtures.load",
 ]
