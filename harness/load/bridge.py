@@ -3,9 +3,10 @@
 One asyncio loop per Locust process, on a real OS thread (not a greenlet: a loop in a greenlet
 shares the hub's thread and every store call would contend with Locust's own scheduling).
 Greenlets submit coroutines with `asyncio.run_coroutine_threadsafe`; the completion is handed
-back without blocking the gevent hub and without polling: the future's done-callback (on the
+back without blocking the gevent hub and without polling: the task's done-callback (on the
 loop thread) queues it and calls `send()` on one gevent `async` watcher, libev's thread-safe
-wake-up; the hub then resolves the waiting greenlet's AsyncResult on its own thread. One
+wake-up; the hub then switches to the waiting greenlet (a `gevent.hub.Waiter`) on its own
+thread. One
 watcher serves every call, so a burst of completions costs one wake-up.
 
 Why not `future.result()`: under gevent's monkey-patching it waits on a gevent Condition, which
@@ -70,11 +71,15 @@ class AsyncioBridge:
         from gevent import get_hub
 
         self.loop = new_event_loop()
+        from gevent.hub import Waiter
+
+        self._Waiter = Waiter  # gevent's lightest one-shot wait, switched to from the hub
         self._hub = get_hub()
         self._done: collections.deque[tuple[Any, tuple[bool, Any]]] = collections.deque()
         self._submitted: collections.deque[tuple[Coroutine[Any, Any, Any], Any]] = (
             collections.deque())
         self._wake_pending = False
+        self._drain_pending = False
         self._watcher = self._hub.loop.async_()
         self._watcher.start(self._drain)
         self._closed = False
@@ -97,12 +102,10 @@ class AsyncioBridge:
     # -- calls from greenlets ---------------------------------------------------------------------
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the loop; the calling greenlet waits without blocking the hub."""
-        from gevent.event import AsyncResult
-
         if self._closed:
             coro.close()
             raise BridgeClosed("the asyncio bridge is closed")
-        waiter: AsyncResult = AsyncResult()
+        waiter = self._Waiter(self._hub)
         self._submitted.append((coro, waiter))
         if not self._wake_pending:  # one loop wake-up for a burst of submissions
             self._wake_pending = True
@@ -130,13 +133,16 @@ class AsyncioBridge:
         else:
             outcome = (True, task.result())
         self._done.append((waiter, outcome))
-        self._watcher.send()
+        if not self._drain_pending:  # the hub is not yet due to drain: wake it, once
+            self._drain_pending = True
+            self._watcher.send()
 
     def _drain(self) -> None:
         # On the hub: resolve every queued completion (one wake-up may cover many).
+        self._drain_pending = False
         while self._done:
             waiter, outcome = self._done.popleft()
-            waiter.set(outcome)
+            waiter.switch(outcome)
 
     # -- calls from the loop's own side (e.g. plain threads, tests) -----------------------------
     def call_blocking(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:

@@ -88,8 +88,10 @@ def run_interleaved(dsn: str, target: str, companies: int, seconds: float, round
             made = bridge.call(_setup(workload, companies, tag))
             bridge.call(_pure_window(workload, made, WARMUP_S))  # setup's tail: not measured
             for _ in range(rounds):
+                cpu = time.process_time()
                 count, elapsed = bridge.call(_pure_window(workload, made, seconds))
-                windows.append({"mode": "pure", "messages": count, "seconds": elapsed})
+                windows.append({"mode": "pure", "messages": count, "seconds": elapsed,
+                                "cpu_s": time.process_time() - cpu})
                 count = 0
                 stop_at = time.monotonic() + seconds
 
@@ -99,10 +101,11 @@ def run_interleaved(dsn: str, target: str, companies: int, seconds: float, round
                         bridge.call(workload.message(c, workload.pick(c, STEADY_MIX)))
                         count += 1
 
-                began = time.monotonic()
+                began, cpu = time.monotonic(), time.process_time()
                 gevent.joinall([gevent.spawn(loop, c) for c in made])
                 windows.append({"mode": "bridge", "messages": count,
-                                "seconds": time.monotonic() - began})
+                                "seconds": time.monotonic() - began,
+                                "cpu_s": time.process_time() - cpu})
         finally:
             bridge.call(store.close())
             bridge.close()
