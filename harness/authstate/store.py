@@ -10,11 +10,16 @@
 Guarantees (each has a test):
 - Loading creds tells *absent* (fresh `initAuthCreds()`-shaped creds, not written until saved)
   from *error* (`StoreUnavailable`): an outage never yields new creds over paired ones.
-- One `keys.set` call is atomic across all its types: one statement when it fits, else one
-  transaction; multi-row `unnest` upserts (not one round trip per key); rows sorted so concurrent
-  writers lock in the same order; per-type `expires_at`.
-- Writes of one company are applied in call order (FIFO lock), so an older session can never
-  overwrite a newer one because two saves raced on the pool.
+- One `keys.set` call is atomic across all its types: multi-row `unnest` statements (not one
+  round trip per key), per-type `expires_at`. Upserts only (up to 1000 rows, 812 pre-keys
+  included): one statement, one round trip. With deletes (Baileys' pkmsg write: a session upsert
+  and a pre-key delete): one statement for upserts and deletes, in a transaction whose opening
+  round trip takes the company's lock: three round trips (open, statement, COMMIT).
+- Writers of one company never deadlock, across processes too: every key write takes the
+  company's advisory lock before any row lock (`sql.py` says why deletes need it first).
+- Writes of one company are applied in call order (FIFO lock, held only while a write is in
+  flight), so an older session can never overwrite a newer one because two saves raced on the
+  pool.
 - Every company id, key type, key id, deletion and value is validated and encoded before any
   I/O: a bad input raises and nothing is written.
   Parameterized SQL only (`sql.py`); every statement is scoped by company_id.
