@@ -169,6 +169,23 @@ async def test_812_pre_keys_are_one_statement(pg_dsn, db) -> None:
     assert await db.fetchval("SELECT count(DISTINCT xmin::text) FROM whatsapp_keys") == 1
 
 
+async def test_a_mixed_write_is_one_statement_after_the_company_lock(pg_dsn, db) -> None:
+    """Baileys' pkmsg write (a session upsert and a pre-key delete): the transaction's opening
+    round trip takes the company's lock, then one statement, then COMMIT; rows of both parts
+    are written by one transaction."""
+    async with _single_connection_store(pg_dsn) as (single, queries):
+        await single.set_keys("acme", {"pre-key": {"1": PRE_KEY, "2": PRE_KEY, "3": PRE_KEY}})
+        # a connection's first use of the statement also reads int4[]'s type (asyncpg, once)
+        await single.set_keys("acme", {"session": {"b.0": {"v": 1}}, "pre-key": {"3": None}})
+        queries.clear()
+        await single.set_keys("acme", {"session": {"a.0": {"v": 1}}, "pre-key": {"1": None}})
+        assert len(queries) == 3, [" ".join(q.split())[:70] for q in queries]
+        assert queries[0].startswith("BEGIN; SELECT pg_advisory_xact_lock(")
+        assert "DELETE" in queries[1] and "INSERT" in queries[1] and queries[2] == "COMMIT"
+    assert sorted(await db.fetch("SELECT key_type, key_id FROM whatsapp_keys")) == [
+        ("pre-key", "2"), ("session", "a.0"), ("session", "b.0")]
+
+
 async def test_release_rolls_back_without_a_reset_round_trip(pg_dsn, db) -> None:
     """One round trip per operation: asyncpg's per-release reset query is skipped, while a
     transaction a borrower left open is still rolled back."""
