@@ -53,6 +53,19 @@ def scale_row(outcome: LoadOutcome) -> dict[str, Any]:
                                          outcome.plan.companies)["rss_mb_per_company"]}
 
 
+def marginal_memory(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-company memory as the slope from the smallest step: a process's fixed cost
+    (interpreter, imports, the pool) divided by 10 companies says nothing about the 1000th."""
+    ordered = sorted(rows, key=lambda r: r["companies"])
+    base = ordered[0]
+    for row in ordered:
+        row["rss_growth_mb"] = round(row["rss_mb_per_company"] * row["companies"], 1)
+        extra = row["companies"] - base["companies"]
+        row["rss_mb_marginal_per_company"] = (
+            round((row["rss_growth_mb"] - base["rss_growth_mb"]) / extra, 3) if extra else None)
+    return rows
+
+
 def run_job(job: LoadJob, server_admin_dsn: str, toxiproxy: ToxiproxyClient | None,
             out_dir: Path, *, on_live: Callable[[dict[str, Any]], None] | None = None,
             say: Say = lambda _line: None) -> LoadJobResult:
@@ -86,7 +99,7 @@ def run_job(job: LoadJob, server_admin_dsn: str, toxiproxy: ToxiproxyClient | No
         if is_main:
             main = outcome
     assert main is not None
-    scale = [scale_row(o) for o in outcomes] if len(steps) > 1 else None
+    scale = marginal_memory([scale_row(o) for o in outcomes]) if len(steps) > 1 else None
     section = build_section(main, bridge=bridge, scale=scale)
     if len(steps) > 1:
         section["files"] = {k: f"load-{main_count}/{v}" for k, v in section["files"].items()}

@@ -108,7 +108,9 @@ def markdown(load: Mapping[str, Any] | None) -> list[str]:
     scale = load.get("scale")
     if scale:
         out += ["Scale curve:", ""]
-        out += _table(["companies", "calls/s", "p99 ms", "RSS MB / company"],
+        out += _table(["companies", "calls/s", "p99 ms", "failed", "RSS growth MB",
+                       "MB / company (marginal)"],
                       [[s.get("companies"), s.get("ops_per_s"), _ms(s.get("p99_ms")),
-                        s.get("rss_mb_per_company")] for s in scale])
+                        s.get("failures"), s.get("rss_growth_mb"),
+                        s.get("rss_mb_marginal_per_company")] for s in scale])
     return out
