@@ -1,6 +1,6 @@
 // The Node side of the bridge: loads the user's auth-state module and answers the harness.
 //
-//   node sidecar.mjs <module path> <export name> <reply fd>
+//   node sidecar.mjs <module path> <export name> <reply fd> [<working directory>]
 //
 // Requests arrive on stdin, replies leave on <reply fd> (a pipe the harness passed), one JSON
 // object per line, written and read with Baileys' BufferJSON. stdout/stderr are the module's own
@@ -13,7 +13,8 @@ import net from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { BufferJSON } from './buffer_json.mjs'
 
-const [modulePath, exportName, replyFd] = process.argv.slice(2)
+const [modulePath, exportName, replyFd, workDir] = process.argv.slice(2)
+if (workDir) process.chdir(workDir)
 const CLOSE_BOUND_MS = 10000
 const MAX_MESSAGE = 600
 

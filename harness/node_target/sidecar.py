@@ -1,12 +1,14 @@
 """One Node.js process serving one opened target, spoken to in JSON lines (PROTOCOL.md).
 
-Threads, not asyncio pipes, carry the bytes: a target may be opened in one event loop and used
-from another (the property suites drive the store from their own loop), and a module stuck in
-synchronous code must not block the caller's loop on a full pipe. A writer thread feeds stdin, a
-reader thread matches replies to `concurrent.futures.Future`s by id (any loop can await them),
-a third keeps the last lines of the module's stdout/stderr for error messages.
+Real OS threads carry the bytes, not the caller's event loop: a target may be opened in one
+loop and used from another (the property suites drive the store from their own loop), a module
+stuck in synchronous code must not block the caller's loop on a full pipe, and under gevent (the
+load suite's Locust processes) nothing here may touch a patched primitive (native.py). A writer
+thread feeds stdin, a reader thread hands each reply to the asyncio future of the call that
+waits for it (`call_soon_threadsafe` on that call's own loop), a third keeps the last lines of
+the module's stdout/stderr for error messages.
 
-Lifetime: the process runs in its own process group; `close()` asks the module to close, then
+Lifetime: the process runs in its own process group; `aclose()` asks the module to close, then
 closes stdin, then terminates the group; a finalizer (also run at interpreter exit) kills a
 sidecar nobody closed; and the sidecar exits by itself when its stdin ends, so even a SIGKILLed
 harness leaves no Node process behind.
@@ -16,24 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import itertools
 import logging
 import os
-import queue
 import signal
-import subprocess
-import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.authstate import codec
+from harness.node_target import native
 from harness.node_target.errors import NodeCallTimeout, NodeSidecarCrashed, module_error
 
 log = logging.getLogger("harness.node_target")
+T = TypeVar("T")
 
 SIDECAR_JS = Path(__file__).with_name("sidecar.mjs")
 START_TIMEOUT_S = 60.0
@@ -42,25 +43,68 @@ OUTPUT_TAIL_LINES = 40
 WRITES = frozenset({"set", "save", "clear"})
 
 
-def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
+def _wait(proc: native.NativeProcess, timeout_s: float) -> int | None:
+    """The exit code within `timeout_s`, else None (polls: Popen.wait may be gevent's)."""
+    deadline = time.monotonic() + timeout_s
+    while (code := proc.poll()) is None and time.monotonic() < deadline:
+        native.sleep(0.01)
+    return code
+
+
+def _kill_group(proc: native.NativeProcess, grace_s: float = 2.0) -> None:
     """SIGTERM the sidecar's process group, SIGKILL it if it lingers; reap the process."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
+        if _wait(proc, grace_s) is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _wait(proc, 5.0)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything the module spawned into the group
 
 
-class Sidecar:
-    """A started sidecar; `start()` returns once the module is imported and its export found."""
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """On the future's loop: settle it unless the caller stopped waiting."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
-    def __init__(self, proc: subprocess.Popen[bytes], replies: Any, *, label: str,
+
+class _Waiter:
+    """An asyncio future of some loop, settled from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Any] = self.loop.create_future()
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(_resolve, self.future, result, error)
+
+
+async def in_native_thread(fn: Callable[[], T]) -> T:
+    """Run blocking `fn` on a real OS thread (asyncio.to_thread's executor may be gevent's)."""
+    waiter = _Waiter()
+
+    def run() -> None:
+        try:
+            waiter.settle(fn())
+        except BaseException as exc:
+            waiter.settle(error=exc)
+
+    native.NativeThread(run, "node-sidecar-blocking").start()
+    return await waiter.future
+
+
+class Sidecar:
+    """A started sidecar; `await Sidecar.start(...)` returns once the module is imported and its
+    export found."""
+
+    def __init__(self, proc: native.NativeProcess, replies: Any, *, label: str,
                  call_timeout_s: float, secrets: tuple[str, ...] = ()) -> None:
         self.proc = proc
         self.label = label
@@ -69,52 +113,46 @@ class Sidecar:
         self._replies = replies
         self._secrets = tuple(s for s in secrets if s)
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[concurrent.futures.Future[Any], str, str | None]] = {}
-        self._lock = threading.Lock()
-        # SimpleQueue: put() is reentrant, so a state's GC finalizer (release) can run inside a put
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pending: dict[int, tuple[_Waiter, str, str | None]] = {}
+        self._lock = native.allocate_lock()
+        # put() is reentrant: a state's GC finalizer (release) may run inside a put
+        self._outbox: Any = native.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        self._ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self._ready: _Waiter | None = None
         self._dead: NodeSidecarCrashed | None = None  # set once no call can succeed any more
         self._crash: NodeSidecarCrashed | None = None  # set if that was not our doing
         self._closing = False
-        self._threads = [threading.Thread(target=fn, name=f"node-sidecar-{name}", daemon=True)
+        self._started = False  # the module was imported and its export found
+        self._finalizer = weakref.finalize(self, _kill_group, proc)
+        self._threads = [native.NativeThread(fn, f"node-sidecar-{name}")
                          for name, fn in (("writer", self._write_loop),
                                           ("reader", self._read_loop),
                                           ("output", self._output_loop))]
-        for thread in self._threads:
-            thread.start()
-        self._finalizer = weakref.finalize(self, _kill_group, proc)
 
     # -- start -----------------------------------------------------------------------------------
     @classmethod
-    def start(cls, module: Path, export: str, *, env: dict[str, str], cwd: Path,
-              label: str, call_timeout_s: float, secrets: tuple[str, ...] = (),
-              node: str = "node") -> Sidecar:
+    async def start(cls, module: Path, export: str, *, env: dict[str, str], cwd: Path,
+                    label: str, call_timeout_s: float, secrets: tuple[str, ...] = (),
+                    node: str = "node") -> Sidecar:
         """Start node on `module`, wait for its `ready` line; NodeSidecarCrashed if it does not
         come (the module failed to import, the export is missing, node died)."""
-        read_fd, write_fd = os.pipe()
+        proc = native.NativeProcess(
+            [node, str(SIDECAR_JS), str(module), export, str(native.NativeProcess.REPLY_FD),
+             str(cwd)], env=env)
+        sidecar = cls(proc, proc.replies, label=label, call_timeout_s=call_timeout_s,
+                      secrets=secrets)
+        sidecar._ready = _Waiter()
+        for thread in sidecar._threads:
+            thread.start()
         try:
-            proc = subprocess.Popen(
-                [node, str(SIDECAR_JS), str(module), export, str(write_fd)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,), env=env, cwd=cwd, start_new_session=True)
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        sidecar = cls(proc, os.fdopen(read_fd, "rb"), label=label,
-                      call_timeout_s=call_timeout_s, secrets=secrets)
-        try:
-            sidecar.info = sidecar._ready.result(timeout=START_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
+            sidecar.info = await asyncio.wait_for(sidecar._ready.future, START_TIMEOUT_S)
+        except TimeoutError:
             sidecar.kill()
             raise NodeSidecarCrashed(
                 f"{label}: the Node sidecar did not get ready within {START_TIMEOUT_S:.0f} s "
                 f"(the module's import hangs?){sidecar._tail_text()}",
                 hint="import the module with node yourself to see where it hangs") from None
-        except NodeSidecarCrashed:
+        except BaseException:
             sidecar.kill()
             raise
         return sidecar
@@ -127,17 +165,17 @@ class Sidecar:
         NodeSidecarCrashed."""
         write = op in WRITES
         line = codec.dumps({"op": op, **payload}).encode("utf-8")  # refuses unstorable values
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        waiter = _Waiter()
         with self._lock:
             if self._dead is not None:
                 raise self._dead
             request_id = next(self._ids)
-            self._pending[request_id] = (future, op, company_id)
+            self._pending[request_id] = (waiter, op, company_id)
         self._outbox.put(b'{"id":%d,' % request_id + line[1:] + b"\n")
         bound = self.call_timeout_s if timeout_s is None else timeout_s
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), bound)
+            return await asyncio.wait_for(waiter.future, bound)
         except TimeoutError:
             raise NodeCallTimeout(
                 f"{self.label}: {_describe_op(op)} did not answer within {bound:g} s"
@@ -179,7 +217,7 @@ class Sidecar:
             except Exception as exc:  # report after the process is gone
                 error = exc
         self._closing = True
-        await asyncio.to_thread(self._stop)
+        await in_native_thread(self._stop)
         if error is not None:
             raise error
 
@@ -190,10 +228,7 @@ class Sidecar:
     def _stop(self, grace_s: float = 5.0) -> None:
         self._closing = True
         self._outbox.put(None)  # the writer closes stdin: the sidecar's cue to exit
-        try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
+        _wait(self.proc, grace_s)
         self._finalizer()  # kills the group if still there; runs once
         for thread in self._threads:
             thread.join(5)
@@ -217,59 +252,69 @@ class Sidecar:
                 stdin.close()
 
     def _read_loop(self) -> None:
-        for raw in self._replies:
-            try:
-                message = codec.loads(raw)
-            except Exception as exc:  # a corrupt line: say so once, keep reading
-                log.warning("%s: unreadable reply line (%s)", self.label, exc)
-                continue
-            if "event" in message:
-                self._on_event(message)
-                continue
-            with self._lock:
-                entry = self._pending.pop(message.get("id"), None)
-            if entry is None:
-                continue  # the caller gave up (deadline) or never waited (release)
-            future, op, company_id = entry
-            if "error" in message:
-                outcome: Any = module_error(message["error"], operation=_describe_op(op),
-                                            company_id=company_id, write=op in WRITES)
-                _settle(future, exception=outcome)
-            else:
-                _settle(future, result=message.get("ok"))
+        with contextlib.suppress(OSError, ValueError):
+            for raw in self._replies:
+                self._on_line(raw)
         self._on_exit()
+
+    def _on_line(self, raw: bytes) -> None:
+        try:
+            message = codec.loads(raw)
+        except Exception as exc:  # a corrupt line: say so, keep reading
+            log.warning("%s: unreadable reply line (%s)", self.label, exc)
+            return
+        if "event" in message:
+            self._on_event(message)
+            return
+        with self._lock:
+            entry = self._pending.pop(message.get("id"), None)
+        if entry is None:
+            return  # the caller gave up (deadline) or never waited (release)
+        waiter, op, company_id = entry
+        if "error" in message:
+            waiter.settle(error=module_error(message["error"], operation=_describe_op(op),
+                                             company_id=company_id, write=op in WRITES))
+        else:
+            waiter.settle(message.get("ok"))
 
     def _output_loop(self) -> None:
         stdout = self.proc.stdout
         assert stdout is not None
-        for raw in stdout:
-            line = self._scrub(raw.decode("utf-8", "replace").rstrip("\n"))
-            self._tail.append(line)
-            log.debug("%s: %s", self.label, line)
+        with contextlib.suppress(OSError, ValueError):
+            for raw in stdout:
+                line = self._scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._tail.append(line)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: %s", self.label, line)
 
     def _on_event(self, message: dict[str, Any]) -> None:
+        if self._ready is None:
+            return
         if message.get("event") == "ready":
-            _settle(self._ready, result=message)
+            self._started = True
+            self._ready.settle(message)
         elif message.get("event") == "fatal":
             error = message.get("error") or {}
             functions = error.get("functions")
             hint = ("name an exported function: node:path/to/store.js#exportName"
                     + (f" (it exports {', '.join(functions[:8])})" if functions else "")
                     if functions is not None else "fix the module so that node can import it")
-            _settle(self._ready, exception=NodeSidecarCrashed(
+            self._threads[2].join(2)  # the module's last output, for the message
+            self._ready.settle(error=NodeSidecarCrashed(
                 f"{self.label}: {error.get('name', 'Error')}: {error.get('message', '')}"
                 f"{self._tail_text()}", hint=hint))
 
     def _on_exit(self) -> None:
         """The reply pipe closed: the process is exiting. Unless we closed it, that is a crash."""
-        try:
-            code = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            code = None
-        for thread in self._threads[2:]:
-            thread.join(2)  # the output thread: the last lines of a crash
+        code = _wait(self.proc, 5.0)
+        self._threads[2].join(2)  # the output thread: the last lines of a crash
         if self._closing:
             crash = NodeSidecarCrashed(f"{self.label}: the sidecar was closed")
+        elif not self._started:  # start() raises it (or the module's own fatal error)
+            crash = NodeSidecarCrashed(
+                f"{self.label}: the Node sidecar exited (code {code}) before it was ready"
+                f"{self._tail_text()}", hint="fix the module so that node can import it",
+                returncode=code, output_tail="\n".join(self._tail))
         else:
             crash = NodeSidecarCrashed(
                 f"{self.label}: the Node sidecar exited unexpectedly (exit code {code})"
@@ -278,7 +323,8 @@ class Sidecar:
                      " its output is above", returncode=code, output_tail="\n".join(self._tail))
             log.error("%s", crash.message)
             self._crash = crash
-        _settle(self._ready, exception=crash)
+        if self._ready is not None:
+            self._ready.settle(error=crash)
         self._fail_all(crash)
 
     def _fail_all(self, crash: NodeSidecarCrashed) -> None:
@@ -286,8 +332,9 @@ class Sidecar:
             if self._dead is None:
                 self._dead = crash
             pending, self._pending = self._pending, {}
-        for future, _op, _company in pending.values():
-            _settle(future, exception=self._dead)
+            dead = self._dead
+        for waiter, _op, _company in pending.values():
+            waiter.settle(error=dead)
 
     def _tail_text(self) -> str:
         lines = list(self._tail)[-15:]
@@ -297,17 +344,6 @@ class Sidecar:
         for secret in self._secrets:
             line = line.replace(secret, "***")
         return line
-
-
-def _settle(future: concurrent.futures.Future[Any], *, result: Any = None,
-            exception: BaseException | None = None) -> None:
-    if future.done():
-        return
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
 
 
 def _describe_op(op: str) -> str:

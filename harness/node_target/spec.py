@@ -9,16 +9,15 @@ database in `DATABASE_URL` and the libpq variables node-postgres reads.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from harness.errors import ConfigError
+from harness.node_target import native
 from harness.node_target.errors import NodeUnavailable
 from harness.node_target.npm_cache import ensure_dependencies
 from harness.node_target.sidecar import Sidecar
@@ -73,8 +72,14 @@ def node_info() -> tuple[str, str]:
     node = shutil.which("node")
     if node is None:
         raise NodeUnavailable("node is not on PATH: a node: target needs Node.js")
-    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30,
-                         check=False).stdout.strip()
+    # native.popen: this may run in a Locust process's asyncio thread, where gevent's
+    # patched subprocess cannot start children
+    proc = native.NativeProcess([node, "--version"], env=dict(os.environ), reply_pipe=False)
+    proc.stdin.close()
+    with proc.stdout:
+        out = proc.stdout.read().decode("utf-8", "replace").strip()
+    while proc.poll() is None:
+        native.sleep(0.005)
     match = re.match(r"v(\d+)\.(\d+)", out)
     if match is None or (int(match.group(1)), int(match.group(2))) < MIN_NODE:
         raise NodeUnavailable(f"node {out or '(unknown version)'} is older than "
@@ -121,8 +126,8 @@ async def open_node_target(dsn: str, *, cache_dir: Path, module: Path, export: s
     if deps_dir is not None:
         env["AUTHSTATE_NODE_DEPS"] = str(deps_dir)
     password = urlsplit(dsn).password
-    sidecar = await asyncio.to_thread(
-        Sidecar.start, module, export, env=env, cwd=module.parent, label=label,
+    sidecar = await Sidecar.start(
+        module, export, env=env, cwd=module.parent, label=label,
         call_timeout_s=call_timeout_s(), node=node_binary(),
         secrets=tuple(s for s in (password, password and unquote(password)) if s))
     return NodeTarget(sidecar, label)
