@@ -93,6 +93,10 @@ class AsyncioBridge:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        from harness.load.real_threads import RealThreadExecutor, threads_are_patched
+
+        if threads_are_patched():  # asyncio.to_thread must get real threads (real_threads.py)
+            self.loop.set_default_executor(RealThreadExecutor(4))
         self.loop.call_soon(self._ready.release)
         try:
             self.loop.run_forever()

@@ -85,8 +85,10 @@ class ProcessContext:
                 return self.workload
             settings = self.settings or LoadSettings.from_env()
             self.settings = settings
+            from harness.load import real_threads
             from harness.targets import resolve_target
 
+            real_threads.install()  # the target's executors must get real threads
             spec = resolve_target(settings.target)
             self.bridge = AsyncioBridge()
             cache = settings.cache_dir or Path(os.environ.get("TMPDIR", "/tmp")) / (

@@ -27,7 +27,11 @@ except MissingDsn:
 except HarnessError as exc:  # a bad AUTHSTATE_* value: say which and how to fix it
     sys.exit(str(exc))
 
-from harness.load.locust_users import CompanyUser, install, make_shape
+from harness.load import real_threads
+
+real_threads.install()  # Locust's monkey-patching turns threads into greenlets: not the store's
+
+from harness.load.locust_users import CompanyUser, install, make_shape  # noqa: E402
 
 install()
 
