@@ -62,6 +62,19 @@ CHILD = textwrap.dedent('''
     bridge.call(asyncio.sleep(0.3))
     t.kill()
     out["ticks_during_call"] = ticks
+
+    # a store's own executors and asyncio.to_thread get real threads (real_threads.install)
+    from harness.load import real_threads
+    real_threads.install()
+    from concurrent.futures import ThreadPoolExecutor
+    async def use_threads():
+        first = await asyncio.to_thread(threading.get_ident)
+        pool = ThreadPoolExecutor(max_workers=1)
+        second = await asyncio.get_running_loop().run_in_executor(pool, threading.get_ident)
+        pool.shutdown()
+        return first, second
+    first, second = bridge.call(asyncio.wait_for(use_threads(), 30))
+    out["executor_threads_real"] = len({first, second, threading.get_ident()}) >= 2
     out["loop_threads"] = len(out.pop("threads"))
     out["main_thread"] = threading.get_ident()
     bridge.close()
@@ -76,6 +89,7 @@ CHILD = textwrap.dedent('''
 
 def test_bridge_returns_results_and_errors_to_the_right_greenlet_without_blocking_the_hub(
 ) -> None:
+    """Also: executors started from the loop thread run on real threads under patching."""
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           cwd=repo_root(), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -84,6 +98,7 @@ def test_bridge_returns_results_and_errors_to_the_right_greenlet_without_blockin
     assert out["loop_threads"] == 1  # every coroutine ran on the one loop thread
     assert out["ticks_during_call"] >= 5  # the hub ran the ticker while the call waited
     assert out["closed"] == "refused"
+    assert out["executor_threads_real"]  # to_thread / ThreadPoolExecutor did not hang
 
 
 def test_importing_the_harness_load_modules_does_not_import_locust_or_gevent() -> None:
