@@ -91,8 +91,9 @@ class ProcessContext:
             real_threads.install()  # the target's executors must get real threads
             spec = resolve_target(settings.target)
             self.bridge = AsyncioBridge()
-            cache = settings.cache_dir or Path(os.environ.get("TMPDIR", "/tmp")) / (
-                f"authstate-load-{settings.run_tag}-{os.getpid()}")
+            # one cache per process: a store may lock its cache_dir (the resilient one does)
+            base = settings.cache_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+            cache = base / f"authstate-load-{settings.run_tag}-{os.getpid()}"
             cache.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.store = self.bridge.call(spec.open(settings.dsn, cache_dir=cache))
             if settings.history_dir is not None:

@@ -18,9 +18,11 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,14 +103,15 @@ def locust_command(plan: LoadPlan, out_dir: Path) -> list[str]:
     return cmd
 
 
-def locust_env(plan: LoadPlan, env: LoadEnv, out_dir: Path, run_tag: str) -> dict[str, str]:
+def locust_env(plan: LoadPlan, env: LoadEnv, out_dir: Path, run_tag: str,
+               cache_dir: Path) -> dict[str, str]:
     out = os.environ.copy()
     for stale in [k for k in out if k.startswith("AUTHSTATE_")]:
         del out[stale]  # only what this run says reaches the Locust processes
     out.update(
         AUTHSTATE_DSN=env.dsn, AUTHSTATE_TARGET=plan.target, AUTHSTATE_PROFILE=plan.profile,
         AUTHSTATE_COMPANIES=str(plan.companies), AUTHSTATE_LOAD_OUT=str(out_dir),
-        AUTHSTATE_CACHE_DIR=str(out_dir / "target-cache"), AUTHSTATE_RUN_TAG=run_tag,
+        AUTHSTATE_CACHE_DIR=str(cache_dir), AUTHSTATE_RUN_TAG=run_tag,
         AUTHSTATE_SEED=str(plan.seed), PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join([str(repo_root()), out.get("PYTHONPATH", "")]).rstrip(
             os.pathsep))
@@ -195,8 +198,14 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
         fault_driver = FaultDriver(plan.fault, env.make_chaos_env, say)
     started: float | None = None
     deadline = began + STARTUP_GRACE_S + plan.duration_s + STOP_GRACE_S
-    with LocustProcess(locust_command(plan, out_dir), locust_env(plan, env, out_dir, tag),
-                       out_dir / "locust.log") as locust:
+    # The target's cache (the resilient store keeps creds and a journal there) holds key
+    # material: a private temp folder, removed afterwards, never the run folder.
+    cache = Path(tempfile.mkdtemp(prefix="authstate-load-cache-"))
+    with contextlib.ExitStack() as cleanup, \
+            LocustProcess(locust_command(plan, out_dir),
+                          locust_env(plan, env, out_dir, tag, cache),
+                          out_dir / "locust.log") as locust:
+        cleanup.callback(shutil.rmtree, cache, True)
         try:
             while locust.poll() is None:
                 if time.monotonic() > deadline:
