@@ -144,19 +144,22 @@ class LocustProcess:
         return self.proc.poll()
 
     def stop(self) -> None:
-        """SIGTERM to the group (Locust writes its stats), SIGKILL to what is left."""
+        """SIGTERM to the group (Locust writes its stats), SIGKILL to what is left -- at once
+        if a second Ctrl-C interrupts the grace period; the group is killed whatever happens."""
         proc = self.proc
         if proc is None:
             return
-        for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
+        try:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(STOP_GRACE_S)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the master and forked workers
+                os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(grace)
-        with contextlib.suppress(ProcessLookupError):  # forked workers outliving the master
-            os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(KILL_GRACE_S)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
