@@ -59,9 +59,10 @@ class NativeProcess:
             self.pid = original("os", "posix_spawn")(argv[0], argv, env, file_actions=actions,
                                                      setsid=True)
         finally:
+            close = original("os", "close")  # gevent's defers to a hub this thread may not run
             for fd in (stdin_r, out_w, reply_w):
                 if fd >= 0:
-                    os.close(fd)
+                    close(fd)
         self.stdin = os.fdopen(stdin_w, "wb")
         self.stdout = os.fdopen(out_r, "rb")
         self.replies = os.fdopen(reply_r, "rb") if reply_pipe else None
