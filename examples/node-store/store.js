@@ -22,9 +22,9 @@ const UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i
 export const pool = new pg.Pool({
   connectionString: process.env.DATABASE_URL,
   max: Number(process.env.AUTH_STORE_POOL_MAX ?? 10),
-  connectionTimeoutMillis: 2000,
-  query_timeout: 5000,
-  statement_timeout: 5000,
+  connectionTimeoutMillis: 1500,
+  query_timeout: 1500,
+  statement_timeout: 1500,
   keepAlive: true
 })
 // An idle client whose connection broke emits 'error' on the pool; without a listener Node
