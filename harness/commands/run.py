@@ -119,6 +119,12 @@ def print_summary(result: RunResult) -> None:
     if scenarios:
         console.print()
         console.print(rto_table(scenarios))
+    load = report.get("load")
+    if load and load.get("ops"):
+        from harness.commands.load import latency_table
+
+        console.print()
+        console.print(latency_table(load))
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")
