@@ -58,28 +58,44 @@ function toJson (value, what) {
 }
 
 const fromJson = (text) => JSON.parse(text, BufferJSON.reviver)
+
+// One bound per operation, whatever it waits for: a free pool client (up to the connection
+// timeout), then its queries (up to the query timeout each). Without it an operation queued
+// behind clients stuck on a dead link failed only after both, ~3 s. A write that hits the
+// bound may still commit later: the caller must treat its outcome as unknown (it throws).
+const OP_DEADLINE_MS = Number(process.env.AUTH_STORE_OP_DEADLINE_MS ?? 1800)
+
+function bounded (what, promise) {
+  let timer
+  const expired = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(Object.assign(
+      new Error(`${what} did not finish within ${OP_DEADLINE_MS} ms`), { code: 'ETIMEDOUT' })),
+    OP_DEADLINE_MS)
+  })
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
+}
 const ttlSeconds = (type) => (SHORT_TTL_TYPES.has(type) ? 7 : 14) * DAY_S
 
 /** The stored creds, or undefined when the company has none (absent is not an error). */
 export async function readCreds (companyId) {
-  const { rows } = await pool.query('SELECT creds::text AS creds FROM whatsapp_auth WHERE company_id = $1', [companyId])
+  const { rows } = await bounded('reading creds', pool.query('SELECT creds::text AS creds FROM whatsapp_auth WHERE company_id = $1', [companyId]))
   return rows.length ? fromJson(rows[0].creds) : undefined
 }
 
 export async function writeCreds (companyId, creds) {
   const text = toJson(creds, 'creds')
-  await pool.query(
+  await bounded('saving creds', pool.query(
     `INSERT INTO whatsapp_auth (company_id, creds, updated_at) VALUES ($1, $2::jsonb, now())
      ON CONFLICT (company_id) DO UPDATE SET creds = EXCLUDED.creds, updated_at = now()`,
-    [companyId, text])
+    [companyId, text]))
 }
 
 /** { id: value } of the ids that exist; missing ids are omitted. */
 export async function getKeys (companyId, type, ids) {
   checkKey(type, '')
-  const { rows } = await pool.query(
+  const { rows } = await bounded(`reading ${type} keys`, pool.query(
     'SELECT key_id, value::text AS value FROM whatsapp_keys WHERE company_id = $1 AND key_type = $2 AND key_id = ANY($3::text[])',
-    [companyId, type, ids])
+    [companyId, type, ids]))
   const out = {}
   for (const row of rows) out[row.key_id] = fromJson(row.value)
   return out
@@ -97,6 +113,10 @@ export async function setKeys (companyId, data) {
     }
   }
   if (!upserts.length && !deletes.length) return
+  await bounded('writing keys', writeKeys(companyId, upserts, deletes))
+}
+
+async function writeKeys (companyId, upserts, deletes) {
   const client = await pool.connect()
   // A checked-out client whose connection breaks emits 'error' on itself, and the pool's
   // listener only covers idle clients: without this one, an outage mid-transaction crashes the
@@ -139,7 +159,7 @@ export async function setKeys (companyId, data) {
 }
 
 export async function clearKeys (companyId) {
-  await pool.query('DELETE FROM whatsapp_keys WHERE company_id = $1', [companyId])
+  await bounded('clearing keys', pool.query('DELETE FROM whatsapp_keys WHERE company_id = $1', [companyId]))
 }
 
 export async function close () {
