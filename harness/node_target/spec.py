@@ -72,7 +72,7 @@ def node_info() -> tuple[str, str]:
     node = shutil.which("node")
     if node is None:
         raise NodeUnavailable("node is not on PATH: a node: target needs Node.js")
-    # native.popen: this may run in a Locust process's asyncio thread, where gevent's
+    # NativeProcess: this may run in a Locust process's asyncio thread, where gevent's
     # patched subprocess cannot start children
     proc = native.NativeProcess([node, "--version"], env=dict(os.environ), reply_pipe=False)
     proc.stdin.close()

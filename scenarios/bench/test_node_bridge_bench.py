@@ -110,8 +110,9 @@ async def test_node_bridge_overhead(pg_dsn: str, tmp_path: Path,
         for round_ in range(ROUNDS):
             got_b = await _timed(POINT_READS, lambda _: state.keys.get("pre-key", ["7"]))
             got_l = driver("get", type="pre-key", ids=["7"], n=POINT_READS)
-            set_b = await _timed(BULK_SETS,
-                                 lambda i: state.keys.set({"pre-key": _pre_keys(round_ * 10 + i)}))
+            base = round_ * 10
+            set_b = await _timed(BULK_SETS, lambda i, base=base: state.keys.set(
+                {"pre-key": _pre_keys(base + i)}))
             set_l = driver("set", type="pre-key", count=BULK_KEYS, n=BULK_SETS)
             pinged = await _timed(POINT_READS, lambda _: sidecar.call("ping"))
             if round_ >= WARMUP:
