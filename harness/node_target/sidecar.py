@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import signal
 import time
 import weakref
@@ -40,6 +41,8 @@ SIDECAR_JS = Path(__file__).with_name("sidecar.mjs")
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 15.0  # the sidecar bounds the module's close() at 10 s
 OUTPUT_TAIL_LINES = 40
+SHOWN_TAIL_LINES = 15
+_ERROR_LINE = re.compile(r"^\s*(?:[A-Z]\w*)?Error\b.*:|^Uncaught\b")
 WRITES = frozenset({"set", "save", "clear"})
 
 
@@ -118,6 +121,7 @@ class Sidecar:
         # put() is reentrant: a state's GC finalizer (release) may run inside a put
         self._outbox: Any = native.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._first_error: str | None = None  # the module output's first error line
         self._ready: _Waiter | None = None
         self._dead: NodeSidecarCrashed | None = None  # set once no call can succeed any more
         self._crash: NodeSidecarCrashed | None = None  # set if that was not our doing
@@ -284,6 +288,8 @@ class Sidecar:
             for raw in stdout:
                 line = self._scrub(raw.decode("utf-8", "replace").rstrip("\n"))
                 self._tail.append(line)
+                if self._first_error is None and _ERROR_LINE.match(line):
+                    self._first_error = line.strip()[:300]
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s: %s", self.label, line)
 
@@ -337,8 +343,16 @@ class Sidecar:
             waiter.settle(error=dead)
 
     def _tail_text(self) -> str:
-        lines = list(self._tail)[-15:]
-        return ("\n--- module output (last lines) ---\n" + "\n".join(lines)) if lines else ""
+        """The module's last output lines, led by its first error line when that scrolled
+        away (Node prints the error, then its stack, then maybe a dump of a whole object)."""
+        shown = list(self._tail)[-SHOWN_TAIL_LINES:]
+        if not shown:
+            return ""
+        first_error = self._first_error
+        lead = (f"\n--- first error in the module output ---\n{first_error}"
+                if first_error is not None and all(first_error not in line for line in shown)
+                else "")
+        return lead + "\n--- module output (last lines) ---\n" + "\n".join(shown)
 
     def _scrub(self, line: str) -> str:
         for secret in self._secrets:

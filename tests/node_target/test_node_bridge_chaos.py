@@ -18,12 +18,13 @@ from node_bridge_support import require_node
 
 from harness.chaos.catalog import scenario, scenario_params
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
-from harness.node_target.errors import NodeUnavailable
+from harness.node_target.errors import NodeSidecarCrashed, NodeUnavailable
 from harness.targets import TargetSpec, resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
 CORRECT = "node:examples/node-store/index.js"
 FLAWED = "node:examples/node-store/flawed.js"
+CRASHING = "node:tests/node_target/modules/crashing_store/index.mjs"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -91,3 +92,14 @@ def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) ->
     rows = [s for s in data["chaos"]["scenarios"] if s["name"] == "sever"]
     assert rows and rows[0]["anomalies"].get("lost", 0) > 0
     assert rows[0]["target"] == "node:node-store/flawed.js"
+
+
+async def test_a_store_that_crashes_its_process_stops_the_scenario_with_its_output(
+        chaos_resources: ChaosResources) -> None:
+    """No 'error' listener on the pool: the sever kills the sidecar. The scenario must not be
+    measured on a dead target: it stops with the crash, the exit code and the module's output."""
+    with pytest.raises(NodeSidecarCrashed) as err:
+        await run_sever(CRASHING, chaos_resources)
+    assert err.value.exit_code == 2 and err.value.returncode == 1
+    assert "exited unexpectedly" in err.value.message
+    assert "Connection terminated" in err.value.message, err.value.message[-2000:]
