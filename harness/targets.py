@@ -88,6 +88,9 @@ class TargetSpec:
     spec: str  # the string it was resolved from: hand it to a child process to resolve again
     description: str
     factory: Factory = field(repr=False, compare=False)
+    # False for a store in another process (node:): in-process comparisons with raw asyncpg
+    # would measure the process boundary more than the store, so those benchmarks do not apply.
+    in_process: bool = True
 
     async def open(self, dsn: str, *, cache_dir: Path) -> AuthStateTarget:
         """Call the factory; refuse (ConfigError) what it returns if it is not a store."""

@@ -42,4 +42,4 @@ def resolve_node_target(spec: str) -> TargetSpec:
     name, description, module, export, deps_dir = resolve(spec)
     factory = functools.partial(open_node_target, module=module, export=export,
                                 deps_dir=deps_dir, label=name)
-    return TargetSpec(name, spec.strip(), description, factory)
+    return TargetSpec(name, spec.strip(), description, factory, in_process=False)

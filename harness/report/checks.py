@@ -4,7 +4,9 @@ Gates are checked from figures only (whatever suite recorded them). A gate whose
 recorded no gated figure for it (a benchmark crashed or was deselected, a scenario never got
 that far) is a failed check, "not measured", never a silent pass: the point of a gate is that a
 missing number is visible. A gate whose suite did not run at all -- not selected, or every
-test of it deselected by `--pytest-args` -- is "not applicable": listed, not failing.
+test of it deselected by `--pytest-args` -- is "not applicable": listed, not failing. So is a
+gate whose suite recorded only figures saying why it does not apply to this target
+(`context["not_applicable"]`, e.g. the in-process store benchmarks for a `node:` target).
 """
 
 from __future__ import annotations
@@ -121,6 +123,13 @@ def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
                                 None, threshold, spec.op))
             continue
         measured = [f for f in figures if f.gate == name and f.gated]
+        reasons = sorted({str(f.context["not_applicable"]) for f in measured
+                          if f.context.get("not_applicable")})
+        if measured and len(reasons) and all(f.context.get("not_applicable") for f in measured):
+            checks.append(Check(f"gate {name}", "gate", "not applicable", "; ".join(reasons),
+                                None, threshold, spec.op))
+            continue
+        measured = [f for f in measured if not f.context.get("not_applicable")]
         if not measured:
             checks.append(Check(f"gate {name}", "gate", "not measured",
                                 f"not recorded by the {spec.suite} suite: {spec.doc}",

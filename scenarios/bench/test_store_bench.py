@@ -34,6 +34,7 @@ from harness.bench.workload import (
     pre_keys,
     session_record,
 )
+from harness.metrics.figures import Figure
 from harness.targets import TargetSpec
 
 pytestmark = pytest.mark.bench
@@ -61,9 +62,22 @@ async def _raw_pool(dsn: str) -> asyncpg.Pool:
                                      reset=_no_reset)
 
 
+OUT_OF_PROCESS = ("{name} runs in another process: a ratio to raw asyncpg in this process would "
+                  "mostly measure the process boundary, not the store (the node bridge bench "
+                  "measures that boundary against the same module called in-process)")
+
+
 @pytest.fixture
 def bench(bench_loop: asyncio.AbstractEventLoop, target_spec: TargetSpec, pg_dsn: str,
-          tmp_path: Path):  # type: ignore[no-untyped-def]
+          tmp_path: Path, record_figure):  # type: ignore[no-untyped-def]
+    if not target_spec.in_process:
+        reason = OUT_OF_PROCESS.format(name=target_spec.name)
+        for gate, better in (("bench-bulk-min-ratio", "higher"),
+                             ("bench-point-get-max-ratio", "lower")):
+            record_figure(Figure(suite="bench", name=f"{gate} [{target_spec.name}]", value=None,
+                                 unit="x", better=better, gate=gate, notes=reason,
+                                 context={"not_applicable": reason}))
+        pytest.skip(f"not applicable: {reason}")
     run = bench_loop.run_until_complete
     store = run(target_spec.open(pg_dsn, cache_dir=target_cache_dir(tmp_path)))
     own_pool = None

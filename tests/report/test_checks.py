@@ -141,3 +141,25 @@ def test_suite_checks_fail_on_failures_errors_and_tests_that_never_finished() ->
     assert prop.tests[0].duration == 0.6
     assert prop.skip_reasons() == {"needs node": 1}
     assert outcomes.outside == ["tests/x.py::other"]
+
+
+def _not_applicable(gate: str, reason: str) -> Figure:
+    spec = KNOWN_GATES[gate]
+    return Figure(spec.suite, f"{gate} [node:store.js]", None, "x",
+                  "higher" if spec.higher_is_better else "lower", gate=gate,
+                  context={"not_applicable": reason})
+
+
+def test_a_gate_whose_figures_all_say_it_does_not_apply_is_not_applicable_with_the_reason() -> None:
+    checks = _by_name(gate_checks(CONFIG, [
+        _not_applicable("bench-bulk-min-ratio", "runs in another process")], BOTH))
+    check = checks["gate bench-bulk-min-ratio"]
+    assert (check.status, check.passed) == ("not applicable", True)
+    assert "another process" in check.detail
+
+
+def test_a_not_applicable_figure_never_hides_a_measured_miss_of_the_same_gate() -> None:
+    checks = _by_name(gate_checks(CONFIG, [
+        _not_applicable("bench-bulk-min-ratio", "runs in another process"),
+        _figure("bench-bulk-min-ratio", 0.5)], BOTH))
+    assert checks["gate bench-bulk-min-ratio"].status == "missed"
