@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.commands._console import make_console
 from harness.errors import ConfigError, ProvisioningError
 from harness.infra.postgres.embedded import EmbeddedPostgres
+from harness.infra.reaper import pid_alive
 
 console = make_console()  # soft wrap: never break a DSN across lines
 
@@ -49,18 +50,6 @@ def _read_state(state: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) and {"dsn", "port", "base_dir"} <= set(info) else None
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _running(info: dict[str, object]) -> bool:
@@ -115,7 +104,7 @@ def _down(args: argparse.Namespace) -> int:
         state.unlink()
         raise ProvisioningError(f"the state file of {args.name!r} was unreadable; removed it",
                                 hint="remove the server's authstate-pg-* folder by hand")
-    if info.get("foreground") and _running(info) and _alive(info.get("owner_pid")):
+    if info.get("foreground") and _running(info) and pid_alive(info.get("owner_pid")):
         raise ConfigError(f"{args.name!r} runs in the foreground (pid {info.get('owner_pid')})",
                           hint="stop it with Ctrl-C in its terminal (or kill that pid)")
     EmbeddedPostgres.attach(str(info["base_dir"]), int(info["port"])).close()

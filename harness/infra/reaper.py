@@ -60,7 +60,10 @@ class Reaper:
             self._proc.wait()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,13 +98,13 @@ def carry_out(plan: CleanupPlan) -> None:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
                            check=False)
     for pid in plan.kill_pids:
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
     for path in plan.remove_paths:

@@ -89,7 +89,7 @@ def ensure_dependencies(module: Path, npm: str | None = None) -> Path | None:
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name)[:40]
     final = base / f"deps-{name}-{digest}"
     if not (final / _MARKER).is_file():
-        with _locked(base / f"deps-{name}-{digest}.lock"):
+        with file_lock(base / f"deps-{name}-{digest}.lock"):
             if not (final / _MARKER).is_file():
                 _install(npm or _npm(), manifest, lock_bytes, final, root)
     return final
@@ -104,7 +104,8 @@ def _npm() -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created) for the block: one npm install per cache entry."""
     with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.report.md_table import table as _table
+
 HEADER = ["operation", "calls", "failed", "p50", "p95", "p99", "p99.9", "max",
           "Locust p50 / p95 / p99"]
 
@@ -26,17 +28,6 @@ def _s(value: Any) -> str:
 
 
 PHASE_ORDER = ("setup", "steady", "before", "during", "recovery", "after")
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
-
-
-def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def op_rows(ops: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:

@@ -9,21 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report import chaos_table, load_table
+from harness.report.md_table import cell as _cell
+from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
         "interrupted": "⏹️", "not applicable": "➖"}
 VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
-
-
-def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def _n(count: int, word: str) -> str:
