@@ -155,7 +155,8 @@ def resolve_target(spec: str) -> TargetSpec:
     if spec.startswith("node:"):  # a JavaScript store through a sidecar: harness/node_target
         from harness.node_target import resolve_node_target
 
-        return resolve_node_target(spec)
+        name, description, factory = resolve_node_target(spec)
+        return TargetSpec(name, spec, description, factory, in_process=False)
     if spec in BUILTIN_TARGETS:
         description, factory = BUILTIN_TARGETS[spec]
         return TargetSpec(spec, spec, description, factory)

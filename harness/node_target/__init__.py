@@ -15,7 +15,9 @@ that hang past the deadline as `NodeCallTimeout` (outcome unknown), a dead sidec
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from harness.node_target.errors import (
     NodeCallTimeout,
@@ -25,21 +27,16 @@ from harness.node_target.errors import (
 )
 from harness.node_target.spec import DEFAULT_EXPORT, SPEC_FORM, is_node_spec
 
-if TYPE_CHECKING:
-    from harness.targets import TargetSpec
-
 __all__ = ["DEFAULT_EXPORT", "SPEC_FORM", "NodeCallTimeout", "NodeSidecarCrashed",
            "NodeStoreError", "NodeUnavailable", "is_node_spec", "resolve_node_target"]
 
 
-def resolve_node_target(spec: str) -> TargetSpec:
-    """The TargetSpec of `node:path[#export]` (ConfigError if it cannot run here)."""
-    import functools
-
+def resolve_node_target(spec: str) -> tuple[str, str, Callable[..., Any]]:
+    """(name, description, factory) of `node:path[#export]` (ConfigError if it cannot run here);
+    `harness.targets` makes the TargetSpec, marked out-of-process."""
     from harness.node_target.spec import open_node_target, resolve
-    from harness.targets import TargetSpec
 
     name, description, module, export, deps_dir = resolve(spec)
     factory = functools.partial(open_node_target, module=module, export=export,
                                 deps_dir=deps_dir, label=name)
-    return TargetSpec(name, spec.strip(), description, factory, in_process=False)
+    return name, description, factory
