@@ -8,6 +8,8 @@ drive the progress display and build the report. Events:
     {"event": "result", "nodeid": ..., "when": "setup|call|teardown", "outcome": ...,
      "duration": s, "message": short scrubbed text or null}
     {"event": "fact", "key": ..., "value": ...}      (see `record_fact`)
+    {"event": "harness_error", "nodeid": ..., "type": ..., "message": ...}
+                                  (a HarnessError ended a test: the harness failed, not the store)
     {"event": "finished", "exitstatus": int}
 
 Without `--harness-events` the plugin does nothing, so a plain `pytest` is unaffected.
@@ -22,6 +24,7 @@ from typing import IO, Any
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.report.redact import scrub, scrub_tree
 
 PLUGIN_NAME = "authstate-harness-events"
@@ -60,6 +63,20 @@ class EventWriter:
             outcome = "xfailed" if report.skipped else "xpassed"
         self.emit("result", nodeid=report.nodeid, when=report.when, outcome=outcome,
                   duration=round(report.duration, 6), message=_message(report))
+
+    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector,
+                                  call: pytest.CallInfo[Any], report: Any) -> None:
+        """A test that ended in a HarnessError (the harness itself could not work: a store's
+        sidecar crashed, a server could not be provided) makes the run a harness error, not a
+        finding about the store: tell the main job, once per test."""
+        excinfo = call.excinfo
+        if excinfo is None or not excinfo.errisinstance(HarnessError):
+            return
+        exc = excinfo.value
+        text = str(getattr(exc, "message", exc))
+        hint = getattr(exc, "hint", None)
+        self.emit("harness_error", nodeid=getattr(node, "nodeid", ""),
+                  type=type(exc).__name__, message=scrub(text + (f" ({hint})" if hint else "")))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -9,7 +9,9 @@ connection error can print a DSN. Rather than trust every message, every line is
 - Python bytes literals longer than a few bytes (`b'\\x8f...'`, `bytearray(b'...')`);
 - BufferJSON's string form (`"data": "<base64>"`) whatever its content;
 - base64-looking runs (key strings, Hypothesis' `@reproduce_failure` blobs) and long hex;
-- BufferJSON's array form (`"data": [12, 250, ...]`).
+- BufferJSON's array form (`"data": [12, 250, ...]`);
+- Node's printed Buffers and Uint8Arrays (`<Buffer 8f 3a ...>`), and values under
+  secret-sounding names (`secretKey: 6177...`, `private: ...`) in a JavaScript store's output.
 
 Heuristic by nature: it errs towards redacting (a long mixed-case token is treated as base64).
 """
@@ -28,6 +30,15 @@ _BUFFER_STRING = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*[\"'])[A-Za-z0-9+/=_
 _BUFFER_ARRAY = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*)\[\s*\d+(?:\s*,\s*\d+){7,}\s*,?\s*\]")
 _HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
+# Node's util.inspect of a Buffer / Uint8Array (a JavaScript store's crash dump of creds or keys)
+_NODE_BUFFER = re.compile(r"<Buffer(?: [0-9a-f]{2})+(?: \.\.\. \d+ more bytes?)?>")
+_NODE_UINT8 = re.compile(r"Uint8Array\(\d+\) \[[\d,\s]+(?:\.\.\. \d+ more items?)?\s*\]")
+# a value under a secret-sounding name (`secretKey: 6177`, `"private": ...`, `apiKey=...`):
+# node-postgres dumps its cancel key, creds dumps carry `private` key halves
+_NAMED_SECRET = re.compile(
+    r"(?P<head>(?<![A-Za-z])(?:secretKey|secret_key|secret|privateKey|private_key|private|"
+    r"apiKey|api_key|accessToken|access_token|authToken|auth_token)['\"]?\s*[:=]\s*)"
+    r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|[^\s,;}\]<][^\s,;}\]]*)")
 
 REDACTED = "<redacted>"
 
@@ -65,11 +76,14 @@ def scrub(text: str) -> str:
     if not text:
         return text
     text = redact_text(text, passwords_of(os.environ.get("AUTHSTATE_DSN")))
+    text = _NODE_BUFFER.sub(f"<Buffer {REDACTED}>", text)
+    text = _NODE_UINT8.sub(f"Uint8Array [{REDACTED}]", text)
     text = _BYTES_LITERAL.sub(lambda m: f"b'{REDACTED}'", text)
     text = _BUFFER_STRING.sub(lambda m: m.group("head") + REDACTED, text)
     text = _BUFFER_ARRAY.sub(lambda m: m.group("head") + f"[{REDACTED}]", text)
     text = _HEX.sub(lambda m: f"{REDACTED}[{len(m.group(0))} hex]", text)
-    return _TOKEN.sub(_token, text)
+    text = _TOKEN.sub(_token, text)
+    return _NAMED_SECRET.sub(lambda m: m.group("head") + REDACTED, text)
 
 
 def scrub_tree(value: Any) -> Any:

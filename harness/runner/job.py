@@ -199,6 +199,18 @@ class MainJob:
             self._run_pytest(server.dsn, server.kind)
             if self.pytest_exit not in (0, None) and not self.interrupted:
                 self._check_database(server.dsn)
+                if self.error is None:
+                    self._harness_errors_in_tests()
+
+    def _harness_errors_in_tests(self) -> None:
+        """Tests that a HarnessError ended (a Node.js store's sidecar crashed, a server could not
+        be started) mean the harness could not do its job: exit 2 naming the first, not "n tests
+        failed", which would read as a verdict about the store."""
+        errors = self.outcomes.harness_errors
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more tests)" if len(errors) > 1 else ""
+            self.error = (f"{first['type']} in {first['nodeid']}{more}: {first['message']}")
 
     def _check_database(self, dsn: str) -> None:
         """After failures: is PostgreSQL still there? Tests failing because the database went

@@ -78,6 +78,7 @@ class RunOutcomes:
         self._specs = list(suites)
         self._tests: dict[str, TestOutcome] = {}
         self.facts: dict[str, Any] = {}
+        self.harness_errors: list[dict[str, Any]] = []  # tests a HarnessError ended
         self.exitstatus: int | None = None
         self.outside: list[str] = []  # collected tests that match no suite (should not happen)
 
@@ -105,6 +106,8 @@ class RunOutcomes:
                 test.absorb(event)
                 if not was_done and event["when"] != "teardown":
                     finished.append(test)
+            elif kind == "harness_error":
+                self.harness_errors.append(event)
             elif kind == "fact":
                 self.facts[str(event["key"])] = event["value"]
             elif kind == "finished":

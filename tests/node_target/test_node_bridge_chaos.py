@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -103,3 +104,25 @@ async def test_a_store_that_crashes_its_process_stops_the_scenario_with_its_outp
     assert err.value.exit_code == 2 and err.value.returncode == 1
     assert "exited unexpectedly" in err.value.message
     assert "Connection terminated" in err.value.message, err.value.message[-2000:]
+
+
+def test_cli_run_whose_node_store_crashes_is_a_harness_error_exit_2(tmp_path: Path) -> None:
+    """A crashed sidecar is the harness failing to test the store, not a verdict about it: `run`
+    exits 2 (not 1, which CI reads as "gate missed") and names the crash and the module's first
+    error line, with the module's output scrubbed of its secrets."""
+    node_spec(CRASHING)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("AUTHSTATE_PG_KIND", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", "sever",
+         "--target", CRASHING, "--out", str(out), "--plain"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-4000:]
+    assert "NodeSidecarCrashed" in output, output[-4000:]
+    assert "first error in the module output" in output, output[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["status"] == "error"
+    assert "NodeSidecarCrashed" in report["run"]["error"]
+    assert not re.search(r"secretKey: \d", (out / "report.md").read_text())

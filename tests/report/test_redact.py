@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,3 +78,17 @@ def test_scrub_tree_reaches_nested_strings_and_keys() -> None:
     tree = {"failures": [{"message": f"value {secret}"}], secret: 1, "n": 3}
     out = scrub_tree(tree)
     assert secret not in repr(out) and out["n"] == 3
+
+
+@pytest.mark.parametrize(("dump", "secret"), [
+    ("Client {\n    processID: 4242,\n    secretKey: 617715752,\n    ssl: false }", "617715752"),
+    ("{ noiseKey: { private: <Buffer 8f 3a 01 02 ... 28 more bytes> } }", "8f 3a"),
+    ("signedPreKey: Uint8Array(32) [\n  143, 58, 1, 2,\n  ... 28 more items\n]", "143, 58"),
+    ("{ apiKey: 'sk_live_abc', authToken=\"t0ps3cret\" }", "sk_live_abc"),
+])
+def test_a_javascript_stores_crash_dump_loses_its_secrets(dump: str, secret: str) -> None:
+    """A Node.js target's crashed sidecar prints objects the way util.inspect does: Buffers as
+    spaced hex, node-postgres' cancel key, creds' private halves."""
+    scrubbed = scrub(dump)
+    assert secret not in scrubbed
+    assert "<redacted>" in scrubbed
