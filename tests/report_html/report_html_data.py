@@ -78,3 +78,14 @@ def full() -> dict[str, Any]:
                                         "status": "failed", "detail": "1 <b>failed</b> & more",
                                         "passed": False})
     return report
+
+
+def real_run_with_load() -> dict[str, Any]:
+    """A fresh-clone `python3 -m harness run` (quick) with the load suite's real section."""
+    return json.loads(gzip.decompress((DATA / "run-with-load-report.json.gz").read_bytes()))
+
+
+def real_load_with_fault() -> dict[str, Any]:
+    """`authstate-harness load --companies 100 --duration 60s --processes 2
+    --fault sever@20s+10s`: a real load section with a fault (RTO/MTTD as spreads)."""
+    return json.loads(gzip.decompress((DATA / "load-fault-report.json.gz").read_bytes()))

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_html_data import HOSTILE_ID, KEY_B64, PASSWORD  # type: ignore[import-not-found]
+from report_html_data import (  # type: ignore[import-not-found]
+    HOSTILE_ID,
+    KEY_B64,
+    PASSWORD,
+    real_load_with_fault,
+    real_run_with_load,
+)
 
 from harness.report import writer
 from harness.report.html import render_html
@@ -155,3 +161,27 @@ def test_malformed_sections_are_skipped_not_fatal(quick_report: dict[str, Any]) 
     page = render_html(quick_report)
     assert "No timeline recorded for this scenario." in page
     assert "not measured" in page
+
+
+@pytest.mark.parametrize("source", [real_run_with_load, real_load_with_fault])
+def test_real_load_sections_render_every_load_chart(source) -> None:  # type: ignore[no-untyped-def]
+    """The load suite's own report.json (not the plan's synthetic shape): the page renders
+    without falling back, with the percentile curves and the timeline drawn."""
+    report = source()
+    page = render_html(report)
+    assert "could not be rendered" not in page
+    ids = {c["id"]: c for c in _parse(page).charts}
+    for chart_id in ("load-curves", "load-timeline"):
+        assert int(ids[chart_id]["data-marks"] or 0) > 0, chart_id
+
+
+def test_a_fault_under_load_is_marked_with_its_p95_mttd_and_rto() -> None:
+    report = real_load_with_fault()
+    page = render_html(report)
+    chart = re.search(r'<svg class="chart" id="load-timeline".*?</svg>', page, re.S)
+    assert chart
+    svg = chart.group(0)
+    assert svg.count('class="fault"') >= 3
+    rto = report["load"]["fault"]["rto_s"]["p95"]
+    assert f"RTO p95 {rto:.3g} s" in svg
+    assert f"RTO p95 {rto:.3g} s" in page.split('id="load-timeline"')[0]  # the text line too

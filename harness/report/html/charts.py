@@ -335,6 +335,12 @@ def latency_curves(load: Mapping[str, Any], chart_id: str) -> Chart | None:
                             chart_id=chart_id), caption)
 
 
+def p95_of(value: object) -> float | None:
+    """A figure that is a number, or a spread over companies ({"p50", "p95", "max", ...}): the
+    p95 the gates judge."""
+    return num(value.get("p95")) if isinstance(value, Mapping) else num(value)
+
+
 def load_timeline(load: Mapping[str, Any], chart_id: str) -> Chart | None:
     rows = [r for r in load.get("timeline") or [] if isinstance(r, Mapping)
             and num(r.get("t_s")) is not None]
@@ -344,7 +350,7 @@ def load_timeline(load: Mapping[str, Any], chart_id: str) -> Chart | None:
     dt = _bucket_width(ts) or 1.0
     fault = load.get("fault") if isinstance(load.get("fault"), Mapping) else None
     window = fault.get("window") if fault else None
-    x_hi = max(ts[-1] + dt, *(num(w) or 0.0 for w in (window or [])))
+    x_hi = max([ts[-1] + dt, *(num(w) or 0.0 for w in (window or []))])
     x0, x1 = LEFT, WIDTH - RIGHT
     ok = [(t, (num(r.get("ok")) or 0.0) / dt) for t, r in zip(ts, rows, strict=True)]
     fail = [(t, (num(r.get("fail")) or 0.0) / dt) for t, r in zip(ts, rows, strict=True)]
@@ -361,11 +367,12 @@ def load_timeline(load: Mapping[str, Any], chart_id: str) -> Chart | None:
     marks: list[tuple[float, str, str]] = []
     if window and len(window) == 2 and num(window[0]) is not None and num(window[1]) is not None:
         a, b = num(window[0]) or 0.0, num(window[1]) or 0.0
-        mttd, rto = num(fault.get("mttd_s")), num(fault.get("rto_s"))  # type: ignore[union-attr]
+        mttd = p95_of(fault.get("mttd_s"))  # type: ignore[union-attr]
+        rto = p95_of(fault.get("rto_s"))  # type: ignore[union-attr]
         if mttd is not None:
-            marks.append((a + mttd, "mttd", f"MTTD {mttd:.3g} s"))
+            marks.append((a + mttd, "mttd", f"MTTD p95 {mttd:.3g} s"))
         if rto is not None:
-            marks.append((b + rto, "rto", f"RTO {rto:.3g} s"))
+            marks.append((b + rto, "rto", f"RTO p95 {rto:.3g} s"))
         for i, p in enumerate(panels):
             p.shade_x(a, b, title=f"fault window {a:g}-{b:g} s")
             for t, cls, label in marks:

@@ -216,8 +216,9 @@ def _load(report: Mapping[str, Any]) -> str:
                           numeric=set(range(1, 10))))
     fault = load.get("fault")
     if isinstance(fault, Mapping):
-        out.append(f"<p>Fault under load: {t(fault.get('schedule'))}; RTO "
-                   f"{_fmt(fault.get('rto_s'), 3, 's')}, MTTD {_fmt(fault.get('mttd_s'), 3, 's')},"
+        out.append(f"<p>Fault under load: {t(fault.get('schedule'))}; RTO p95 "
+                   f"{_fmt(charts.p95_of(fault.get('rto_s')), 3, 's')}, MTTD p95 "
+                   f"{_fmt(charts.p95_of(fault.get('mttd_s')), 3, 's')},"
                    f" lost writes {_fmt(fault.get('lost_writes'))}, anomalies "
                    f"{t(fault.get('anomalies') or 'none')}</p>")
     for chart in (charts.latency_curves(load, "load-curves"),
