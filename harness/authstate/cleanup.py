@@ -23,8 +23,10 @@ repairs by itself (sessions, sender keys and their caches: see `DEFAULT_POLICY` 
 per type). Types whose loss breaks a session -- unconsumed pre-keys still published to
 WhatsApp, app-state sync keys, identity keys, LID mappings -- are kept whatever their
 `expires_at`, unless an explicit override says otherwise (`CleanupPolicy.risky()` names them so
-the CLI can warn). `eligible` counts deletable types only; rows of kept types past the
-retention are counted as `kept_by_policy`. `health` uses the same policy and retention, so the
+the CLI can warn). A sender key is due only once its group's sender-key-memory is due too
+(`due_sql`): deleting our key while the memory of who holds it stays breaks the group.
+`eligible` counts deletable types only; rows of kept types past the retention are counted as
+`kept_by_policy`. `health` uses the same policy and retention, so the
 two commands agree on what is due for deletion.
 
 *Schema without `expires_at`* (an origin-style table): expiry is derived as the store would
@@ -185,6 +187,34 @@ def expiry_sql(columns: set[str]) -> str | None:
     return f"(CASE {cases} ELSE updated_at + interval '{default} seconds' END)"
 
 
+def _memory_expiry(exp: str) -> str:
+    """The expiry of a sender-key-memory row `m`, in the same terms as `exp`."""
+    if exp == "expires_at":
+        return "m.expires_at"
+    return f"m.updated_at + interval '{ttl_seconds('sender-key-memory')} seconds'"
+
+
+def due_sql(exp: str, cutoff: str, table: str = "whatsapp_keys") -> str:
+    """SQL: the row of `table` (a name or alias) is due for cleanup at `cutoff` (a parameter).
+
+    Past the retention (`exp < cutoff`) -- except a sender key whose group's sender-key-memory
+    row is not due yet: the memory tells Baileys which devices already hold our sender key, so
+    deleting the key while the memory stays makes Baileys send with a new key to nobody (every
+    recipient then needs a retry receipt). Both TTLs differ (7 and 14 days), so without this
+    rule an idle group's key would go about a week before its memory. The key goes once the
+    memory is due too (in the same run, since both are deletable by default).
+    """
+    col = exp if table == "whatsapp_keys" else exp.replace(
+        "expires_at", f"{table}.expires_at").replace("updated_at", f"{table}.updated_at") \
+        .replace("key_type", f"{table}.key_type")
+    mem = _memory_expiry(exp)
+    return (f"({col} < {cutoff} AND NOT ({table}.key_type = 'sender-key' AND EXISTS ("
+            f"SELECT 1 FROM whatsapp_keys m WHERE m.company_id = {table}.company_id "
+            f"AND m.key_type = 'sender-key-memory' "
+            f"AND m.key_id = split_part({table}.key_id, '::', 1) "
+            f"AND ({mem} IS NULL OR {mem} >= {cutoff}))))")
+
+
 def missing_expiry_error(table: str = "whatsapp_keys") -> ConfigError:
     return ConfigError(
         f"{table} has neither expires_at nor updated_at: no row's expiry can be judged; "
@@ -212,15 +242,15 @@ def _metrics_sql(exp: str) -> str:
     """$1 as_of, $2 cutoff, $3 deletable types."""
     return ("SELECT count(*), count(*) FILTER (WHERE " + exp + " IS NULL), "
             f"count(*) FILTER (WHERE {exp} < $1), "
-            f"count(*) FILTER (WHERE {exp} < $2 AND key_type = ANY($3::text[])), "
-            f"count(*) FILTER (WHERE {exp} < $2 AND NOT key_type = ANY($3::text[])), "
+            f"count(*) FILTER (WHERE {due_sql(exp, '$2')} AND key_type = ANY($3::text[])), "
+            f"count(*) FILTER (WHERE {due_sql(exp, '$2')} AND NOT key_type = ANY($3::text[])), "
             + ", ".join(_bucket_filter(exp, lo, hi) for _, lo, hi in AGE_BUCKETS)
             + " FROM whatsapp_keys")
 
 
 def _by_type_sql(exp: str) -> str:
     return (f"SELECT key_type, count(*), count(*) FILTER (WHERE {exp} < $1), "
-            f"count(*) FILTER (WHERE {exp} < $2) FROM whatsapp_keys "
+            f"count(*) FILTER (WHERE {due_sql(exp, '$2')}) FROM whatsapp_keys "
             "GROUP BY key_type ORDER BY key_type")
 
 
@@ -230,21 +260,20 @@ def _order(exp: str) -> str:
 
 def _would_delete_sql(exp: str) -> str:
     return (f"SELECT key_type, count(*) FROM (SELECT key_type FROM whatsapp_keys "
-            f"WHERE {exp} < $1 AND key_type = ANY($3::text[]) {_order(exp)} LIMIT $2) v "
+            f"WHERE {due_sql(exp, '$1')} AND key_type = ANY($3::text[]) {_order(exp)} "
+            "LIMIT $2) v "
             "GROUP BY key_type")
 
 
 def _delete_sql(exp: str, returning: str) -> str:
-    k_exp = exp.replace("expires_at", "k.expires_at").replace("updated_at", "k.updated_at") \
-        .replace("key_type", "k.key_type")
     return f"""
 WITH victims AS (
     SELECT company_id, key_type, key_id FROM whatsapp_keys
-    WHERE {exp} < $1 AND key_type = ANY($3::text[]) {_order(exp)} LIMIT $2
+    WHERE {due_sql(exp, '$1')} AND key_type = ANY($3::text[]) {_order(exp)} LIMIT $2
     FOR UPDATE SKIP LOCKED)
 DELETE FROM whatsapp_keys k USING victims v
 WHERE k.company_id = v.company_id AND k.key_type = v.key_type AND k.key_id = v.key_id
-  AND {k_exp} < $1
+  AND {due_sql(exp, '$1', 'k')}
 RETURNING {returning}
 """
 

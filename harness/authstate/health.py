@@ -51,6 +51,7 @@ from harness.authstate.cleanup import (
     DEFAULT_CLEANUP_POLICY,
     DEFAULT_RETENTION_DAYS,
     CleanupPolicy,
+    due_sql,
     expiry_sql,
     key_columns,
     retention_error,
@@ -327,7 +328,7 @@ async def _expired(conn: asyncpg.Connection, company_id: str | None, as_of: dt.d
     cutoff = as_of - dt.timedelta(days=retention_days)
     rows = await conn.fetch(
         f"SELECT key_type, count(*), count(*) FILTER (WHERE {exp} < $1), "
-        f"count(*) FILTER (WHERE {exp} < $2) FROM whatsapp_keys"
+        f"count(*) FILTER (WHERE {due_sql(exp, '$2')}) FROM whatsapp_keys"
         + _scope(company_id, 3) + " GROUP BY key_type", *_args(company_id, as_of, cutoff))
     total = sum(r[1] for r in rows)
     due = sum(r[3] for r in rows if policy.deletes(r[0]))

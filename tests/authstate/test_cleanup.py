@@ -314,3 +314,79 @@ async def test_a_cleanup_cut_off_says_how_many_rows_it_had_deleted(store, db, as
     assert "4 row(s) had already been deleted in 2 committed batch(es) (session 4)" in str(
         err.value.hint)
     assert await db.fetchval("SELECT count(*) FROM whatsapp_keys") == 6
+
+
+# -- a group's sender key never goes before the memory of who holds it --------------------------
+GROUP = "120363000000000001@g.us"
+OWN_KEY = f"{GROUP}::5511999999999::0"
+
+
+async def _group(store, db, group: str, key_expires: dt.datetime,
+                 memory_expires: dt.datetime | bool | None) -> None:
+    """Our sender key of `group` and (unless memory_expires is False) its sender-key-memory."""
+    await _key(store, db, f"{group}::5511999999999::0", key_expires, key_type="sender-key")
+    if memory_expires is not False:
+        await _key(store, db, group, memory_expires, key_type="sender-key-memory",
+                   value={"5511888888888:0@s.whatsapp.net": True})
+
+
+async def _types_left(db) -> dict[str, set[str]]:
+    rows = await db.fetch("SELECT key_type, key_id FROM whatsapp_keys")
+    left: dict[str, set[str]] = {}
+    for key_type, key_id in rows:
+        left.setdefault(key_type, set()).add(key_id)
+    return left
+
+
+async def test_a_sender_key_is_kept_while_its_groups_memory_is_not_due(store, db, as_of) -> None:
+    """Both written when the group was last used: the key's TTL is 7 days, the memory's 14. At
+    40 days the key is past the retention but the memory is not: deleting the key alone would
+    make Baileys send with a new key that the memory says everyone already has."""
+    last_used = as_of - 40 * D
+    await _group(store, db, GROUP, last_used + 7 * D, last_used + 14 * D)
+    await _group(store, db, "lonely@g.us", last_used + 7 * D, False)  # no memory: nothing to keep
+    await _group(store, db, "forever@g.us", last_used + 7 * D, None)  # memory never expires
+
+    result = await cleanup_expired_keys(store, as_of=as_of)
+    assert result.deleted_by_type == {"sender-key": 1}
+    left = await _types_left(db)
+    assert left["sender-key"] == {OWN_KEY, "forever@g.us::5511999999999::0"}
+    assert left["sender-key-memory"] == {GROUP, "forever@g.us"}
+
+
+async def test_a_sender_key_goes_with_its_groups_memory_once_both_are_due(store, db, as_of) -> None:
+    last_used = as_of - 50 * D
+    await _group(store, db, GROUP, last_used + 7 * D, last_used + 14 * D)
+    dry = await cleanup_expired_keys(store, dry_run=True, as_of=as_of)
+    assert dry.deleted_by_type == {"sender-key": 1, "sender-key-memory": 1}
+    result = await cleanup_expired_keys(store, as_of=as_of)
+    assert result.deleted_by_type == {"sender-key": 1, "sender-key-memory": 1}
+    assert await _types_left(db) == {}
+
+
+async def test_health_does_not_call_a_guarded_sender_key_due(pg_dsn, store, db, as_of) -> None:
+    from harness.authstate.health import check_health
+
+    last_used = as_of - 40 * D
+    await _group(store, db, GROUP, last_used + 7 * D, last_used + 14 * D)
+    report = await check_health(store, samples=1)
+    figures = {c.name: c.figures for c in report.checks}
+    assert figures["expired_ratio"]["due_for_cleanup"] == 0
+    result = await cleanup_expired_keys(store, as_of=as_of)
+    assert result.deleted == 0  # what health calls due is what cleanup deletes
+
+
+async def test_on_an_origin_table_a_sender_key_waits_for_its_memory(pg_dsn, db) -> None:
+    store = await _origin_store(pg_dsn, db, "updated_at timestamptz NOT NULL DEFAULT now(),")
+    try:
+        await db.execute(  # last used 40 days ago: key due (7 + 30), memory not (14 + 30)
+            "INSERT INTO whatsapp_keys (company_id, key_type, key_id, value, updated_at) VALUES "
+            f"('a', 'sender-key', '{OWN_KEY}', '1', now() - interval '40 days'), "
+            f"('a', 'sender-key-memory', '{GROUP}', '{{}}', now() - interval '40 days'), "
+            "('a', 'sender-key', 'other@g.us::1::0', '1', now() - interval '40 days')")
+        result = await cleanup_expired_keys(store)
+        assert result.deleted_by_type == {"sender-key": 1}
+        left = {r[0] for r in await db.fetch("SELECT key_id FROM whatsapp_keys")}
+        assert left == {OWN_KEY, GROUP}
+    finally:
+        await store.close()
