@@ -10,6 +10,7 @@ ratio of medians spread 0.76-0.87, the median of paired ratios 0.83-0.86.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,23 @@ def median_paired_ratio(numerator: Timings, denominator: Timings) -> float:
                          f"{len(numerator.seconds)} and {len(denominator.seconds)}")
     return statistics.median(n / d for n, d in zip(numerator.seconds, denominator.seconds,
                                                    strict=True))
+
+
+def paired_ratio_ci(numerator: Timings, denominator: Timings,
+                    z: float = 1.96) -> tuple[float, float]:
+    """A ~95 % confidence interval of `median_paired_ratio` (distribution-free: the order
+    statistics around the median that a binomial(n, 1/2) brackets with probability ~95 %).
+
+    It travels with the figure so `compare` can tell a regression from this run's own noise.
+    """
+    ratios = sorted(n / d for n, d in zip(numerator.seconds, denominator.seconds, strict=True))
+    if not ratios:
+        raise ValueError("no rounds")
+    n = len(ratios)
+    half = z * math.sqrt(n) / 2
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return ratios[lo], ratios[max(lo, hi)]
 
 
 def paired_rounds(ours: Callable[[], Any], baseline: Callable[[], Any], *, rounds: int,
@@ -125,6 +143,8 @@ class Comparison:
     # When set, the ratio (the median of per-round ratios); `ours` and `baseline` stay the
     # medians of each side, shown for scale.
     paired_ratio: float | None = None
+    # ~95 % confidence interval of the ratio (`paired_ratio_ci`), when rounds were paired
+    ratio_ci: tuple[float, float] | None = None
 
     @property
     def ratio(self) -> float:

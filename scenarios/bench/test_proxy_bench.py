@@ -48,7 +48,13 @@ import asyncpg
 import pytest
 
 from fixtures.faults import PgProxy
-from harness.bench.compare import Comparison, Timings, median_paired_ratio, paired_rounds
+from harness.bench.compare import (
+    Comparison,
+    Timings,
+    median_paired_ratio,
+    paired_ratio_ci,
+    paired_rounds,
+)
 from harness.bench.workload import ROUNDS
 from harness.faults.provision import ProvisionedToxiproxy
 
@@ -297,6 +303,7 @@ def test_bulk_upsert_throughput_through_proxy(benchmark, bench_loop, bench_db, r
         PRE_KEYS / ours_t.median(), PRE_KEYS / base_t.median(), higher_is_better=True,
         target=bench_target("proxy-bulk-min-ratio"), rounds=ROUNDS,
         paired_ratio=median_paired_ratio(base_t, ours_t),
+        ratio_ci=paired_ratio_ci(base_t, ours_t),
         note=f"one unnest upsert of ~{payload_kb:.0f} KB per round on one connection, ratio = "
              f"median of per-round ratios; "
              f"layout: {layout}; {toxiproxy_server.kind} proxy"))

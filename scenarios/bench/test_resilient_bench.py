@@ -36,6 +36,7 @@ from harness.bench.compare import (
     Timings,
     median_paired_ratio,
     paired_calls,
+    paired_ratio_ci,
     paired_rounds,
 )
 from harness.bench.workload import POINT_CALLS, RAW_UPSERT, ROUNDS, pre_keys
@@ -124,6 +125,7 @@ def test_resilient_bulk_pre_keys_vs_plain_store(benchmark, bench_loop, pair, rec
         812 / base_t.median(), higher_is_better=True,
         target=bench_target("resilient-bulk-min-ratio"), rounds=ROUNDS,
         paired_ratio=median_paired_ratio(base_t, ours_t),
+        ratio_ci=paired_ratio_ci(base_t, ours_t),
         note=f"baseline = the plain store on the same database; ratio = median of per-round "
              f"ratios (ratio of medians {base_t.median() / ours_t.median():.3f}); the "
              f"resilient side also caches every row it writes ({cache['entries']} entries, "
@@ -196,6 +198,7 @@ def test_journal_replay_vs_plain_bulk_upsert(bench_loop, pg_dsn, pg_proxy, tmp_p
         rows / drain_t.median(), rows / base_t.median(), higher_is_better=True,
         target=bench_target("journal-replay-min-ratio"), rounds=REPLAY_ROUNDS,
         paired_ratio=median_paired_ratio(base_t, drain_t),
+        ratio_ci=paired_ratio_ci(base_t, drain_t),
         note=f"ours = from open() returning (replay scheduled) to flush() True: replay + "
              f"applied markers; baseline = one raw unnest upsert per write, pre-encoded, each "
              f"its own commit. With open() (journal read, lock, first connection, schema "
@@ -206,6 +209,7 @@ def test_journal_replay_vs_plain_bulk_upsert(bench_loop, pg_dsn, pg_proxy, tmp_p
         "rows/s", rows / total_t.median(), rows / base_t.median(), higher_is_better=True,
         target=bench_target("journal-replay-min-ratio"), rounds=REPLAY_ROUNDS, gated=False,
         paired_ratio=median_paired_ratio(base_t, total_t),
+        ratio_ci=paired_ratio_ci(base_t, total_t),
         note="a whole restart on a journal: open() (journal read, lock, first connection, "
              "schema check, clock) + replay"))
     assert c.passed, c.describe()

@@ -25,7 +25,13 @@ import pytest
 
 from fixtures.targets import close_target, target_cache_dir
 from harness.authstate import codec
-from harness.bench.compare import Comparison, median_paired_ratio, paired_calls, paired_rounds
+from harness.bench.compare import (
+    Comparison,
+    median_paired_ratio,
+    paired_calls,
+    paired_ratio_ci,
+    paired_rounds,
+)
 from harness.bench.workload import (
     POINT_CALLS,
     RAW_GET,
@@ -118,6 +124,7 @@ def test_bulk_pre_keys_vs_raw_upsert(benchmark, bench_loop, bench, record_compar
         812 / base_t.median(), higher_is_better=True,
         target=bench_target("bench-bulk-min-ratio"), rounds=ROUNDS,
         paired_ratio=median_paired_ratio(base_t, ours_t),
+        ratio_ci=paired_ratio_ci(base_t, ours_t),
         note=f"raw = one unnest upsert of pre-encoded rows on {bench.raw_pool}; ratio = median "
              "of per-round ratios"))
     benchmark.extra_info.update(ratio=c.ratio, baseline_keys_per_s=c.baseline)

@@ -32,3 +32,34 @@ def test_a_paired_ratio_is_the_ratio_the_gate_and_the_summary_use() -> None:
     unpaired = Comparison("bulk", "throughput", "keys/s", 40_000.0, 50_000.0,
                           higher_is_better=True, target=0.8)
     assert unpaired.ratio == 0.8 and "-> ratio 0.800" in unpaired.describe()
+
+
+def test_the_ratio_ci_brackets_the_median_and_narrows_with_more_rounds() -> None:
+    import random
+
+    from harness.bench.compare import median_paired_ratio, paired_ratio_ci
+
+    rng = random.Random(7)
+
+    def sides(rounds: int) -> tuple[Timings, Timings]:
+        base = Timings([0.010 * rng.uniform(0.8, 1.2) for _ in range(rounds)])
+        ours = Timings([b * rng.uniform(1.0, 1.4) for b in base.seconds])
+        return base, ours
+
+    few, many = sides(10), sides(400)
+    lo_few, hi_few = paired_ratio_ci(*few)
+    lo_many, hi_many = paired_ratio_ci(*many)
+    assert lo_few <= median_paired_ratio(*few) <= hi_few
+    assert lo_many <= median_paired_ratio(*many) <= hi_many
+    assert hi_many - lo_many < hi_few - lo_few
+
+
+def test_a_benchmark_figure_carries_its_ci_and_compare_reads_it_as_noise() -> None:
+    from fixtures.bench import comparison_figure
+    from harness.report.compare import _context_spread
+
+    c = Comparison("keys.set 812 pre-keys", "throughput", "keys/s", 90.0, 100.0, True, 0.8,
+                   rounds=30, paired_ratio=0.9, ratio_ci=(0.84, 0.96))
+    figure = comparison_figure(c)
+    assert figure.context["ci"] == [0.84, 0.96]
+    assert abs(_context_spread(figure.context) - 0.06) < 1e-9
