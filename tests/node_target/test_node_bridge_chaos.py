@@ -77,15 +77,20 @@ async def test_correct_node_store_is_unavailable_but_loses_nothing(
     assert outcome.verdict == "passed", describe(outcome)
 
 
-def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) -> None:
-    node_spec(FLAWED)
-    out = tmp_path / "run"
+def _run_sever_cli(spec: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m harness run --suite chaos --scenario sever --target SPEC`, as a team runs it."""
+    node_spec(spec)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("AUTHSTATE_PG_KIND", None)
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", "sever",
-         "--target", FLAWED, "--out", str(out), "--plain"],
+         "--target", spec, "--out", str(out), "--plain"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
+
+
+def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _run_sever_cli(FLAWED, out)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-4000:]
     assert "lost" in output, output[-4000:]
@@ -110,14 +115,8 @@ def test_cli_run_whose_node_store_crashes_is_a_harness_error_exit_2(tmp_path: Pa
     """A crashed sidecar is the harness failing to test the store, not a verdict about it: `run`
     exits 2 (not 1, which CI reads as "gate missed") and names the crash and the module's first
     error line, with the module's output scrubbed of its secrets."""
-    node_spec(CRASHING)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("AUTHSTATE_PG_KIND", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", "sever",
-         "--target", CRASHING, "--out", str(out), "--plain"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
+    proc = _run_sever_cli(CRASHING, out)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output[-4000:]
     assert "NodeSidecarCrashed" in output, output[-4000:]
