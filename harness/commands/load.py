@@ -248,8 +248,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help="Locust worker processes on this machine (default 1)")
     parser.add_argument("--target", default="reference", metavar="SPEC",
-                        help="the store: reference (default), resilient, module:factory or "
-                             "file.py:factory")
+                        help="the store: reference (default), resilient, module:factory, "
+                             "file.py:factory or node:path/to/store.js[#export]")
     parser.add_argument("--fault", default=None, metavar="NAME@STARTs+DURs",
                         help="inject a chaos fault during the run, e.g. sever@20s+10s; the "
                              "operation history is checked (lost writes, RTO under load)")
