@@ -16,8 +16,8 @@ from harness.errors import ProvisioningError
 def test_harness_could_not_work():
     raise ProvisioningError("the sidecar died", hint="look at its output")
 
-def test_store_was_wrong():
-    assert 1 == 2
+def test_store_was_wrong():  # a finding about the store: an ordinary failure, no event
+    raise AssertionError("the store served stale creds")
 '''
 
 
