@@ -7,32 +7,23 @@ through the CLI, as a team would run it: `run --target node:...flawed.js` exits 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from node_bridge_support import require_node
 
-from harness.chaos.catalog import scenario, scenario_params
-from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from fixtures.chaos_smoke import describe_outcome, run_sever_cli, run_smoke_sever
+from harness.chaos.scenario import ChaosResources, ScenarioOutcome
 from harness.node_target.errors import NodeSidecarCrashed, NodeUnavailable
 from harness.targets import TargetSpec, resolve_target
 
-REPO = Path(__file__).resolve().parents[2]
 CORRECT = "node:examples/node-store/index.js"
 FLAWED = "node:examples/node-store/flawed.js"
 CRASHING = "node:tests/node_target/modules/crashing_store/index.mjs"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-# As tests/chaos/test_broken_targets.py: short, but ~360 messages fall inside the outage.
-PARAMS = replace(scenario_params("sever", "smoke"), companies=30, warmup_s=1.0, outage_s=3.0,
-                 recovery_s=2.0, settle_s=5.0)
-
 
 def node_spec(spec: str) -> TargetSpec:
     require_node()
@@ -43,49 +34,35 @@ def node_spec(spec: str) -> TargetSpec:
 
 
 async def run_sever(spec: str, resources: ChaosResources) -> ScenarioOutcome:
-    outcome = await run_scenario(scenario("sever"), PARAMS, node_spec(spec), resources)
-    assert outcome.verdict != "skipped", outcome.reason
-    return outcome
-
-
-def describe(outcome: ScenarioOutcome) -> str:
-    item = outcome.section
-    return (f"verdict {item['verdict']}, anomalies {item['anomalies']}, acked "
-            f"{item['acked_writes']}, lost {item['lost_writes']}, writes during fault "
-            f"{item['writes_during_fault']}, errors {item['workload'].get('errors')}")
+    return await run_smoke_sever(node_spec(spec), resources)
 
 
 async def test_flawed_node_store_is_caught_naming_lost(chaos_resources: ChaosResources) -> None:
     outcome = await run_sever(FLAWED, chaos_resources)
     item = outcome.section
-    assert item["writes_during_fault"] > 0, describe(outcome)
-    assert item["anomalies"].get("lost", 0) > 0 and item["lost_writes"] > 0, describe(outcome)
+    assert item["writes_during_fault"] > 0, describe_outcome(outcome)
+    assert item["anomalies"].get("lost", 0) > 0, describe_outcome(outcome)
+    assert item["lost_writes"] > 0, describe_outcome(outcome)
     assert item["anomaly_examples"]["lost"], "an anomaly comes with examples"
-    assert outcome.verdict == "failed", describe(outcome)
+    assert outcome.verdict == "failed", describe_outcome(outcome)
 
 
 async def test_correct_node_store_is_unavailable_but_loses_nothing(
         chaos_resources: ChaosResources) -> None:
     outcome = await run_sever(CORRECT, chaos_resources)
     item = outcome.section
-    assert item["writes_during_fault"] > 0, describe(outcome)
+    assert item["writes_during_fault"] > 0, describe_outcome(outcome)
     # unavailable: nearly every write in the window fails (one racing the sever may land)
-    assert item["availability"]["writes"] < 0.1, describe(outcome)
-    assert item["indeterminate_writes"] + item["failed_writes"] > 0, describe(outcome)
-    assert item["anomalies"] == {} and item["lost_writes"] == 0, describe(outcome)
+    assert item["availability"]["writes"] < 0.1, describe_outcome(outcome)
+    assert item["indeterminate_writes"] + item["failed_writes"] > 0, describe_outcome(outcome)
+    assert item["anomalies"] == {} and item["lost_writes"] == 0, describe_outcome(outcome)
     assert item["rto_s"]["missing"] == 0, "every company recovered after the fault"
-    assert outcome.verdict == "passed", describe(outcome)
+    assert outcome.verdict == "passed", describe_outcome(outcome)
 
 
 def _run_sever_cli(spec: str, out: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m harness run --suite chaos --scenario sever --target SPEC`, as a team runs it."""
-    node_spec(spec)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("AUTHSTATE_PG_KIND", None)
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", "sever",
-         "--target", spec, "--out", str(out), "--plain"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False)
+    node_spec(spec)  # skips without node, installs the example's npm dependencies first
+    return run_sever_cli(spec, out)
 
 
 def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) -> None:
