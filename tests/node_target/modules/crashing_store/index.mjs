@@ -6,6 +6,12 @@
 import pg from 'pg'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 20, idleTimeoutMillis: 0 })
+// Whatever the pool is doing when the sever comes (under 100 companies every client may be busy
+// in a query, whose error is handled): a connection that ends kills the process, as an
+// unhandled 'error' would, so the crash does not depend on an idle client being there.
+pool.on('connect', client => client.on('end', () => {
+  throw new Error('Connection terminated unexpectedly (this store has no error handling)')
+}))
 const creds = new Map()
 const keys = new Map()
 
