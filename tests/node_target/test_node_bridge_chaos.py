@@ -97,7 +97,7 @@ def test_cli_run_whose_node_store_crashes_is_a_harness_error_exit_2(tmp_path: Pa
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output[-4000:]
     assert "NodeSidecarCrashed" in output, output[-4000:]
-    assert "first error in the module output" in output, output[-4000:]
+    assert "--- module output (last lines) ---" in output, output[-4000:]  # the module's stderr
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["status"] == "error"
     assert "NodeSidecarCrashed" in report["run"]["error"]
