@@ -5,12 +5,16 @@ returns a state whose `creds` is a Python copy of `state.creds`; `save_creds()` 
 back into the module's creds object (in place, as Baileys' `Object.assign` does) and calls its
 `saveCreds()`; `keys.get/set` call `state.keys.get/set` on the module's state. Each loaded
 state is a handle in the sidecar, released when the Python state is garbage-collected.
+
+Optional hooks appear when the module has them: `delete_company(company)` once a `load` showed
+that `useX(companyId)` returns `deleteSession()` beside `saveCreds` (as published stores do), and
+`snapshot(company)` when the module exports `snapshot(companyId)`.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from harness.node_target.errors import NodeSidecarCrashed
@@ -78,12 +82,50 @@ class NodeTarget:
     def __init__(self, sidecar: Sidecar, module: str) -> None:
         self.sidecar = sidecar
         self.module = module
+        self._deletes = False  # a load showed deleteSession() beside saveCreds
 
     async def load(self, company_id: str) -> NodeAuthState:
         loaded = await self.sidecar.call("load", company_id=_printable(company_id),
                                          company=company_id)
+        if loaded.get("delete"):
+            self._deletes = True
         return NodeAuthState(self.sidecar, company_id, loaded["handle"], loaded["creds"],
                              bool(loaded.get("clear")))
+
+    @property
+    def delete_company(self) -> Callable[[str], Awaitable[None]]:
+        """The `delete_company` hook: `useX(company).deleteSession()`. Present (for the suites'
+        `getattr(target, "delete_company", None)`) once a load returned a deleteSession()."""
+        if not self._deletes:
+            raise AttributeError("delete_company: no load of this module has returned a "
+                                 "deleteSession() beside saveCreds")
+        return self._delete_company
+
+    async def _delete_company(self, company_id: str) -> None:
+        await self.sidecar.call("delete", company_id=_printable(company_id), company=company_id)
+
+    @property
+    def snapshot(self) -> Callable[[str], Awaitable[dict[str, Any]]]:
+        """The `snapshot` hook, when the module exports `snapshot(companyId)`:
+        `{"creds": dict | None, "keys": {type: {id: value}}}`."""
+        if not self.sidecar.info.get("snapshot"):
+            raise AttributeError("snapshot: the module exports no snapshot(companyId)")
+        return self._snapshot
+
+    async def _snapshot(self, company_id: str) -> dict[str, Any]:
+        got = await self.sidecar.call("snapshot", company_id=_printable(company_id),
+                                      company=company_id)
+        return {"creds": got.get("creds"),
+                "keys": {key_type: dict(pairs) for key_type, pairs in got.get("keys") or []}}
+
+    async def read_state(self, company_id: str, keys: Mapping[str, Iterable[str]]
+                         ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """(creds, {type: {id: value}}) as a new `useX(company)` sees them, in one round trip
+        (load, then keys.get per type): the durable reader's fresh-instance read."""
+        got = await self.sidecar.call("read", company_id=_printable(company_id),
+                                      company=company_id,
+                                      keys=[[t, list(ids)] for t, ids in keys.items()])
+        return got["creds"], {key_type: dict(pairs) for key_type, pairs in got["keys"]}
 
     async def close(self) -> None:
         await self.sidecar.aclose()
