@@ -59,6 +59,7 @@ from harness.metrics.history import History
 from harness.metrics.recovery import availability, journal_summary, recovery
 from harness.metrics.timeline import timeline
 from harness.metrics.windows import NS, Window, as_window
+from harness.observe import refs_of_history
 
 log = logging.getLogger("harness.chaos")
 
@@ -234,8 +235,10 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                                     workload_config or WorkloadConfig(seed=seed), index,
                                     cache_dir, stack, resources.say, label, phases, notes)
         t0 = time.monotonic()
-        final = await final_read(admin_dsn, companies)
-        notes += env.notes
+        final = await final_read(admin_dsn, companies, target_spec=target_spec,
+                                 direct_dsn=env.direct_dsn, work_dir=work_dir,
+                                 refs_by_company=refs_of_history(run.history))
+        notes += env.notes + final.notes
     history = run.history
     windows = metric_windows(fault_timeline, run.cleared_at)
     for w in windows:  # the fault's start/stop in the history too: one file tells the story

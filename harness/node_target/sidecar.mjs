@@ -127,12 +127,16 @@ const ops = {
   },
   get: async ({ handle, type, ids }) => present(await stateOf(handle).state.keys.get(type, ids)),
   // A fresh-instance read in one round trip: useX(company), then keys.get per type, concurrently;
-  // the state is dropped at once (no handle). keys: [[type, [id, ...]], ...]
-  read: async ({ company, keys }) => {
+  // the state is dropped at once (no handle). keys: [[type, [id, ...]], ...]. With `text`, every
+  // value comes as its BufferJSON text (the reader digests each distinct text once).
+  read: async ({ company, keys, text }) => {
     const r = await factory(company)
     checkContract(r)
-    const got = await Promise.all(keys.map(async ([type, ids]) => [type, present(await r.state.keys.get(type, ids))]))
-    return { creds: r.state.creds, keys: got }
+    const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
+    // a falsy value (null, 0, false, '') is no value to Baileys: absent
+    const got = await Promise.all(keys.map(async ([type, ids]) => [
+      type, Object.entries(await r.state.keys.get(type, ids) ?? {}).filter(([, v]) => v).map(([id, v]) => [id, form(v)])]))
+    return { creds: form(r.state.creds), keys: got }
   },
   // The module's optional snapshot(companyId) -> { creds: object | null, keys: { type: { id: value } } }
   snapshot: async ({ company }) => {

@@ -118,12 +118,13 @@ class NodeTarget:
         return {"creds": got.get("creds"),
                 "keys": {key_type: dict(pairs) for key_type, pairs in got.get("keys") or []}}
 
-    async def read_state(self, company_id: str, keys: Mapping[str, Iterable[str]]
-                         ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    async def read_state(self, company_id: str, keys: Mapping[str, Iterable[str]], *,
+                         as_text: bool = False) -> tuple[Any, dict[str, dict[str, Any]]]:
         """(creds, {type: {id: value}}) as a new `useX(company)` sees them, in one round trip
-        (load, then keys.get per type): the durable reader's fresh-instance read."""
+        (load, then keys.get per type): the durable reader's fresh-instance read. `as_text`:
+        each value as its BufferJSON text (`harness.authstate.codec.loads` decodes it)."""
         got = await self.sidecar.call("read", company_id=_printable(company_id),
-                                      company=company_id,
+                                      company=company_id, text=as_text,
                                       keys=[[t, list(ids)] for t, ids in keys.items()])
         return got["creds"], {key_type: dict(pairs) for key_type, pairs in got["keys"]}
 
