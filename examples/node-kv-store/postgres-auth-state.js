@@ -108,3 +108,28 @@ export async function usePostgresAuthState (pool, sessionId, { tableName = 'auth
     }
   }
 }
+
+// Baileys' key types, longest first: "<type>-<id>" is split at the longest type it starts with
+// (the joined form is ambiguous in principle: sender-key "memory-x" and sender-key-memory "x"
+// are the same string; Baileys' ids never make it so).
+const KEY_TYPES = ['app-state-sync-version', 'app-state-sync-key', 'sender-key-memory', 'identity-key',
+  'lid-mapping', 'device-list', 'sender-key', 'pre-key', 'session', 'tctoken']
+
+/** Everything stored for a session: { creds: object | null, keys: { type: { id: value } } }. */
+export async function readSession (pool, sessionId, { tableName = 'auth_sessions' } = {}) {
+  await ensureTable(pool, tableName)
+  const prefix = `${sessionId}:`
+  const { rows } = await pool.query(
+    `SELECT session_key, value FROM ${tableName} WHERE starts_with(session_key, $1)`, [prefix])
+  const out = { creds: null, keys: {} }
+  for (const { session_key: key, value } of rows) {
+    const rest = key.slice(prefix.length)
+    if (rest === 'creds') {
+      out.creds = fromText(value)
+      continue
+    }
+    const type = KEY_TYPES.find((t) => rest.startsWith(`${t}-`)) ?? rest.split('-')[0]
+    ;(out.keys[type] ??= {})[rest.slice(type.length + 1)] = fromText(value)
+  }
+  return out
+}

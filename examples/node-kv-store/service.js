@@ -3,7 +3,7 @@
 const COMPANY_ID = /^[A-Za-z0-9_-]{1,50}$/
 
 export function checkCompanyId (companyId) {
-  if (typeof companyId !== 'string') throw new TypeError(`company id must be a string, got ${companyId === null ? 'null' : typeof companyId}`)
+  if (typeof companyId !== 'string') throw new TypeError(`company id must be a string of 1 to 50 characters of [A-Za-z0-9_-], got ${companyId === null ? 'null' : typeof companyId}`)
   if (!COMPANY_ID.test(companyId)) throw new RangeError(`company id must be 1 to 50 characters of [A-Za-z0-9_-] (${companyId.length} characters given)`)
   return companyId
 }
