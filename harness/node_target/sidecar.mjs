@@ -111,6 +111,39 @@ function checkContract (r) {
 // null/undefined is how some Baileys stores say "absent"; the harness's surface omits absent ids
 const present = (got) => Object.entries(got ?? {}).filter(([, v]) => v !== null && v !== undefined)
 
+// fn over items, `limit` at a time; an item whose call threw becomes { error }
+async function bounded (items, limit, fn) {
+  const out = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await Promise.resolve().then(() => fn(items[i])).catch((e) => ({ error: describe(e) }))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit ?? 16, items.length)) }, worker))
+  return out
+}
+
+async function snapshotOne (company, text) {
+  if (typeof snapshotFn !== 'function') throw new TypeError('the module exports no snapshot(companyId)')
+  const s = await snapshotFn(company)
+  if (!s || typeof s !== 'object') throw new TypeError(`snapshot(companyId) must resolve to { creds, keys }, got ${s === null ? 'null' : typeof s}`)
+  const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
+  const keys = Object.entries(s.keys ?? {}).map(([type, entries]) => [type, present(entries).map(([id, v]) => [id, form(v)])])
+  return { creds: s.creds == null ? null : form(s.creds), keys }
+}
+
+async function readOne (company, keys, text) {
+  const r = await factory(company)
+  checkContract(r)
+  const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
+  // a falsy value (null, 0, false, '') is no value to Baileys: absent
+  const got = await Promise.all(keys.map(async ([type, ids]) => [
+    type, Object.entries(await r.state.keys.get(type, ids) ?? {}).filter(([, v]) => v).map(([id, v]) => [id, form(v)])]))
+  return { creds: form(r.state.creds), keys: got }
+}
+
 const ops = {
   ping: async () => ({ pid: process.pid }),
   load: async ({ company }) => {
@@ -129,23 +162,13 @@ const ops = {
   // A fresh-instance read in one round trip: useX(company), then keys.get per type, concurrently;
   // the state is dropped at once (no handle). keys: [[type, [id, ...]], ...]. With `text`, every
   // value comes as its BufferJSON text (the reader digests each distinct text once).
-  read: async ({ company, keys, text }) => {
-    const r = await factory(company)
-    checkContract(r)
-    const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
-    // a falsy value (null, 0, false, '') is no value to Baileys: absent
-    const got = await Promise.all(keys.map(async ([type, ids]) => [
-      type, Object.entries(await r.state.keys.get(type, ids) ?? {}).filter(([, v]) => v).map(([id, v]) => [id, form(v)])]))
-    return { creds: form(r.state.creds), keys: got }
-  },
+  read: async ({ company, keys, text }) => readOne(company, keys, text),
+  // many companies in one round trip: [[company, keys], ...] -> [{creds, keys} | {error}, ...]
+  // (`limit` at a time, like a service's concurrency; a company's error does not fail the rest)
+  readMany: async ({ companies, text, limit }) => bounded(companies, limit, ([company, keys]) => readOne(company, keys, text)),
   // The module's optional snapshot(companyId) -> { creds: object | null, keys: { type: { id: value } } }
-  snapshot: async ({ company }) => {
-    if (typeof snapshotFn !== 'function') throw new TypeError('the module exports no snapshot(companyId)')
-    const s = await snapshotFn(company)
-    if (!s || typeof s !== 'object') throw new TypeError(`snapshot(companyId) must resolve to { creds, keys }, got ${s === null ? 'null' : typeof s}`)
-    const keys = Object.entries(s.keys ?? {}).map(([type, entries]) => [type, present(entries)])
-    return { creds: s.creds ?? null, keys }
-  },
+  snapshot: async ({ company, text }) => snapshotOne(company, text),
+  snapshotMany: async ({ companies, text, limit }) => bounded(companies, limit, (company) => snapshotOne(company, text)),
   // delete_company: the deleteSession() that useX(company) returns beside saveCreds
   delete: async ({ company }) => {
     const r = await factory(company)

@@ -364,4 +364,6 @@ def _describe_op(op: str) -> str:
     return {"load": "load (useAuthState(companyId))", "get": "state.keys.get",
             "set": "state.keys.set", "save": "saveCreds", "clear": "state.keys.clear",
             "delete": "deleteSession()", "read": "load + state.keys.get (reader)",
+            "readMany": "load + state.keys.get of many companies (reader)",
+            "snapshotMany": "snapshot(companyId) of many companies (reader)",
             "snapshot": "snapshot(companyId)", "close": "close()"}.get(op, op)

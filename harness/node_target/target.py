@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from harness.node_target.errors import NodeSidecarCrashed
+from harness.node_target.errors import NodeSidecarCrashed, NodeStoreError, module_error
 from harness.node_target.sidecar import Sidecar
 
 
@@ -128,6 +128,27 @@ class NodeTarget:
                                       keys=[[t, list(ids)] for t, ids in keys.items()])
         return got["creds"], {key_type: dict(pairs) for key_type, pairs in got["keys"]}
 
+    async def read_states(self, wanted: Mapping[str, Mapping[str, Iterable[str]]], *,
+                          as_text: bool = False, limit: int = 16
+                          ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+        """`read_state` of many companies in one round trip, `limit` at a time in the sidecar;
+        a company whose read threw maps to its NodeStoreError."""
+        items = [[company, [[t, list(ids)] for t, ids in keys.items()]]
+                 for company, keys in wanted.items()]
+        got = await self.sidecar.call("readMany", companies=items, text=as_text, limit=limit)
+        return _per_company(list(wanted), got, "load + state.keys.get")
+
+    async def snapshots(self, companies: Iterable[str], *, as_text: bool = False,
+                        limit: int = 16
+                        ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+        """The module's `snapshot(companyId)` of many companies in one round trip:
+        (creds or None, {type: {id: value}}) each, or the NodeStoreError it threw."""
+        if not self.sidecar.info.get("snapshot"):
+            raise AttributeError("snapshots: the module exports no snapshot(companyId)")
+        ids = list(companies)
+        got = await self.sidecar.call("snapshotMany", companies=ids, text=as_text, limit=limit)
+        return _per_company(ids, got, "snapshot(companyId)")
+
     async def close(self) -> None:
         await self.sidecar.aclose()
 
@@ -137,6 +158,19 @@ class NodeTarget:
 
     def __repr__(self) -> str:
         return f"NodeTarget({self.module!r}, pid={self.sidecar.proc.pid})"
+
+
+def _per_company(companies: list[str], got: list[dict[str, Any]], operation: str
+                 ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+    out: dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError] = {}
+    for company, one in zip(companies, got, strict=True):
+        if "error" in one:
+            out[company] = module_error(one["error"], operation=operation,
+                                        company_id=_printable(company), write=False)
+        else:
+            out[company] = (one["creds"],
+                            {key_type: dict(pairs) for key_type, pairs in one["keys"]})
+    return out
 
 
 def _printable(company_id: object) -> str | None:

@@ -164,7 +164,7 @@ class DurableReader(ABC):
         reads: dict[str, CompanyRead] = {}
         pending = dict(wanted)
         for _ in range(max(1, attempts)):
-            got = await self.sample(pending)
+            got = await self._final_sample(pending)
             reads.update(got)
             pending = {c: pending[c] for c, r in got.items() if r.error is not None}
             if not pending:
@@ -187,6 +187,11 @@ class DurableReader(ABC):
                              f"unreadable, e.g. {first[0]}: {first[1]}")
         out.seconds = time.monotonic() - started
         return out
+
+    async def _final_sample(self, refs_by_company: Mapping[str, Iterable[KeyRef]]
+                            ) -> dict[str, CompanyRead]:
+        """What `read_all` reads: the refs, plus whatever else the mode can list."""
+        return await self.sample(refs_by_company)
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -51,6 +51,7 @@ class InstanceReader(DurableReader):
         self.target = target
         self.cache_dir = cache_dir
         self.write_attempts: dict[str, str] = {}  # company -> what the store tried (refused)
+        self.concurrency = concurrency
         self._gate = asyncio.Semaphore(concurrency)
         self._digests = TextDigests()
         self._snapshot = False
@@ -70,9 +71,9 @@ class InstanceReader(DurableReader):
                 raise HarnessError(
                     f"a fresh instance of {spec.spec} could not open read-only: it writes or "
                     f"runs DDL when it starts ({type(exc).__name__}: {str(exc)[:200]})",
-                    hint="the durable reader never writes; create the store's tables in a "
-                         "migration (or only when missing: check to_regclass first), or give "
-                         "the target a snapshot() hook on a connection of its own") from exc
+                    hint="the durable reader never writes, so it runs the store read-only: "
+                         "create the store's tables in a migration, or only when missing "
+                         "(look with to_regclass first)") from exc
             raise
         reader = cls(spec, target, cache_dir)
         reader.use_snapshot(snapshot)
@@ -85,32 +86,43 @@ class InstanceReader(DurableReader):
 
     async def sample(self, refs_by_company: Mapping[str, Iterable[KeyRef]]
                      ) -> dict[str, CompanyRead]:
+        return await self._sample(refs_by_company, listed=False)
+
+    async def _final_sample(self, refs_by_company: Mapping[str, Iterable[KeyRef]]
+                            ) -> dict[str, CompanyRead]:
+        """A snapshot lists every key of the company: the final read keeps them all (a value
+        nobody wrote is the checker's `unexpected`), as the sql mode does."""
+        return await self._sample(refs_by_company, listed=True)
+
+    async def _sample(self, refs_by_company: Mapping[str, Iterable[KeyRef]], *,
+                      listed: bool) -> dict[str, CompanyRead]:
         items = [(c, set(refs)) for c, refs in refs_by_company.items()]
-        reads = await asyncio.gather(*(self._guarded(c, refs) for c, refs in items))
+        if isinstance(self.target, NodeTarget):
+            return await self._sample_node(self.target, items, listed=listed)
+        reads = await asyncio.gather(*(self._guarded(c, refs, listed) for c, refs in items))
         return {r.company: r for r in reads}
 
-    async def _guarded(self, company: str, refs: set[KeyRef]) -> CompanyRead:
+    async def _guarded(self, company: str, refs: set[KeyRef], listed: bool) -> CompanyRead:
         async with self._gate:
             try:
                 async with asyncio.timeout(READ_TIMEOUT_S):
                     if self._snapshot:
-                        return await self._read_snapshot(company, refs)
+                        return await self._read_snapshot(company, refs, listed)
                     return await self._read_instance(company, refs)
             except Exception as exc:
-                text = f"{type(exc).__name__}: {str(exc)[:300]}"
-                if is_read_only_refusal(exc):
-                    text = ("the store tried to write while reading (refused: the reader is "
-                            f"read-only): {text}")
-                    self.write_attempts[company] = text
-                return CompanyRead(company, error=text)
+                return self._failed(company, exc)
+
+    def _failed(self, company: str, exc: BaseException) -> CompanyRead:
+        text = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if is_read_only_refusal(exc):
+            text = ("the store tried to write while reading (refused: the reader is "
+                    f"read-only): {text}")
+            self.write_attempts[company] = text
+        return CompanyRead(company, error=text)
 
     async def _read_instance(self, company: str, refs: set[KeyRef]) -> CompanyRead:
-        by_type: dict[str, list[str]] = {}
-        for key_type, key_id in refs:
-            if (key_type, key_id) != CREDS:
-                by_type.setdefault(key_type, []).append(key_id)
-        if isinstance(self.target, NodeTarget):
-            return await self._read_node(self.target, company, refs, by_type)
+        """A Python target: load, then keys.get per type (concurrently)."""
+        by_type = _by_type(refs)
         state = await self.target.load(company)
         types = list(by_type)
         got = await asyncio.gather(*(state.keys.get(t, by_type[t]) for t in types))
@@ -122,39 +134,67 @@ class InstanceReader(DurableReader):
         self._fill_keys(out, refs, dict(zip(types, got, strict=True)))
         return out
 
-    async def _read_node(self, target: NodeTarget, company: str, refs: set[KeyRef],
-                         by_type: dict[str, list[str]]) -> CompanyRead:
-        """load + every keys.get in one round trip, values as texts (digested once each)."""
-        creds_text, texts = await target.read_state(company, by_type, as_text=True)
+    async def _sample_node(self, target: NodeTarget, items: list[tuple[str, set[KeyRef]]], *,
+                           listed: bool) -> dict[str, CompanyRead]:
+        """Every company in one round trip (load + keys.get, or snapshot(), `concurrency` at
+        a time in the sidecar), values as texts, each distinct text digested once."""
+        try:
+            if self._snapshot:
+                got = await target.snapshots([c for c, _ in items], as_text=True,
+                                             limit=self.concurrency)
+            else:
+                got = await target.read_states({c: _by_type(refs) for c, refs in items},
+                                               as_text=True, limit=self.concurrency)
+        except Exception as exc:  # the sidecar itself failed: every company unread
+            return {company: self._failed(company, exc) for company, _ in items}
+        return {company: self._from_texts(company, refs, got[company], listed=listed)
+                for company, refs in items}
+
+    def _from_texts(self, company: str, refs: set[KeyRef], got: Any, *,
+                    listed: bool) -> CompanyRead:
+        if isinstance(got, BaseException):
+            return self._failed(company, got)
+        creds_text, texts = got
         out = CompanyRead(company)
         if CREDS in refs:
-            value, meta, ok = self._digests.creds(creds_text)
-            out.values[CREDS] = None if meta.get("fresh") else value
-            out.meta[CREDS] = meta
-            out.undecodable += not ok
-        for key_type, ids in by_type.items():
-            found = texts.get(key_type) or {}
-            for key_id in ids:
-                text = found.get(key_id)
-                value, ok = (None, True) if text is None else self._digests.value(text)
-                out.values[(key_type, key_id)] = value
+            if creds_text is None:  # a snapshot's "no creds"
+                out.values[CREDS] = None
+            else:
+                value, meta, ok = self._digests.creds(creds_text)
+                # a fresh instance's fresh creds are what a new pod gets for absent ones
+                fresh = meta.get("fresh") and not self._snapshot
+                out.values[CREDS] = None if fresh else value
+                out.meta[CREDS] = meta
                 out.undecodable += not ok
+        wanted = {ref for ref in refs if ref != CREDS}
+        if listed:
+            wanted |= {(t, i) for t, entries in texts.items() for i in entries}
+        for key_type, key_id in wanted:
+            text = (texts.get(key_type) or {}).get(key_id)
+            value, ok = (None, True) if text is None else self._digests.value(text)
+            out.values[(key_type, key_id)] = value
+            out.undecodable += not ok
         return out
 
-    async def _read_snapshot(self, company: str, refs: set[KeyRef]) -> CompanyRead:
+    async def _read_snapshot(self, company: str, refs: set[KeyRef],
+                             listed: bool) -> CompanyRead:
         snap = self.target.snapshot(company)
         if inspect.isawaitable(snap):
             snap = await snap
         if not isinstance(snap, Mapping):
             raise TypeError(f"snapshot({company!r}) returned a {type(snap).__name__}, not "
                             "{'creds': dict | None, 'keys': {type: {id: value}}}")
+        keys = snap.get("keys") or {}
         out = CompanyRead(company)
         if CREDS in refs:
             value, meta = creds_digest(snap.get("creds"))
             out.values[CREDS] = value
             if meta:
                 out.meta[CREDS] = meta
-        self._fill_keys(out, refs, snap.get("keys") or {})
+        wanted = set(refs)
+        if listed:
+            wanted |= {(t, i) for t, entries in keys.items() for i in entries}
+        self._fill_keys(out, wanted, keys)
         return out
 
     @staticmethod
@@ -177,6 +217,14 @@ class InstanceReader(DurableReader):
                     await result
         finally:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+def _by_type(refs: Iterable[KeyRef]) -> dict[str, list[str]]:
+    by_type: dict[str, list[str]] = {}
+    for key_type, key_id in refs:
+        if (key_type, key_id) != CREDS:
+            by_type.setdefault(key_type, []).append(key_id)
+    return by_type
 
 
 async def _open_instance(spec: TargetSpec, dsn: str, cache_dir: Path) -> Any:
