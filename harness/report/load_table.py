@@ -5,7 +5,7 @@ Rendered only from report.json's `load` section (harness/load/section.py writes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report.md_table import table as _table
@@ -28,6 +28,48 @@ def _s(value: Any) -> str:
 
 
 PHASE_ORDER = ("setup", "steady", "before", "during", "recovery", "after")
+JUDGED_HEADER = ["judged figure (steady state)", "value", "gate", "result"]
+
+
+def _figure_value(figure: Mapping[str, Any]) -> str:
+    value, unit = figure.get("value"), str(figure.get("unit") or "")
+    if value is None:
+        return "—"
+    if unit == "ms":
+        return f"{_ms(value)} ms"
+    if unit in ("ratio", "x"):
+        return f"{float(value):.3g}"
+    return f"{float(value):.4g} {unit}".strip()
+
+
+def _figure_result(figure: Mapping[str, Any]) -> str:
+    """met / missed / not measured / not gated; a status the figure carries itself (e.g.
+    "undecided" once gates judge intervals) wins."""
+    if isinstance(figure.get("status"), str):
+        return str(figure["status"])
+    if not figure.get("gated", True):
+        return "not gated"
+    if figure.get("value") is None:
+        return "not measured"
+    passed = figure.get("passed")
+    return "no bound" if passed is None else "met" if passed else "missed"
+
+
+def judged_rows(figures: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """The load figures the gates judged (steady state), as [figure, value, gate, result]:
+    what report.html shows where the gate is shown, so the all-phase table beside it is not
+    read as the judged number."""
+    rows = []
+    for f in figures:
+        if not isinstance(f, Mapping) or f.get("suite") != "load" or not f.get("gate"):
+            continue
+        op = ">=" if f.get("better") == "higher" else "<="
+        bound = f.get("bound")
+        unit = " ms" if f.get("unit") == "ms" else ""
+        rows.append([str(f.get("name") or "—"), _figure_value(f),
+                     "—" if bound is None else f"{op} {float(bound):g}{unit}",
+                     _figure_result(f)])
+    return rows
 
 
 def op_rows(ops: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import chaos_table
+from harness.report import chaos_table, load_table
 from harness.report.html import charts
 from harness.report.html.charts import RangeRow
 from harness.report.html.style import CSS
@@ -201,6 +201,7 @@ def _load(report: Mapping[str, Any]) -> str:
            f"{_fmt(total.get('failures'))} failed, {_fmt(total.get('rate'))} ops/s"
            + (f"; bridge ratio {_fmt(load.get('bridge_ratio'), 3)}"
               if num(load.get("bridge_ratio")) is not None else "") + "</p>"]
+    out.append(_load_judged(report, load))
     ops = load.get("ops") if isinstance(load.get("ops"), Mapping) else {}
     rows = []
     for name, op in ops.items():
@@ -211,6 +212,9 @@ def _load(report: Mapping[str, Any]) -> str:
             "count", "failures", "rate", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")),
             esc(_fmt(corrected.get("p99_ms")))])
     if rows:
+        out.append("<h3>Every phase, per operation</h3><p class=\"muted\">Setup (every company "
+                   "pairing at once) and any fault window included: <b>not</b> the figures the "
+                   "gates judge (above).</p>")
         out.append(_table(["operation", "count", "failures", "ops/s", "p50 ms", "p95 ms",
                            "p99 ms", "p99.9 ms", "max ms", "p99 ms corrected"], rows,
                           numeric=set(range(1, 10))))
@@ -227,6 +231,26 @@ def _load(report: Mapping[str, Any]) -> str:
         if chart:
             out.append(chart.html())
     return "".join(out)
+
+
+def _load_judged(report: Mapping[str, Any], load: Mapping[str, Any]) -> str:
+    """The steady-state figures the load gates judged, each beside its gate (as report.md's
+    steady-state line), before the all-phase table."""
+    figures = [f for f in report.get("figures") or [] if isinstance(f, Mapping)]
+    rows = [[t(c) for c in row] for row in load_table.judged_rows(figures)]
+    steady = load.get("steady") if isinstance(load.get("steady"), Mapping) else {}
+    if not rows and not steady:
+        return ""
+    for row in rows:
+        row[-1] = f'<span class="{_status_cls(row[-1])}">{row[-1]}</span>'
+    phases = ", ".join(str(p) for p in steady.get("phases") or []) or "—"
+    intro = (f"<h3>What the gates judge: steady state</h3><p class=\"muted\">Every store call "
+             f"outside setup, any fault window and the recovery after it (phases {t(phases)}): "
+             f"{_fmt(steady.get('count'))} calls, {_fmt(steady.get('failures'))} failed.</p>")
+    if not rows:  # an older report without figures: the steady section alone
+        rows = [[t(k), esc(_fmt(steady.get(f"{k}_ms"), 3, "ms")), "—", ""]
+                for k in ("p50", "p95", "p99", "p999")]
+    return intro + _table(load_table.JUDGED_HEADER, rows, numeric={1})
 
 
 def _benchmarks(report: Mapping[str, Any]) -> str:
