@@ -18,6 +18,7 @@ from harness.report.html.charts import WIDTH, Chart
 from harness.report.html.style import CSS
 from harness.report.html.svg import Panel, Scale, esc, fmt, num, svg
 from harness.report.redact import scrub
+from harness.report.verdict import UNFINISHED
 
 MAX_RUNS = 200
 
@@ -31,6 +32,16 @@ class RunEntry:
     @property
     def started(self) -> str:
         return str(((self.report or {}).get("run") or {}).get("started_at") or self.folder)
+
+    @property
+    def status(self) -> str:
+        return str(((self.report or {}).get("run") or {}).get("status") or "unknown")
+
+    @property
+    def finished(self) -> bool:
+        """A run that reached its verdict (passed or failed). Harness errors and interrupted
+        runs are attempts, not runs: listed apart and never plotted as figures of the store."""
+        return self.report is not None and self.status not in UNFINISHED
 
 
 def collect(reports_dir: Path) -> list[RunEntry]:
@@ -66,7 +77,7 @@ def _gate_values(report: Mapping[str, Any]) -> dict[str, tuple[float | None, flo
 def _trend(gate: str, entries: Sequence[RunEntry], idx: int) -> Chart | None:
     pts, bounds, op = [], [], ""
     for i, e in enumerate(entries):
-        if e.report is None:
+        if e.report is None or not e.finished:
             continue
         value, bound, o = _gate_values(e.report).get(gate, (None, None, ""))
         if value is not None:
@@ -100,12 +111,39 @@ def _t(value: object) -> str:
     return esc(scrub("" if value is None else str(value)))
 
 
+def _first_line(text: object) -> str:
+    return str(text or "").strip().splitlines()[0] if str(text or "").strip() else ""
+
+
+def _attempts(entries: Sequence[RunEntry]) -> str:
+    """Harness errors, interruptions and unreadable folders: what stopped each, never a verdict."""
+    rows = []
+    for e in reversed(entries):
+        if e.finished:
+            continue
+        if e.report is None:
+            rows.append(f"<tr><td>{_t(e.folder)}</td><td></td><td class=\"st-error\">"
+                        f"unreadable</td><td>report.json unreadable ({_t(e.problem)})</td></tr>")
+            continue
+        run = e.report.get("run") or {}
+        why = _first_line(run.get("error")) or ("stopped by Ctrl-C" if e.status == "interrupted"
+                                               else "no reason recorded")
+        rows.append(f'<tr><td><a href="{esc(e.folder)}/report.html">{_t(e.folder)}</a></td>'
+                    f'<td>{_t(run.get("started_at"))}</td><td class="st-{esc(e.status)}">'
+                    f"{_t(e.status)}</td><td>{_t(why)}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Attempts that did not finish</h2><p class=\"muted\">Harness errors, "
+            "interrupted runs and unreadable folders: not verdicts on the store, not counted "
+            "above and not plotted below.</p><table><thead><tr><th>folder</th><th>started</th>"
+            "<th>status</th><th>what stopped it</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
+
+
 def render_index(entries: Sequence[RunEntry], title: str = "authstate-harness runs") -> str:
     rows = []
     for e in reversed(entries):
-        if e.report is None:
-            rows.append(f"<tr><td>{_t(e.folder)}</td><td colspan=\"5\" class=\"st-error\">"
-                        f"report.json unreadable ({_t(e.problem)})</td></tr>")
+        if not e.finished or e.report is None:
             continue
         run = e.report.get("run") or {}
         status = str(run.get("status") or "unknown")
@@ -118,15 +156,16 @@ def render_index(entries: Sequence[RunEntry], title: str = "authstate-harness ru
             f'</td><td>{_t(run.get("profile"))}</td><td class="st-{esc(status)}">{_t(status)}'
             f'</td><td class="n">{esc(fmt(num(run.get("duration_s")) or 0))} s</td><td>'
             + (_t(", ".join(missed)) if missed else f"{len(gates)} gates met") + "</td></tr>")
-    gates = sorted({g for e in entries if e.report for g in _gate_values(e.report)})
+    gates = sorted({g for e in entries if e.report and e.finished
+                    for g in _gate_values(e.report)})
     trends = [c for i, g in enumerate(gates) if (c := _trend(g, entries, i)) is not None]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{esc(title)}</h1><p class=\"muted\">{len(entries)} runs, newest first; "
+            f"<h1>{esc(title)}</h1><p class=\"muted\">{len(rows)} runs, newest first; "
             "each links to its report.html.</p>"
             "<table><thead><tr><th>run</th><th>started</th><th>profile</th><th>verdict</th>"
             "<th>duration</th><th>gates</th></tr></thead><tbody>" + "".join(rows)
-            + "</tbody></table><h2>Key figures over time</h2>"
+            + "</tbody></table>" + _attempts(entries) + "<h2>Key figures over time</h2>"
             + ("".join(c.html() for c in trends) or "<p>No gate was measured yet.</p>")
             + "</body></html>\n")
 

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import chaos_table, load_table
+from harness.report import chaos_table, load_table, verdict
 from harness.report.md_table import cell as _cell
 from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
         "interrupted": "⏹️", "not applicable": "➖"}
 VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -29,24 +25,17 @@ def render(report: dict[str, Any]) -> str:
     run, results = report["run"], report["results"]
     status = run["status"]
     checks = results["checks"]
-    failed = [c for c in checks if not c["passed"]]
-    inapplicable = sum(c["status"] == "not applicable" for c in checks)
-    judged = len(checks) - inapplicable
     out = [f"# authstate-harness run {run['id']}", "",
            f"**{ICON.get(status, '')} {status.upper()}** — profile `{run['profile']}`, "
            f"suites {', '.join(run['suites'])}, {run['duration_s']:.0f} s, "
-           f"exit code {run['exit_code']}. "
-           + (f"{len(failed)} of {_n(judged, 'check')} did not pass." if failed
-              else f"All {_n(judged, 'check')} passed.")
-           + (f" ({_n(inapplicable, 'check')} not applicable: "
-              f"{'its suite' if inapplicable == 1 else 'their suites'} did not run.)"
-              if inapplicable else ""), "", *_scope(report)]
+           f"exit code {run['exit_code']}. " + verdict.summary(report), "", *_scope(report)]
     if run.get("error"):
         out += ["## Harness error", "", "```", run["error"], "```", ""]
 
-    out += ["## Checks", ""]
-    out += _table(["", "check", "result"],
-                  [[ICON.get(c["status"], ""), c["name"], c["detail"]] for c in checks])
+    if checks:
+        out += ["## Checks", ""]
+        out += _table(["", "check", "result"],
+                      [[ICON.get(c["status"], ""), c["name"], c["detail"]] for c in checks])
 
     failures = [(s["name"], f) for s in report["suites"] for f in s["failures"]]
     if failures:
@@ -58,11 +47,12 @@ def render(report: dict[str, Any]) -> str:
         if len(failures) > 50:
             out += [f"... and {len(failures) - 50} more (see junit.xml / pytest.log)", ""]
 
-    out += ["## Suites", ""]
-    out += _table(["suite", "passed", "failed", "errors", "skipped", "duration"],
-                  [[s["name"], s["counts"]["passed"], s["counts"]["failed"],
-                    s["counts"]["error"], s["counts"]["skipped"], f"{s['duration_s']:.1f} s"]
-                   for s in report["suites"]])
+    if report["suites"]:
+        out += ["## Suites", ""]
+        out += _table(["suite", "passed", "failed", "errors", "skipped", "duration"],
+                      [[s["name"], s["counts"]["passed"], s["counts"]["failed"],
+                        s["counts"]["error"], s["counts"]["skipped"],
+                        f"{s['duration_s']:.1f} s"] for s in report["suites"]])
     skips = [(s["name"], k) for s in report["suites"] for k in s["skipped"]]
     if skips:
         out += ["Skipped:", ""]
@@ -81,14 +71,13 @@ def render(report: dict[str, Any]) -> str:
         out += ["</details>", ""]
 
     env = report["environment"]
-    pg = env.get("postgres", {})
     out += ["## Environment", ""]
     out += _table(["", ""], [
         ["harness", f"{env['harness']['version']} ({_commit(env['harness'])})"],
         ["python", f"{env['python']['version']} ({env['python']['implementation']})"],
         ["machine", f"{env['machine']['platform']}, {env['machine']['usable_cpus']} usable CPUs"
                     + (", as root" if env["machine"]["as_root"] else "")],
-        ["postgres", f"{pg.get('version')} ({pg.get('kind')})"],
+        ["postgres", verdict.postgres_text(env)],
         ["node", _node(env)],
         ["fault proxy", (report.get("versions") or {}).get("fault_proxy") or "not used"],
         ["gates", ", ".join(f"{g['name']} {g['op']} {g['value']}" +

@@ -264,6 +264,11 @@ class MainJob:
         deselected = [s.name for s in suites if self.options.pytest_args and not s.tests
                       and self.pytest_exit is not None and not self.interrupted]
         kept = [s.name for s in suites if s.name not in deselected]
+        # stopped before any suite started (PostgreSQL never reached, Ctrl-C while provisioning):
+        # no suite ran, so there is no suite to call passed and no suite row of zeros to show
+        never_ran = self.pytest_exit is None and not any(s.tests for s in suites)
+        if never_ran:
+            suites = []
         checks = suite_checks(suites, deselected=deselected)
         if self.pytest_exit is not None:  # gates are judged only once the suites ran
             checks += gate_checks(self.config, results.figures, kept, deselected=deselected,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import chaos_table, load_table
+from harness.report import chaos_table, load_table, verdict
 from harness.report.html import charts
 from harness.report.html.charts import RangeRow
 from harness.report.html.style import CSS
@@ -61,12 +61,12 @@ def _header(report: Mapping[str, Any]) -> str:
     gates = [c for c in checks if c.get("kind") == "gate"]
     gates_met = sum(c.get("status") == "passed" for c in gates)
     gates_na = sum(c.get("status") == "not applicable" for c in gates)
-    summary = (f"{len(failed)} of {len(checks) - gates_na} checks did not pass"
-               if failed else f"all {len(checks) - gates_na} checks passed")
+    gates_text = (f" Gates met: {gates_met} of {len(gates) - gates_na}"
+                  + (f" ({gates_na} not applicable)" if gates_na else "") + "."
+                  if gates and status not in verdict.UNFINISHED else "")
     out = [f"<h1>authstate-harness run {t(run.get('id'))}</h1>",
-           f'<div class="verdict {esc(_slug(status))}">{esc(status.upper())} — {esc(summary)}'
-           f"; gates met {gates_met} of {len(gates) - gates_na}"
-           + (f" ({gates_na} not applicable)" if gates_na else "") + "</div>",
+           f'<div class="verdict {esc(_slug(status))}">{esc(status.upper())} — '
+           f"{esc(verdict.summary(report))}{esc(gates_text)}</div>",
            f'<p class="muted">profile <b>{t(run.get("profile"))}</b> · suites '
            f'{t(", ".join(run.get("suites") or []))} · {_fmt(run.get("duration_s"), 4, "s")} · '
            f'exit code {t(run.get("exit_code"))} · started {t(run.get("started_at"))}<br>'
@@ -309,11 +309,10 @@ def _environment(report: Mapping[str, Any]) -> str:
     commit_text = (str(commit)[:12] + (", uncommitted changes" if harness.get("dirty") else "")
                    if commit else "not a git checkout")
     machine = env.get("machine") or {}
-    pg = env.get("postgres") or {}
     rows = [["harness", f"{t(harness.get('version'))} ({esc(commit_text)})"],
             ["machine", f"{t(machine.get('platform'))}, {t(machine.get('usable_cpus'))} usable "
                         "CPUs"],
-            ["postgres", f"{t(pg.get('version'))} ({t(pg.get('kind'))})"]]
+            ["postgres", t(verdict.postgres_text(env))]]
     rows += [[t(k), t(v)] for k, v in versions.items() if k not in ("harness",) and v]
     gates = (report.get("config") or {}).get("gates") or []
     rows.append(["gates", t(", ".join(f"{g.get('name')} {g.get('op')} {g.get('value')}"
