@@ -26,7 +26,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
 from harness.paths import repo_root
 from harness.report import environment
-from harness.report.checks import Check, gate_checks, judged, suite_checks
+from harness.report.checks import Check, gate_checks, judged, suite_checks, unmeasurable
 from harness.report.index_page import write_index
 from harness.report.redact import scrub
 from harness.report.results import read_results
@@ -273,6 +273,8 @@ class MainJob:
         if self.pytest_exit is not None:  # gates are judged only once the suites ran
             checks += gate_checks(self.config, results.figures, kept, deselected=deselected,
                                   selected=kept)
+            if not self.error and not self.interrupted:
+                self.error = unmeasurable(suites, checks)
         status = run_status(checks, error=self.error, interrupted=self.interrupted)
         if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
             status, self.error = "error", "the pytest arguments deselected every test"

@@ -9,6 +9,7 @@ import json
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -18,6 +19,8 @@ from harness.errors import ProvisioningError
 from harness.report.html import render_html
 from harness.runner.job import MainJob, RunOptions
 from harness.runner.suites import select_suites
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _closed_port() -> int:
@@ -50,3 +53,78 @@ def test_a_run_that_never_reached_postgres_claims_no_check_and_no_server(
         assert "suite property" not in text and "None (None)" not in text
         assert "not a verdict on the store" in text and "No suite ran." in text
         assert "not reached (the run stopped before PostgreSQL was ready)" in text
+
+
+NO_ROLE = ("read-only acts on the target's own LOGIN role: cannot create a LOGIN role for the "
+           "store under test (permission denied to create role) (faults on the target's own "
+           "role need a server where the harness may CREATE ROLE: run without --dsn (embedded "
+           "PostgreSQL) or give the DSN's user CREATEROLE)")
+
+
+def test_every_scenario_skipped_for_a_privilege_is_exit_2_with_the_hint_not_a_verdict(
+        tmp_path: Path) -> None:
+    """`run --suite chaos --scenario read-only --dsn` as a user without CREATEROLE: nothing was
+    measured, and that is about the server, not the store: exit 2 naming why, never exit 1
+    ("gates not measured" read as the store failing) and never exit 0 (a pass that proved
+    nothing)."""
+    from fixtures.results import ResultsRecorder
+
+    job = _job(tmp_path, ["chaos"], scenarios=["read-only", "connection-exhaustion"])
+    tests = [f"scenarios/chaos/test_chaos.py::test_chaos_scenario[{n}]"
+             for n in ("read-only", "connection-exhaustion")]
+    job.outcomes.feed([{"event": "collected", "tests": tests}]
+                      + [{"event": "result", "nodeid": t, "when": "call", "outcome": "skipped",
+                          "message": NO_ROLE} for t in tests])
+    recorder = ResultsRecorder(job.artifacts.results)
+    for name in ("read-only", "connection-exhaustion"):
+        recorder.section("chaos", {"name": name, "target": "resilient", "verdict": "skipped",
+                                   "reason": NO_ROLE, "gated": True})
+    job.pytest_exit = 0  # what pytest says when every test skipped
+    result = job._finish()
+    assert (result.status, result.exit_code) == ("error", 2)
+    error = result.report["run"]["error"]
+    assert "every chaos test was skipped" in error and "chaos-rto-p95-max-s" in error
+    assert "give the DSN's user CREATEROLE" in error  # the hint travels with the reason
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "not a verdict on the store" in md and "## Harness error" in md
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_run_as_a_user_without_createrole_exits_2_with_the_hint(pg_server: Any,
+                                                                tmp_path: Path) -> None:
+    """The same, for real: a CREATEDB-only role on a real server, the read-only scenario (it
+    acts on the target's own role), the CLI in a child process (a few seconds)."""
+    import asyncio
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    import asyncpg
+
+    from harness.infra.postgres.roles import with_user
+
+    name, password = f"nc_limited_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+
+    async def sql(statement: str) -> None:
+        conn = await asyncpg.connect(pg_server.dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' CREATEDB NOCREATEROLE"))
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "AUTHSTATE_DSN"}
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario",
+             "read-only", "--dsn", with_user(pg_server.dsn, name, password), "--out",
+             str(tmp_path / "run"), "--plain"], cwd=ROOT, env={**env, "CI": "1"},
+            capture_output=True, text=True, timeout=240, check=False)
+    finally:
+        asyncio.run(sql(f"DROP OWNED BY {name}; DROP ROLE {name}"))
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "could not be measured on this server" in output
+    assert "give the DSN's user CREATEROLE" in output and password not in output
