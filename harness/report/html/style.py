@@ -4,7 +4,7 @@ CSS = """
 :root{--ok:#1f8a3b;--bad:#c62828;--warn:#b26a00;--mut:#6b7280;--ink:#111827;--line:#d1d5db}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
-color:var(--ink);background:#fff;margin:0 auto;max-width:960px;padding:16px 20px 40px}
+color:var(--ink);background:#fff;margin:0 auto;max-width:1400px;padding:16px 20px 40px}
 h1{font-size:22px;margin:0 0 6px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid
 var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 4px}
 .verdict{font-size:20px;font-weight:700;padding:8px 12px;border-radius:6px;margin:8px 0}
