@@ -23,6 +23,13 @@ def _ms(value: Any) -> str:
     return f"{value:.3g}"
 
 
+def _spread(value: Any) -> Mapping[str, Any]:
+    """A {p50, p95, max} spread; a plain number (older reports) stands for every statistic."""
+    if isinstance(value, Mapping):
+        return value
+    return {} if value is None else {"p50": value, "p95": value, "max": value}
+
+
 def _s(value: Any) -> str:
     return "—" if value is None else f"{float(value):.3g} s"
 
@@ -129,7 +136,7 @@ def markdown(load: Mapping[str, Any] | None) -> list[str]:
                 f"**{load['bridge_ratio']:.3f}**.", ""]
     fault = load.get("fault")
     if fault:
-        rto, mttd = fault.get("rto_s") or {}, fault.get("mttd_s") or {}
+        rto, mttd = _spread(fault.get("rto_s")), _spread(fault.get("mttd_s"))
         window = fault.get("window") or [None, None]
         anomalies = fault.get("anomalies") or {}
         out += [f"**Fault under load** `{fault.get('schedule')}` (window {window[0]} – "

@@ -137,3 +137,13 @@ def test_not_applicable_gates_are_listed_but_not_counted() -> None:
     text = render(_report(run=run, results={"checks": checks}))
     assert "All 1 check passed. (1 check not applicable: its suite did not run.)" in text
     assert "| ➖ | gate chaos-rto-p95-max-s | the chaos suite did not run |" in text
+
+
+def test_a_fault_under_load_given_as_plain_numbers_still_renders() -> None:
+    """Older load sections (and the plan's shape) give the fault's RTO/MTTD as one number."""
+    load = {"profile": "steady", "companies": 10, "processes": 1, "duration_s": 30.0,
+            "model": "closed", "target": "reference", "total": {"count": 1, "failures": 0},
+            "ops": {}, "fault": {"schedule": "sever@5s+5s", "window": [5.0, 10.0],
+                                 "rto_s": 0.8, "mttd_s": 0.05, "lost_writes": 0}}
+    text = render(_report(load=load))
+    assert "MTTD p95 0.05 s, RTO p50 0.8 s / p95 0.8 s" in text
