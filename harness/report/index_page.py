@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.report import stamp
 from harness.report.html.charts import WIDTH, Chart
 from harness.report.html.style import CSS
 from harness.report.html.svg import Panel, Scale, esc, fmt, num, svg
@@ -129,7 +130,8 @@ def _attempts(entries: Sequence[RunEntry]) -> str:
         why = _first_line(run.get("error")) or ("stopped by Ctrl-C" if e.status == "interrupted"
                                                else "no reason recorded")
         rows.append(f'<tr><td><a href="{esc(e.folder)}/report.html">{_t(e.folder)}</a></td>'
-                    f'<td>{_t(run.get("started_at"))}</td><td class="st-{esc(e.status)}">'
+                    f'<td>{_t(stamp.shown(run.get("started_at")))}</td>'
+                    f'<td class="st-{esc(e.status)}">'
                     f"{_t(e.status)}</td><td>{_t(why)}</td></tr>")
     if not rows:
         return ""
@@ -152,7 +154,8 @@ def render_index(entries: Sequence[RunEntry], title: str = "authstate-harness ru
                   if v is None or (b is not None and not (v >= b if op == ">=" else v <= b))]
         href = f"{esc(e.folder)}/report.html"
         rows.append(
-            f'<tr><td><a href="{href}">{_t(e.folder)}</a></td><td>{_t(run.get("started_at"))}'
+            f'<tr><td><a href="{href}">{_t(e.folder)}</a></td>'
+            f'<td>{_t(stamp.shown(run.get("started_at")))}'
             f'</td><td>{_t(run.get("profile"))}</td><td class="st-{esc(status)}">{_t(status)}'
             f'</td><td class="n">{esc(fmt(num(run.get("duration_s")) or 0))} s</td><td>'
             + (_t(", ".join(missed)) if missed else f"{len(gates)} gates met") + "</td></tr>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from report_html_data import real_run_with_load  # type: ignore[import-not-found]
 
@@ -32,3 +33,19 @@ def test_load_section_shows_the_steady_state_figure_the_gate_judged_beside_the_g
     assert judged.group(1) == "2.74"
     assert load.index("What the gates judge: steady state") < load.index("Every phase")
     assert "not the figures the gates judge" in load
+
+
+def test_timestamps_are_shown_to_the_second_in_utc(tmp_path: Any) -> None:
+    from report_html_data import quick  # type: ignore[import-not-found]
+
+    from harness.report.index_page import write_index
+    from harness.report.writer import write_report
+
+    report = quick()
+    assert report["run"]["started_at"] == "2026-12-01T21:05:32.811029+00:00"
+    (tmp_path / report["run"]["id"]).mkdir()
+    write_report(tmp_path / report["run"]["id"], report)
+    for page in ((tmp_path / report["run"]["id"] / "report.html").read_text(),
+                 write_index(tmp_path).read_text()):
+        assert "2026-12-01 21:05:32 UTC" in page
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d", page)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import chaos_table, load_table, verdict
+from harness.report import chaos_table, load_table, stamp, verdict
 from harness.report.html import charts
 from harness.report.html.charts import RangeRow
 from harness.report.html.style import CSS
@@ -69,7 +69,8 @@ def _header(report: Mapping[str, Any]) -> str:
            f"{esc(verdict.summary(report))}{esc(gates_text)}</div>",
            f'<p class="muted">profile <b>{t(run.get("profile"))}</b> · suites '
            f'{t(", ".join(run.get("suites") or []))} · {_fmt(run.get("duration_s"), 4, "s")} · '
-           f'exit code {t(run.get("exit_code"))} · started {t(run.get("started_at"))}<br>'
+           f'exit code {t(run.get("exit_code"))} · started '
+           f'{t(stamp.shown(run.get("started_at")))}<br>'
            f'<code>{t(run.get("command"))}</code></p>']
     if failed:
         out.append("<p><b>Did not pass:</b></p><ul>" + "".join(
