@@ -45,7 +45,8 @@ rect.fault{fill:#fee2e2;opacity:.55;stroke:none}.sw.fault{fill:#fecaca}
 line.mttd{stroke:#b45309;stroke-width:1.2;stroke-dasharray:4 2}text.mttd{fill:#b45309}
 line.rto{stroke:#1d4ed8;stroke-width:1.2;stroke-dasharray:4 2}text.rto{fill:#1d4ed8}
 line.ref{stroke:#9ca3af;stroke-dasharray:2 2}
-line.bound{stroke:var(--bad);stroke-width:2}.sw.bound{fill:var(--bad)}
+line.bound{stroke:var(--bad);stroke-width:2}line.bnd{stroke-width:1.5;
+stroke-dasharray:6 3}.sw.bound{fill:var(--bad)}
 line.range{stroke-width:3}.good{stroke:var(--ok);fill:var(--ok)}.bad{stroke:var(--bad);
 fill:var(--bad)}.ungated{opacity:.45}.okzone{fill:#dcfce7;stroke:none}
 .mlabel{font-size:10px}
