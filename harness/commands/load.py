@@ -92,16 +92,21 @@ class LiveView:
 
 
 def latency_table(section: dict[str, Any]) -> Table:
-    from harness.report.load_table import HEADER, op_rows
+    from harness.report.load_table import HEADER, console_title, op_rows
 
-    table = Table(title=f"load: latency per store operation, ms (HDR; Locust's own right) -- "
-                        f"{section['profile']}, {section['companies']} companies",
-                  title_justify="left", box=None, pad_edge=False)
+    table = Table(title=console_title(section), title_justify="left", box=None, pad_edge=False)
     for name in HEADER:
         table.add_column(name, justify="left" if name == "operation" else "right")
     for row in op_rows(section["ops"]):
         table.add_row(*(escape(c) for c in row))
     return table
+
+
+def load_lines(section: dict[str, Any]) -> list[str]:
+    """The steady state the gates judge and the fault under load, named (below the table)."""
+    from harness.report.load_table import console_lines
+
+    return console_lines(section)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -199,19 +204,9 @@ def _run(args: argparse.Namespace) -> int:
     if section is not None:
         console.print()
         console.print(latency_table(section))
-        steady = section["steady"]
-        console.print(f"steady state: p95 {steady['p95_ms']} ms, p99 {steady['p99_ms']} ms, "
-                      f"error rate {steady['error_rate']}; bridge ratio "
-                      f"{section.get('bridge_ratio')}", highlight=False)
-        if fault_section:
-            rto = fault_section.get("rto_s") or {}
-            rto_text = ", ".join(f"{k} {rto[k]:.3f} s" if rto.get(k) is not None else f"{k} -"
-                                 for k in ("p50", "p95", "max"))
-            console.print(f"fault {fault_section['schedule']}: window "
-                          f"{fault_section['window']} s, RTO under load {rto_text} "
-                          f"({rto.get('count')} companies), lost writes "
-                          f"{fault_section['lost_writes']} of {fault_section['acked_writes']} "
-                          "acknowledged", highlight=False)
+        for line in load_lines(section):
+            console.print(escape(line), highlight=False)
+        console.print(f"bridge ratio {section.get('bridge_ratio')}", highlight=False)
     for check in checks:
         if check.status != "not applicable":
             console.print(f"  {check.status:>8}  {escape(check.name)}: {escape(check.detail)}",

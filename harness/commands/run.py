@@ -121,10 +121,12 @@ def print_summary(result: RunResult) -> None:
         console.print(rto_table(scenarios))
     load = report.get("load")
     if load and load.get("ops"):
-        from harness.commands.load import latency_table
+        from harness.commands.load import latency_table, load_lines
 
         console.print()
         console.print(latency_table(load))
+        for line in load_lines(load):
+            console.print(escape(line), highlight=False)
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")

@@ -154,3 +154,44 @@ def markdown(load: Mapping[str, Any] | None) -> list[str]:
                         s.get("failures"), s.get("rss_growth_mb"),
                         s.get("rss_mb_marginal_per_company")] for s in scale])
     return out
+
+
+def console_title(load: Mapping[str, Any]) -> str:
+    """The terminal table's title: every phase, and the fault when one ran (its failed calls
+    are in the table: a reader must not take them for the traffic profile's)."""
+    fault = load.get("fault") if isinstance(load.get("fault"), Mapping) else None
+    return (f"load: latency per store operation, ms, every phase (HDR; Locust's own right) -- "
+            f"traffic profile {load.get('profile')}, {load.get('companies')} companies"
+            + (f", fault {fault.get('schedule')} under load" if fault else ""))
+
+
+def console_lines(load: Mapping[str, Any]) -> list[str]:
+    """Below the table: the steady state the gates judge, then the fault under load by name
+    with the calls that failed during it (not in the steady state) and its recovery."""
+    lines = []
+    steady = load.get("steady") if isinstance(load.get("steady"), Mapping) else {}
+    if steady:
+        lines.append(f"steady state (what the gates judge; phases "
+                     f"{', '.join(steady.get('phases') or []) or '—'}): {steady.get('count')} "
+                     f"calls, {steady.get('failures')} failed, p95 {_ms(steady.get('p95_ms'))} "
+                     f"ms, p99 {_ms(steady.get('p99_ms'))} ms, error rate "
+                     f"{steady.get('error_rate')}")
+    fault = load.get("fault") if isinstance(load.get("fault"), Mapping) else None
+    if fault:
+        phases = load.get("phases") if isinstance(load.get("phases"), Mapping) else {}
+        window = fault.get("window") or [None, None]
+        parts = []
+        for phase, what in (("during", "during it"), ("recovery", "in the recovery after it")):
+            stats = phases.get(phase)
+            if isinstance(stats, Mapping):
+                parts.append(f"{stats.get('failures')} of {stats.get('count')} calls failed "
+                             f"{what}")
+        rto = _spread(fault.get("rto_s"))
+        lines.append(
+            f"fault under load {fault.get('schedule')} (window {window[0]} - {window[1]} s): "
+            + ("; ".join(parts) + " (not part of the steady state); " if parts else "")
+            + f"RTO p50 / p95 / max {_s(rto.get('p50'))} / {_s(rto.get('p95'))} / "
+            f"{_s(rto.get('max'))}, lost writes {fault.get('lost_writes')} of "
+            f"{fault.get('acked_writes')} acknowledged"
+            + (f"; error: {fault['error']}" if fault.get("error") else ""))
+    return lines

@@ -128,3 +128,31 @@ def test_run_as_a_user_without_createrole_exits_2_with_the_hint(pg_server: Any,
     assert done.returncode == 2, output[-3000:]
     assert "could not be measured on this server" in output
     assert "give the DSN's user CREATEROLE" in output and password not in output
+
+
+def test_the_end_summary_names_the_fault_under_load_and_its_failed_calls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Predeploy's load suite injects `sever@15s+8s`: its failed calls are in the every-phase
+    table, so the console names the fault and says where they fall, apart from the steady state
+    the gates judge (they read as failures of "steady, 100 companies")."""
+    import sys
+
+    from harness.commands import run as run_command
+    from harness.runner.job import RunResult
+
+    sys.path.insert(0, str(ROOT / "tests" / "report_html"))
+    from report_html_data import real_load_with_fault  # type: ignore[import-not-found]
+
+    report = real_load_with_fault()
+    report["config"]["scope"] = {}
+    out = io.StringIO()
+    monkeypatch.setattr(run_command, "console", Console(file=out, width=200))
+    run_command.print_summary(RunResult(1, "passed", tmp_path, report, []))
+    text = " ".join(out.getvalue().split())  # the table's title wraps to the table's width
+    assert ("latency per store operation, ms, every phase (HDR; Locust's own right) -- traffic "
+            "profile steady, 100 companies, fault sever@20s+10s under load") in text
+    assert ("fault under load sever@20s+10s (window 20.002 - 30.01 s): 4459 of 4494 calls "
+            "failed during it; 0 of 2229 calls failed in the recovery after it (not part of the "
+            "steady state)") in text
+    assert "steady state (what the gates judge; phases after, before): 18568 calls, 0 failed" \
+        in text
