@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.report.checks import Check, gate_checks, judged
     from harness.report.schema import STATUS_EXIT, build_report, run_status
     from harness.report.writer import write_report
-    from harness.runner.job import prepare_out_dir, run_stamp
+    from harness.runner.job import check_node_export, prepare_out_dir, run_stamp
     from harness.targets import resolve_target
 
     root = repo_root()
@@ -140,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.rate is not None and args.rate <= 0:
         raise ConfigError("--rate must be above 0 messages/s", hint="e.g. --rate 400")
     target = resolve_target(args.target).spec
+    check_node_export(target)  # a missing #export fails now, not after provisioning
     main_count = 100 if 100 in counts else counts[0]
     plan = LoadPlan(profile=profile.name, companies=main_count, duration_s=duration,
                     rate=args.rate, processes=args.processes, target=target, fault=fault,

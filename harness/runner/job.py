@@ -67,7 +67,22 @@ def check_target(spec: str | None) -> str | None:
         return None
     from harness.targets import resolve_target  # imports the user's factory module: only now
 
-    return resolve_target(spec).spec
+    resolved = resolve_target(spec).spec
+    check_node_export(resolved)
+    return resolved
+
+
+def check_node_export(spec: str) -> None:
+    """A `node:` spec's export is looked up now, in a second, not after PostgreSQL, the fault
+    proxy and the suites' setup (Python factories are checked by resolving them)."""
+    from harness.node_target import is_node_spec
+
+    if is_node_spec(spec):
+        from harness.node_target.npm_cache import ensure_dependencies
+        from harness.node_target.spec import check_export, parse
+
+        module, export = parse(spec)
+        check_export(spec, module, export, ensure_dependencies(module))
 
 
 def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str, ...]:
