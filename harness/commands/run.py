@@ -29,7 +29,8 @@ from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
 console = make_console()
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
-         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow"}
+         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow",
+         "inconclusive": "yellow", "undecided": "yellow"}
 
 
 def _pytest_args(text: str | None) -> list[str]:
@@ -99,15 +100,17 @@ def compare_with_baseline(result: RunResult, baseline: dict[str, Any], tolerance
 def rto_table(scenarios: list[dict[str, Any]]) -> Table:
     """The chaos scenarios, narrower than report.md's RTO table (which has every column)."""
     contrast = any(s.get("contrast") for s in scenarios)
+    caption = ("lost writes / stale reads count calls; the verdict counts each anomaly in its "
+               "own unit (keys, key reads): see report.md"
+               + ("\n* contrast row: the plain store, not gated" if contrast else ""))
     table = Table(title="chaos: detection (MTTD) and recovery (RTO) per scenario",
-                  title_justify="left", box=None, pad_edge=False,
-                  caption="* contrast row: the plain store, not gated" if contrast else None,
+                  title_justify="left", box=None, pad_edge=False, caption=caption,
                   caption_justify="left")
     for name in chaos_table.COMPACT_HEADER:
         table.add_column(name, overflow="fold")
     for scenario in scenarios:
         cells = [escape(c) for c in chaos_table.compact_row(scenario)]
-        style = STYLE[chaos_table.verdict_kind(scenario)]
+        style = STYLE.get(chaos_table.verdict_kind(scenario), "")
         cells[-1] = f"[{style}]{cells[-1]}[/]"
         table.add_row(*cells, style="dim" if scenario.get("contrast") else None)
     return table

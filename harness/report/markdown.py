@@ -13,8 +13,9 @@ from harness.report.md_table import cell as _cell
 from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
+        "undecided": "❔",
         "interrupted": "⏹️", "not applicable": "➖"}
-VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
+VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌", "inconclusive": "❔"}
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -130,9 +131,10 @@ def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
     rows = []
     for scenario in scenarios:
         cells = chaos_table.row(scenario)
-        cells[-1] = f"{VERDICT_ICON[chaos_table.verdict_kind(scenario)]} {cells[-1]}"
+        cells[-1] = f"{VERDICT_ICON.get(chaos_table.verdict_kind(scenario), '')} {cells[-1]}"
         rows.append(cells)
     out += _table(chaos_table.HEADER, rows)
+    out += [f"<sub>{chaos_table.LEGEND}</sub>", ""]
     lines = [(s, chaos_table.notes(s)) for s in scenarios]
     out += [f"- {_cell(s.get('name'))} ({_cell(chaos_table.target(s))}): {_cell(text)}"
             for s, text in lines if text]

@@ -144,6 +144,7 @@ def _chaos(report: Mapping[str, Any]) -> str:
         row[-1] = f'<span class="st-{chaos_table.verdict_kind(s)}">{row[-1]}</span>'
     out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 11},
                       cls="compact"))
+    out.append(f'<p class="muted legend">{t(chaos_table.LEGEND)}</p>')
     for what, title in (("rto", "RTO p95 per scenario against its gate"),
                         ("mttd", "MTTD p95 per scenario against its bound")):
         chart = charts.range_chart(
