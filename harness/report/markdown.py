@@ -155,10 +155,15 @@ def _benchmarks(benches: list[dict[str, Any]]) -> list[str]:
             verdict = "not measured" if b.get("value") is None else "no bound"
         else:
             verdict = "met" if b["passed"] else "MISSED"
-        ratio = "—" if b.get("value") is None else f"{b['value']:.3f}"
+        is_ratio = b.get("unit") in ("x", None)  # a figure in µs or ms is no ratio
+        ratio = "—" if b.get("value") is None or not is_ratio else f"{b['value']:.3f}"
         bound = "—" if b.get("bound") is None else f"{op} {b['bound']:g}"
-        rows.append([b["name"], c.get("metric"), f"{_fmt(c.get('ours'))} {c.get('unit', '')}",
-                     f"{_fmt(c.get('baseline'))} {c.get('unit', '')}", ratio, bound, verdict])
+        ours, unit = c.get("ours"), c.get("unit", "")
+        if not is_ratio and ours is None:
+            ours, unit = b.get("value"), b.get("unit", "")
+        rows.append([b["name"], c.get("metric"), f"{_fmt(ours)} {unit}".strip(),
+                     f"{_fmt(c.get('baseline'))} {c.get('unit', '')}".strip(), ratio, bound,
+                     verdict])
     out += _table(["benchmark", "metric", "ours", "baseline", "ratio", "target", ""], rows)
     out += [f"- {_cell(b['name'])}: {_cell(b['notes'])}" for b in benches if b.get("notes")]
     return [*out, ""]

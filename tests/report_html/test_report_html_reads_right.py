@@ -49,3 +49,35 @@ def test_timestamps_are_shown_to_the_second_in_utc(tmp_path: Any) -> None:
                  write_index(tmp_path).read_text()):
         assert "2026-12-01 21:05:32 UTC" in page
         assert not re.search(r"\d\d:\d\d:\d\d\.\d", page)
+
+
+def _rows(section: str) -> list[list[str]]:
+    rows = [[_text(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", section, re.S)]
+    return [r for r in rows if r]
+
+
+def test_tables_hold_no_placeholder_that_reads_as_a_value() -> None:
+    """A real run with load: no `<= —` for ungated rows, no µs figure in the ratio column, no
+    all-`—` "p99 corrected" column (the closed model has no corrected figure), PostgreSQL once
+    in the environment table."""
+    report = real_run_with_load()
+    page = render_html(report)
+    bench = _rows(_section(page, "Benchmarks"))
+    node = next(r for r in bench if r[0] == "node bridge fixed cost (ping round trip p50)")
+    assert node[2] == "207.1 µs" and node[4] == "—"  # ours, not a ratio of 207
+    assert all("—" not in r[5] or r[5] == "—" for r in bench), [r[5] for r in bench]
+    load = _section(page, "Load")
+    assert "corrected" not in _text(load.split("Every phase")[1].split("</table>")[0])
+    env = _rows(_section(page, "Environment"))
+    assert [r[0] for r in env].count("postgres") == 1
+
+
+def test_markdown_shows_no_microseconds_in_the_ratio_column() -> None:
+    from harness.report.markdown import render
+
+    text = render(real_run_with_load())
+    row = next(line for line in text.splitlines()
+               if line.startswith("| node bridge fixed cost"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "207.1 µs" and cells[4] == "—", cells

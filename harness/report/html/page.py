@@ -43,6 +43,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[in
             f"<tbody>{body}</tbody></table></div>")
 
 
+def _without_empty_columns(header: Sequence[str], rows: Sequence[Sequence[str]],
+                           numeric: set[int]) -> tuple[list[str], list[list[str]], set[int]]:
+    """Drop the columns no row has a value in (all "—"): an empty column reads as a finding."""
+    keep = [i for i in range(len(header)) if any(row[i] not in ("—", "", esc("—"))
+                                                 for row in rows)]
+    return ([header[i] for i in keep], [[row[i] for i in keep] for row in rows],
+            {n for n, i in enumerate(keep) if i in numeric})
+
+
 def _fmt(value: Any, digits: int = 4, unit: str = "") -> str:
     v = num(value)
     if v is None:
@@ -217,9 +226,9 @@ def _load(report: Mapping[str, Any]) -> str:
         out.append("<h3>Every phase, per operation</h3><p class=\"muted\">Setup (every company "
                    "pairing at once) and any fault window included: <b>not</b> the figures the "
                    "gates judge (above).</p>")
-        out.append(_table(["operation", "count", "failures", "ops/s", "p50 ms", "p95 ms",
-                           "p99 ms", "p99.9 ms", "max ms", "p99 ms corrected"], rows,
-                          numeric=set(range(1, 10))))
+        out.append(_table(*_without_empty_columns(
+            ["operation", "count", "failures", "ops/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
+             "max ms", "p99 ms corrected"], rows, set(range(1, 10)))))
     fault = load.get("fault")
     if isinstance(fault, Mapping):
         out.append(f"<p>Fault under load: {t(fault.get('schedule'))}; RTO p95 "
@@ -269,9 +278,14 @@ def _benchmarks(report: Mapping[str, Any]) -> str:
         op = ">=" if f.get("better") == "higher" else "<="
         verdict = ("not gated" if not f.get("gated", True) else "not measured"
                    if f.get("value") is None else "met" if f.get("passed") else "MISSED")
-        rows.append([t(f.get("name")), t(c.get("metric")), esc(_fmt(c.get("ours"), 4, unit)),
-                     esc(_fmt(c.get("baseline"), 4, unit)), esc(_fmt(f.get("value"), 4)),
-                     esc(f"{op} {_fmt(f.get('bound'))}"),
+        ratio = f.get("unit") in ("x", None)  # a figure in µs or ms is no ratio: shown as ours
+        ours = c.get("ours") if ratio or c.get("ours") is not None else f.get("value")
+        ours_unit = unit if ratio or c.get("ours") is not None else str(f.get("unit") or "")
+        bound = num(f.get("bound"))
+        rows.append([t(f.get("name")), t(c.get("metric")), esc(_fmt(ours, 4, ours_unit)),
+                     esc(_fmt(c.get("baseline"), 4, unit)),
+                     esc(_fmt(f.get("value"), 4) if ratio else "—"),
+                     esc("—" if bound is None else f"{op} {_fmt(bound)}"),
                      f'<span class="{_status_cls(verdict.lower())}">{esc(verdict)}</span>'])
     return ("<h2>Benchmarks (ours vs a baseline measured in the same run)</h2>" + chart.html()
             + _table(["benchmark", "metric", "ours", "baseline", "ratio", "gate", ""], rows,
@@ -315,7 +329,7 @@ def _environment(report: Mapping[str, Any]) -> str:
             ["machine", f"{t(machine.get('platform'))}, {t(machine.get('usable_cpus'))} usable "
                         "CPUs"],
             ["postgres", t(verdict.postgres_text(env))]]
-    rows += [[t(k), t(v)] for k, v in versions.items() if k not in ("harness",) and v]
+    rows += [[t(k), t(v)] for k, v in versions.items() if k not in ("harness", "postgres") and v]
     gates = (report.get("config") or {}).get("gates") or []
     rows.append(["gates", t(", ".join(f"{g.get('name')} {g.get('op')} {g.get('value')}"
                                       for g in gates if isinstance(g, Mapping)))])
