@@ -1,0 +1,31 @@
+"""The CLI as a newcomer meets it: a typo gets its command's usage and the option it meant, a
+profile's fixed suite set is not silently widened, -vv shows the traceback of a tool error."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+
+
+@pytest.fixture(autouse=True)
+def no_env_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTHSTATE_DSN", raising=False)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_mistyped_option_gets_its_commands_usage_and_a_did_you_mean(capsys) -> None:
+    code, _, err = _cli(capsys, "run", "--profle", "quick")
+    assert code == 2
+    assert "usage: authstate-harness run " in err  # run's usage, not the top-level one
+    assert "unrecognized arguments: --profle quick (did you mean --profile?)" in err
+    code, _, err = _cli(capsys, "pg", "up", "--nme", "x")
+    assert code == 2 and "usage: authstate-harness pg up" in err and "--name?" in err
