@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.commands._console import make_console
 from harness.commands.compare import add_tolerance_options, print_comparison, tolerance_from
-from harness.config import PROFILES, profile
+from harness.config import PROFILES, Profile, profile
 from harness.errors import ConfigError, HarnessError
 from harness.report import chaos_table
 from harness.report.compare import Tolerance, compare, render_markdown
@@ -42,8 +42,23 @@ def _pytest_args(text: str | None) -> list[str]:
                           ) from None
 
 
+def check_profile_suites(prof: Profile, suites: list[str] | None) -> None:
+    """A profile with a fixed set of suites (predeploy: chaos and load, its gates decide a
+    deploy) may be narrowed with --suite, never widened: a suite outside it is refused, not
+    silently added to (or dropped from) what the profile's verdict means."""
+    outside = [s for s in suites or () if prof.suites and s not in prof.suites]
+    if outside:
+        raise ConfigError(
+            f"--suite {', '.join(outside)}: the {prof.name} profile runs a fixed set of suites "
+            f"({', '.join(prof.suites)})",
+            hint=f"drop --suite {' --suite '.join(outside)} (or keep only "
+                 f"{' / '.join(prof.suites)}), or run it under another profile, e.g. "
+                 f"--profile ci --suite {outside[0]}")
+
+
 def _run(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
+    check_profile_suites(prof, args.suite)
     options = RunOptions(
         profile=prof, suites=select_suites(args.suite or prof.suites or None), dsn=args.dsn,
         out_dir=Path(args.out) if args.out else None, gate_overrides=args.gate,

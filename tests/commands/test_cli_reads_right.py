@@ -29,3 +29,13 @@ def test_a_mistyped_option_gets_its_commands_usage_and_a_did_you_mean(capsys) ->
     assert "unrecognized arguments: --profle quick (did you mean --profile?)" in err
     code, _, err = _cli(capsys, "pg", "up", "--nme", "x")
     assert code == 2 and "usage: authstate-harness pg up" in err and "--name?" in err
+
+
+def test_a_suite_outside_predeploys_fixed_set_is_refused_before_anything_starts(
+        capsys, tmp_path) -> None:
+    code, _, err = _cli(capsys, "run", "--profile", "predeploy", "--suite", "property",
+                        "--out", str(tmp_path / "run"))
+    text = " ".join(err.split())
+    assert code == 2 and "the predeploy profile runs a fixed set of suites (chaos, load)" in text
+    assert "hint:" in text and "--profile ci --suite property" in text
+    assert not (tmp_path / "run").exists()
