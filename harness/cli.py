@@ -1,7 +1,8 @@
 """`authstate-harness` command line: one sub-command per module in `harness.commands`.
 
 Exit codes: 0 success, 1 a check failed (test, gate, health), 2 harness/tool error, 130 Ctrl-C.
-A tool error never exits 1 (in CI, 1 is a verdict) and never shows a traceback unless `-vv`.
+A tool error never exits 1 (in CI, 1 is a verdict) and never shows a traceback unless `-vv`
+(then every error does: a bug, and a tool error with the exception that caused it).
 Everything the CLI writes goes through `harness.dsn.redact_text` with the passwords of the
 DSN in use, so no password reaches a terminal or a log whatever the error text holds.
 """
@@ -189,6 +190,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except HarnessError as exc:
+        if args.verbose >= 2:  # -vv: where it came from (a refused connection's own error too)
+            sys.stderr.write("".join(traceback.format_exception(exc)))
         _error(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -3,6 +3,8 @@ profile's fixed suite set is not silently widened, -vv shows the traceback of a 
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from harness.cli import main
@@ -39,3 +41,16 @@ def test_a_suite_outside_predeploys_fixed_set_is_refused_before_anything_starts(
     assert code == 2 and "the predeploy profile runs a fixed set of suites (chaos, load)" in text
     assert "hint:" in text and "--profile ci --suite property" in text
     assert not (tmp_path / "run").exists()
+
+
+def test_vv_shows_the_traceback_of_a_refused_connection(capsys) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dsn = f"postgresql://app:hunter2@127.0.0.1:{port}/db"
+    code, _, err = _cli(capsys, "health", "--dsn", dsn)
+    assert code == 2 and "Traceback" not in err and "hint:" in err
+    code, _, err = _cli(capsys, "-vv", "health", "--dsn", dsn)
+    assert code == 2 and "hint:" in err
+    assert "Traceback (most recent call last)" in err
+    assert "ConnectionRefusedError" in err and "hunter2" not in err
