@@ -256,8 +256,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gate", action="append", default=[], metavar="NAME=VALUE",
                         help="override a gate, e.g. --gate load-p99-max-ms=300")
     parser.add_argument("--no-bridge-bench", action="store_true",
-                        help="skip the bridge benchmark (the bridge-ratio gate is then not "
-                             "measured)")
+                        help="skip the gevent-asyncio bridge benchmark that runs before the "
+                             "load: gate load-bridge-min-ratio is then 'not applicable', not "
+                             "missed")
     parser.add_argument("--seed", type=int, default=0, help="traffic seed (default 0)")
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of a live bar")

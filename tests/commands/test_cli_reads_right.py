@@ -54,3 +54,10 @@ def test_vv_shows_the_traceback_of_a_refused_connection(capsys) -> None:
     assert code == 2 and "hint:" in err
     assert "Traceback (most recent call last)" in err
     assert "ConnectionRefusedError" in err and "hunter2" not in err
+
+
+def test_load_help_says_what_no_bridge_bench_does_to_its_gate(capsys) -> None:
+    code, out, _ = _cli(capsys, "load", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "--no-bridge-bench" in text
+    assert "load-bridge-min-ratio is then 'not applicable', not missed" in text
