@@ -169,8 +169,8 @@ class MainJob:
                                                  options.gate_overrides)
         check_suite_paths(self.root, options.suites)
         self.dsn = options.dsn or os.environ.get("AUTHSTATE_DSN")
-        if self.dsn:
-            check_dsn(self.dsn)  # a bad port or scheme fails here, before the run folder exists
+        if self.dsn:  # a bad port or scheme fails here, before the run folder exists
+            self.dsn = check_dsn(self.dsn)  # a key=value DSN becomes the equivalent URL
         self.target = check_target(options.target)
         self.chaos = chaos_args(options.profile, self.target,
                                 check_scenarios(options.scenarios, options.suites),

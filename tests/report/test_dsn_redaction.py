@@ -78,7 +78,8 @@ def test_pgpassword_from_the_environment_is_a_known_secret(monkeypatch) -> None:
     ("postgresql://u:hunter2@h:0/db", "port '0'"),
     ("postgresql://u:hunter2@h1:5432,h2:x/db", "port 'x'"),
     ("mysql://u:hunter2@h/db", "scheme"),
-    ("host=h password=hunter2", "key=value"),
+    ("host=h password=hunter2 connect_timeout=5", "connect_timeout not supported"),
+    ("host=h port=99999 password=hunter2", "port '99999'"),
 ])
 def test_check_dsn_refuses_without_echoing_the_password(dsn, words) -> None:
     with pytest.raises(ConfigError, match=words) as err:
