@@ -162,6 +162,18 @@ def notes(scenario: Mapping[str, Any]) -> str:
     parts = []
     if scenario.get("reason"):
         parts.append(f"{scenario.get('verdict') or 'note'}: {scenario['reason']}")
+    precondition = scenario.get("precondition")
+    if isinstance(precondition, Mapping) and precondition.get("met") is False:
+        parts.append(f"precondition {precondition.get('name') or ''} not met".replace("  ", " ")
+                     + (f" ({precondition['detail']})" if precondition.get("detail") else "")
+                     + ": the fault proved nothing, so the scenario is not passed")
+    reported = scenario.get("reported")
+    if isinstance(reported, Mapping):
+        own = [f"{label} {p95(reported.get(key))} s" for key, label in
+               (("mttd_s", "MTTD p95"), ("rto_s", "RTO p95"), ("deadline_s", "deadline"))
+               if reported.get(key) is not None]
+        if own:
+            parts.append("the store's own figures (reported, never judged): " + ", ".join(own))
     fault = scenario.get("fault")
     fault = fault if isinstance(fault, Mapping) else {}
     if fault.get("kind"):

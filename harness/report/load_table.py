@@ -38,15 +38,25 @@ PHASE_ORDER = ("setup", "steady", "before", "during", "recovery", "after")
 JUDGED_HEADER = ["judged figure (steady state)", "value", "gate", "result"]
 
 
-def _figure_value(figure: Mapping[str, Any]) -> str:
-    value, unit = figure.get("value"), str(figure.get("unit") or "")
-    if value is None:
-        return "—"
+def _one(value: Any, unit: str) -> str:
     if unit == "ms":
         return f"{_ms(value)} ms"
     if unit in ("ratio", "x"):
         return f"{float(value):.3g}"
     return f"{float(value):.4g} {unit}".strip()
+
+
+def _figure_value(figure: Mapping[str, Any]) -> str:
+    """The value, and its ~95 % interval when the figure carries one (`interval`)."""
+    value, unit = figure.get("value"), str(figure.get("unit") or "")
+    if value is None:
+        return "—"
+    text = _one(value, unit)
+    interval = figure.get("interval")
+    if isinstance(interval, list | tuple) and len(interval) == 2 \
+            and all(isinstance(v, int | float) for v in interval):
+        text += f" (95 %: {_one(interval[0], unit)} – {_one(interval[1], unit)})"
+    return text
 
 
 def _figure_result(figure: Mapping[str, Any]) -> str:

@@ -183,3 +183,25 @@ def test_inconclusive_and_undecided_are_shown_apart_from_passed_and_failed() -> 
     page = render_html(report)
     assert '<span class="st-inconclusive">inconclusive</span>' in page
     assert 'class="st-undecided nowrap">undecided' in page
+
+
+def test_fields_added_by_later_milestones_are_shown_not_fatal() -> None:
+    """The observer's fields: a precondition that was not met, the store's own (reported,
+    never judged) figures, a figure's interval; keys nobody knows are ignored."""
+    from harness.report.html import render_html
+
+    scenario = _scenario(verdict="inconclusive", future_key={"x": 1},
+                         precondition={"name": "callers-saw-fault", "met": False,
+                                       "detail": "no call was in flight"},
+                         reported={"rto_s": {"p95": 0.2}, "deadline_s": 1.5})
+    figures = [{"suite": "load", "name": "load p95 [steady, 100 companies]", "value": 2.7,
+                "unit": "ms", "better": "lower", "gate": "load-p95-max-ms", "gated": True,
+                "bound": 200.0, "passed": True, "interval": [2.5, 3.1], "context": {}}]
+    load = {"profile": "steady", "companies": 100, "steady": {"phases": ["steady"]}}
+    report = _report(chaos={"scenarios": [scenario]}, figures=figures, load=load)
+    text = render(report)
+    assert "precondition callers-saw-fault not met (no call was in flight)" in text
+    assert "the store's own figures (reported, never judged): RTO p95 0.200 s, deadline 1.500 s" \
+        in text
+    page = render_html(report)
+    assert "2.7 ms (95 %: 2.5 ms – 3.1 ms)" in page and "not met" in page
