@@ -48,9 +48,14 @@ def database_of(dsn: str) -> str:
 REDACTED_PASSWORD = "***"
 
 # scheme://user:PASSWORD@host...: the password runs to the last '@' before the host part, so a
-# raw (not percent-encoded) '@' or ':' inside it is still covered.
+# raw (not percent-encoded) '@' or ':' inside it is still covered. First choice: the last '@' of
+# the authority (which ends at the first / ? # or space), whatever the password holds before it
+# ("@," included); a raw '/', '?' or '#' in the password (no URL parser reads that as one, but
+# people type it): the first '@' after it that is followed by a host.
+_HOST_AFTER = r"(?=@[^\s@/?#]*(?:[/?#\s'\")\]},]|$))"
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)\S*?(?=@[^\s@/?#]*(?:[/?#\s'\")\]},]|$))")
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?:[^\s/?#]*" + _HOST_AFTER
+    + r"|\S*?" + _HOST_AFTER + ")")
 # ?password=... / &password=... in a URL query (also sslpassword): up to the next '&'.
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&\s#'\"]*", re.IGNORECASE)
 # password=..., PGPASSWORD=..., "password": "..." in libpq key=value strings, env dumps, JSON.
