@@ -89,7 +89,9 @@ def verdict_line(name: str, result: RunResult, exit_code: int, regressed: bool |
     out of those that applied, what failed, and where the report is."""
     gates = [c for c in result.checks if c.kind == "gate" and c.status != "not applicable"]
     met = sum(c.status == "passed" for c in gates)
-    failed = [c.name.removeprefix("gate ") for c in result.checks if not c.passed]
+    # one token per check (`suite chaos` -> `suite:chaos`): the line is split on spaces
+    failed = [c.name.removeprefix("gate ").replace(" ", ":") for c in result.checks
+              if not c.passed]
     verdict = "PASSED" if exit_code == 0 else result.status.upper() if result.exit_code else \
         "REGRESSED"
     parts = [f"{name} {verdict}", f"exit={exit_code}", f"gates={met}/{len(gates)}"]

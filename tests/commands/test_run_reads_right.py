@@ -156,3 +156,18 @@ def test_the_end_summary_names_the_fault_under_load_and_its_failed_calls(
             "steady state)") in text
     assert "steady state (what the gates judge; phases after, before): 18568 calls, 0 failed" \
         in text
+
+
+def test_the_predeploy_verdict_line_stays_one_token_per_field_when_a_suite_fails(
+        tmp_path: Path) -> None:
+    """A deploy script splits the last line on spaces: a failed suite check ("suite chaos")
+    broke the `failed=` field in two (seen when a chaos test failed on a busy machine)."""
+    from harness.commands.run import verdict_line
+    from harness.report.checks import Check
+    from harness.runner.job import RunResult
+
+    checks = [Check("suite chaos", "suite", "failed", "1 of 2 tests failed"),
+              Check("gate chaos-rto-p95-max-s", "gate", "missed", "1.2 s", 1.2, 1.0, "<=")]
+    line = verdict_line("predeploy", RunResult(1, "failed", tmp_path, {}, checks), 1, None)
+    assert " failed=suite:chaos,chaos-rto-p95-max-s report=" in line
+    assert re.fullmatch(r"predeploy FAILED exit=1 gates=0/1 failed=\S+ report=\S+", line)
