@@ -28,15 +28,25 @@ ANOMALY_UNITS = {"lost": ("key", "keys"), "resurrected": ("key", "keys"),
                  "stale-read": ("key read", "key reads"),
                  "unexpected": ("key value", "key values"),
                  "creds-reset": ("creds read", "creds reads"),
-                 "torn": ("write", "writes"), "torn-write": ("write", "writes")}
+                 "torn": ("write", "writes"), "torn-write": ("write", "writes"),
+                 "late-write": ("write", "writes"), "hang": ("call", "calls")}
 OCCURRENCES = ("occurrence", "occurrences")
+
+DEFINITIONS = ("Observed from outside the store, over companies × repetitions. MTTD: fault "
+               "injected → the first call that failed, ran past the harness's deadline or was "
+               "answered while the database path was cut. RTO: fault cleared (process faults: "
+               "PostgreSQL accepting connections again) → every write acknowledged before it, "
+               "and a new one, read back from PostgreSQL by the harness's observer. The store's "
+               "own figures (breaker, last_source) are shown as reported, never judged. "
+               "Contrast rows run the plain store for comparison and are not gated.")
 
 LEGEND = ("Counts: acked writes, lost writes and indeterminate writes are write calls (one call "
           "can carry many keys; indeterminate: the caller never learned whether it applied, so "
           "neither lost nor safe); stale reads are read calls that returned at least one "
           "superseded value. The verdict names each anomaly with its own unit: lost and "
           "resurrected count keys, stale-read counts keys read stale (one read call can return "
-          "several), torn counts write calls, others count occurrences -- so its numbers are "
+          "several), torn and late-write count write calls, hang counts calls, others count "
+          "occurrences -- so its numbers are "
           "not the columns' numbers.")
 
 

@@ -123,11 +123,7 @@ def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
     if not scenarios:
         return []
     out = ["## Chaos: detection and recovery per scenario", "",
-           "MTTD: fault injected → first failed operation or breaker open. RTO: fault cleared "
-           "(for process faults: PostgreSQL accepting connections again) → the company's "
-           "journal drained, breaker closed and a new write in PostgreSQL. Over companies × "
-           "repetitions. Contrast rows run the plain store for comparison and are not gated.",
-           ""]
+           chaos_table.DEFINITIONS, ""]
     rows = []
     for scenario in scenarios:
         cells = chaos_table.row(scenario)

@@ -131,7 +131,8 @@ def _range_row(report: Mapping[str, Any], scenario: Mapping[str, Any], what: str
                     missing)
 
 
-PHASE = {"rto": "RTO: fault cleared → fully normal", "mttd": "MTTD: fault injected → detected"}
+PHASE = {"rto": "RTO: fault cleared → every acknowledged write and a new one read back "
+                "from PostgreSQL", "mttd": "MTTD: fault injected → the callers saw it"}
 
 
 def _scenario_label(s: Mapping[str, Any]) -> str:
@@ -144,10 +145,7 @@ def _chaos(report: Mapping[str, Any]) -> str:
     if not scenarios:
         return ""
     out = ["<h2>Chaos: detection and recovery</h2>",
-           "<p>MTTD: fault injected → first failed operation or breaker open. RTO: fault "
-           "cleared (process faults: PostgreSQL accepting connections again) → journal "
-           "drained, breaker closed and a new write in PostgreSQL; over companies × "
-           "repetitions. Contrast rows run the plain store and are not gated.</p>"]
+           f"<p>{t(chaos_table.DEFINITIONS)}</p>"]
     rows = [[t(c) for c in chaos_table.row(s)] for s in scenarios]
     for row, s in zip(rows, scenarios, strict=True):
         row[-1] = f'<span class="st-{chaos_table.verdict_kind(s)}">{row[-1]}</span>'
