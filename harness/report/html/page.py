@@ -149,7 +149,7 @@ def _chaos(report: Mapping[str, Any]) -> str:
     rows = [[t(c) for c in chaos_table.row(s)] for s in scenarios]
     for row, s in zip(rows, scenarios, strict=True):
         row[-1] = f'<span class="st-{chaos_table.verdict_kind(s)}">{row[-1]}</span>'
-    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 11},
+    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10, 12},
                       cls="compact"))
     out.append(f'<p class="muted legend">{t(chaos_table.LEGEND)}</p>')
     for what, title in (("rto", "RTO p95 per scenario against its gate"),
