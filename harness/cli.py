@@ -168,6 +168,17 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return args
 
 
+def parse_argv(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line exactly as `main` would, without running it: what a check of the
+    commands shown in the documentation needs. A bad command line exits as argparse does
+    (`SystemExit(2)` after the command's usage); `--help` / `--version` print and exit 0."""
+    own, passthrough = _split_passthrough(list(argv))
+    args = _parse(build_parser(), own)
+    if passthrough is not None:
+        args.pytest_args = passthrough
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     own, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
