@@ -13,6 +13,7 @@ from harness.report.md_table import cell as _cell
 from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
+        "undecided": "❔",
         "interrupted": "⏹️", "not applicable": "➖"}
 VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
 
