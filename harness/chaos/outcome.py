@@ -42,6 +42,8 @@ class Repetition:
     duration_s: float
     phases_s: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    seed: int = 0  # this repetition's traffic seed (catalog.repetition_draw)
+    fault_jitter_s: float = 0.0  # how much later than the warmup the fault started
 
 
 @dataclass

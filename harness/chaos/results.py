@@ -18,12 +18,13 @@ themselves are judged by the main job from the figures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
 from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.metrics.figures import Figure
+from harness.metrics.intervals import batch_interval
 from harness.metrics.latency import latency_stats, phase_of, spread
 from harness.metrics.recovery import summarize
 
@@ -84,6 +85,27 @@ def mttd_threshold(info: ScenarioInfo, deadline_s: float) -> tuple[float | None,
                    f"{BLACKHOLE_MARGIN_S:g} s = {bound:g} s, not by the MTTD gate")
 
 
+INTERVAL_FIGURES = ("rto_s", "mttd_s")
+
+
+def repetition_intervals(pooled: Mapping[str, Mapping[str, Any]],
+                         per_repetition: Sequence[Mapping[str, Mapping[str, Any]]]
+                         ) -> dict[str, dict[str, Any]]:
+    """Per gated time figure: the p95 of each repetition alone and a ~95 % interval of the
+    pooled p95 from their spread (harness.metrics.intervals.batch_interval). The companies of
+    one fault move together, so only repetitions (own seed, jittered start) are independent;
+    one repetition gives no interval."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in INTERVAL_FIGURES:
+        per = [(rep.get(name) or {}).get("p95") for rep in per_repetition]
+        interval = batch_interval((pooled.get(name) or {}).get("p95"), per)
+        out[name] = {"per_repetition_p95": [_round(v) for v in per],
+                     "interval": None if interval is None else [_round(max(0.0, interval[0])),
+                                                                _round(interval[1])],
+                     "basis": f"Student t over {len(per)} repetitions"}
+    return out
+
+
 def section(info: ScenarioInfo, params: ScenarioParams, target: str,
             reps: Sequence[Repetition], *, contrast: bool) -> dict[str, Any]:
     first = reps[0]
@@ -113,6 +135,9 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "name": info.name, "description": info.description, "proves": info.proves,
         "target": target, "profile": params.profile, "companies": params.companies,
         "repetitions": len(reps), "contrast": contrast, "gated": not contrast,
+        "repetitions_planned": params.repetitions,
+        "seed": [r.seed for r in reps], "fault_jitter_s": [r.fault_jitter_s for r in reps],
+        "intervals": repetition_intervals(recovery, [summarize([r.recovery]) for r in reps]),
         "verdict": verdict, "reason": "",
         "mttd_s": _spread3(recovery["mttd_s"]),
         "time_to_first_success_s": _spread3(recovery["time_to_first_success_s"]),
@@ -158,6 +183,20 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                "verdict": item["verdict"]}
     threshold, note = mttd_threshold(info, item["deadline_s"])
     rto, mttd = item["rto_s"], item["mttd_s"]
+    intervals = item.get("intervals") or {}
+    planned = item.get("repetitions_planned", item["repetitions"])
+    if item["repetitions"] > planned:
+        context["measured_more"] = {"added": item["repetitions"] - planned,
+                                    "what": "repetitions"}
+
+    def interval(name: str) -> tuple[float, float] | None:
+        got = (intervals.get(name) or {}).get("interval")
+        return None if got is None else (got[0], got[1])
+
+    def basis(name: str) -> dict[str, Any]:
+        got = intervals.get(name) or {}
+        return {"interval_basis": got.get("basis"),
+                "per_repetition_p95": got.get("per_repetition_p95")} if got else {}
     contrast_note = "contrast row: shown beside the default target, not gated" if not gated \
         else ""
     rto_note = contrast_note or ("fault cleared -> company's first write lands in PostgreSQL "
@@ -171,12 +210,14 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
         Figure(SUITE, f"{base} rto p95", rto["p95"], "s", "lower", gate="chaos-rto-p95-max-s",
                gated=gated and info.rto_gated, notes=rto_note,
                context={**context, "p50": rto["p50"], "max": rto["max"],
-                        "missing": rto["missing"]}),
+                        "missing": rto["missing"], **basis("rto_s")},
+               interval=interval("rto_s")),
         Figure(SUITE, f"{base} mttd p95", mttd["p95"], "s", "lower",
                gate="chaos-mttd-p95-max-s", threshold=threshold, gated=gated,
                notes=" ".join(x for x in (note, contrast_note) if x),
                context={**context, "p50": mttd["p50"], "max": mttd["max"],
-                        "missing": mttd["missing"]}),
+                        "missing": mttd["missing"], **basis("mttd_s")},
+               interval=interval("mttd_s")),
         Figure(SUITE, f"{base} lost writes", float(item["lost_writes"]), "writes", "lower",
                gate="chaos-lost-writes-max", gated=gated, notes=contrast_note,
                context={**context, "acked_writes": item["acked_writes"],

@@ -25,12 +25,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.chaos import results
-from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
 from harness.chaos.crash import make_shape
 from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
@@ -203,7 +203,9 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                          server: ControllableServer | None, server_admin_dsn: str,
                          workload_config: WorkloadConfig | None = None,
                          seed: int = 0) -> Repetition:
-    label = f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+    label = (f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+             if index < params.repetitions else
+             f"chaos {info.name} [{target_spec.name}] rep {index + 1} (measuring more)")
     notes: list[str] = []
     phases: dict[str, float] = {}
     started = time.monotonic()
@@ -382,10 +384,20 @@ def writes_during(history: History, windows: list[Window]) -> int:
                if op.is_write and any(w.covers(op.invoke_ns) for w in windows))
 
 
+MoreWanted = Callable[[list[Repetition]], bool]
+
+
 async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                        resources: ChaosResources, *, contrast: bool = False,
-                       workload_config: WorkloadConfig | None = None) -> ScenarioOutcome:
-    """Every repetition of one scenario; the outcome carries the section and the figures."""
+                       workload_config: WorkloadConfig | None = None,
+                       run_seed: int | None = None, more_repetitions: int = 0,
+                       more_wanted: MoreWanted | None = None) -> ScenarioOutcome:
+    """Every repetition of one scenario; the outcome carries the section and the figures.
+
+    Each repetition's seed and fault-start jitter come from `run_seed` (`repetition_draw`).
+    After the planned repetitions, up to `more_repetitions` more run while `more_wanted(reps)`
+    says an interval still straddles a gate (the suite decides that from the figures).
+    """
     server: ControllableServer | None = None
     server_admin_dsn = resources.server_admin_dsn
     try:
@@ -397,11 +409,23 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
                     "one the harness controls"), hint="run without --dsn (embedded server)")
             server_admin_dsn = server.dsn
         reps: list[Repetition] = []
-        for index in range(params.repetitions):
-            reps.append(await run_repetition(
-                info, params, target_spec, resources, index, server=server,
-                server_admin_dsn=server_admin_dsn, workload_config=workload_config,
-                seed=index))
+        while True:
+            index = len(reps)
+            extra = index - params.repetitions
+            if extra >= 0:
+                if extra >= more_repetitions or more_wanted is None or not more_wanted(reps):
+                    break
+                resources.say(f"chaos {info.name} [{target_spec.name}]: an interval straddles "
+                              f"its gate after {index} repetitions: one more "
+                              f"({extra + 1} of at most {more_repetitions})")
+            seed, jitter = repetition_draw(run_seed, info.name, target_spec.name, index,
+                                           params.fault_jitter_s)
+            rep = await run_repetition(
+                info, replace(params, warmup_s=params.warmup_s + jitter), target_spec,
+                resources, index, server=server, server_admin_dsn=server_admin_dsn,
+                workload_config=workload_config, seed=seed)
+            rep.seed, rep.fault_jitter_s = seed, jitter
+            reps.append(rep)
     except (ScenarioSkipped, NemesisUnavailable) as exc:
         reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
         return results.skipped(info, params, target_spec.name, contrast, reason)
