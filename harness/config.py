@@ -48,7 +48,10 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
              "store keys.set of 812 pre-keys: throughput vs a raw asyncpg upsert", "bench"),
     GateSpec("bench-point-get-max-ratio", 1.25, False,
              "store keys.get of one pre-key: p50 latency vs a raw asyncpg fetch", "bench"),
-    GateSpec("proxy-p50-max-ratio", 1.3, False,
+    # 1.5, not 1.3: measured 1.27-1.39 on 2 cores (issue 16's quiet trial 1.287; 1.391
+    # [1.300, 1.424] at load average 7), i.e. ~25-35 µs on ~90 µs: 1.3 sat inside the
+    # measurement's own interval and flapped; 1.5 still fails a proxy that adds half a read.
+    GateSpec("proxy-p50-max-ratio", 1.5, False,
              "asyncpg point read through the fault proxy (no toxics): p50 vs direct", "bench"),
     GateSpec("proxy-bulk-min-ratio", 0.7, True,
              "asyncpg bulk upsert through the fault proxy (no toxics): throughput vs direct",
@@ -80,7 +83,9 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
     GateSpec("load-error-rate-max", 0, False,
              "load: failed store calls / store calls in steady state (setup, fault windows "
              "and their recovery excluded)", "load", zero_allowed=True),
-    GateSpec("load-bridge-min-ratio", 0.8, True,
+    # 0.7, not 0.8: measured 0.78 (tooling notes: 18.5k vs 23.7k requests) and 0.814 in
+    # issue 16's trial on 2 cores; 0.8 sat inside the spread of its own interleaved rounds.
+    GateSpec("load-bridge-min-ratio", 0.7, True,
              "load: messages/s through Locust's gevent-asyncio bridge vs a pure asyncio "
              "driver, same concurrency, same run", "load"),
 )})

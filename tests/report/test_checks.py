@@ -59,10 +59,10 @@ def test_informational_figures_never_count_for_a_gate() -> None:
 def test_worst_gated_figure_is_reported_and_any_miss_fails() -> None:
     checks = _by_name(gate_checks(CONFIG, [
         _figure("proxy-p50-max-ratio", 1.1),
-        _figure("proxy-p50-max-ratio", 1.4, name="slow one")], BOTH))
+        _figure("proxy-p50-max-ratio", 1.6, name="slow one")], BOTH))
     check = checks["gate proxy-p50-max-ratio"]
-    assert check.status == "failed" and check.value == 1.4 and check.op == "<="
-    assert check.detail.startswith("slow one: m ratio 1.400 (<= 1.3)")
+    assert check.status == "failed" and check.value == 1.6 and check.op == "<="
+    assert check.detail.startswith("slow one: m ratio 1.600 (<= 1.5)")
     assert "worst of 2" in check.detail
 
 
