@@ -259,8 +259,20 @@ def load_config(pyproject: Path | None, overrides: Iterable[str] = (), *,
             gates[name] = _number(name, raw, f"[{TABLE}] of {pyproject}")
             sources[name] = str(pyproject.name)
     for text in overrides:
-        name, value = parse_gate_override(text)
-        gates[name] = value
+        key, sep, raw = text.partition("=")
+        if sep and key.strip() in JUDGING_KEYS:  # `--gate more-chaos-repetitions=0` too
+            key = key.strip()
+            value: object = raw.strip().strip('"')
+            if key != "undecided":
+                try:
+                    value = float(str(value))
+                except ValueError:
+                    pass
+            judging[JUDGING_KEYS[key]] = _judging_value(key, value, "--gate")
+            judging_sources[JUDGING_KEYS[key]] = "--gate"
+            continue
+        name, number = parse_gate_override(text)
+        gates[name] = number
         sources[name] = "--gate"
     if undecided is not None:
         judging["undecided"] = check_undecided(undecided, "--undecided")

@@ -262,7 +262,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "scenarios), e.g. --scenario sever --scenario pg-restart")
     parser.add_argument("--gate", action="append", default=[], metavar="NAME=VALUE",
                         help="override a gate of [tool.authstate-harness] (repeatable), "
-                             "e.g. --gate bench-bulk-min-ratio=0.9")
+                             "e.g. --gate bench-bulk-min-ratio=0.9; also its judging "
+                             "settings, e.g. --gate more-chaos-repetitions=0")
     parser.add_argument("--pytest-args", default=None, metavar="ARGS",
                         help="extra pytest arguments as one string, e.g. '-k stateful'")
     parser.add_argument("--baseline", default=None, metavar="DIR",

@@ -94,6 +94,9 @@ def test_how_gates_are_judged_is_read_from_the_same_table_and_overridable(
             config.judging.more_chaos_repetitions) == ("fail", 1.5, 3)
     assert config.judging.sources["undecided"] == path.name
     assert load_config(path, undecided="warn").judging.undecided == "warn"
+    cli = load_config(path, ["more-chaos-repetitions=0", "more-bench-rounds=0"]).judging
+    assert (cli.more_chaos_repetitions, cli.more_bench_rounds) == (0, 0.0)
+    assert cli.sources["more_chaos_repetitions"] == "--gate"
     default = load_config(tmp_path / "missing.toml").judging
     assert (default.undecided, default.more_bench_rounds, default.more_chaos_repetitions) == (
         "warn", 2.0, 2)
