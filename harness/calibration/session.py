@@ -51,21 +51,24 @@ class Plan:
     inner: str = "resilient"
     extra_env: dict[str, str] = field(default_factory=dict)
     dsn: str | None = None  # an existing PostgreSQL for every run (passed as AUTHSTATE_DSN)
+    gates: Sequence[str] = ()  # --gate NAME=VALUE for every run (gates and judging settings)
+
+    def common(self, out: Path) -> list[str]:
+        return ["run", "--plain", "--profile", self.profile, "--out", str(out), "--target",
+                WRAPPER, *[a for g in self.gates for a in ("--gate", g)]]
 
     def active_knobs(self) -> list[str]:
         """Knobs whose suite the A runs include (a B run is compared with an A run)."""
         return [k for k in self.knobs if KNOB_RUN[k][0] in self.suites]
 
     def a_argv(self, out: Path) -> list[str]:
-        argv = ["run", "--plain", "--profile", self.profile, "--out", str(out),
-                "--target", WRAPPER]
+        argv = self.common(out)
         argv += [a for s in self.suites for a in ("--suite", s)]
         argv += [a for s in self.scenarios for a in ("--scenario", s)]
         return argv + (["--pytest-args", self.pytest_args] if self.pytest_args else [])
 
     def b_argv(self, knob: str, out: Path) -> list[str]:
-        return ["run", "--plain", "--profile", self.profile, "--out", str(out), "--target",
-                WRAPPER, *KNOB_RUN[knob][1]]
+        return [*self.common(out), *KNOB_RUN[knob][1]]
 
     def env(self, knobs: Knobs) -> dict[str, str]:
         env = {**os.environ, **self.extra_env, REPLAY_TARGET_ENV: WRAPPER,

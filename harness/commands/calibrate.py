@@ -41,7 +41,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
         repo_root() / "reports" / f"calibration-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
     plan = Plan(runs=args.runs, out_dir=out, profile=args.profile, suites=suites,
                 scenarios=tuple(args.scenario or ()), pytest_args=args.pytest_args,
-                knobs=tuple(knobs), slowdown=slowdown, inner=args.inner, dsn=args.dsn)
+                knobs=tuple(knobs), slowdown=slowdown, inner=args.inner, dsn=args.dsn,
+                gates=tuple(args.gate))
     skipped = [k for k in knobs if k not in plan.active_knobs()]
     if skipped:
         console.print(f"[yellow]knob(s) {', '.join(skipped)} not measured: their suite "
@@ -51,6 +52,9 @@ def plan_from(args: argparse.Namespace) -> Plan:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from harness.config import load_config
+
+    load_config(None, args.gate)  # a bad --gate fails here, not in every run
     plan = plan_from(args)
     console.print(f"calibration: {plan.runs} iterations of 1 A run + "
                   f"{len(plan.active_knobs())} B runs -> {plan.out_dir}", highlight=False)
@@ -91,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "p99=2: a 30 %% slower replay, RTO +0.5 s, every call 2x)")
     parser.add_argument("--inner", default="resilient", metavar="SPEC",
                         help="the target behind the wrapper (default resilient)")
+    parser.add_argument("--gate", action="append", default=[], metavar="NAME=VALUE",
+                        help="passed to every run (repeatable): a gate or a judging setting, "
+                             "e.g. --gate undecided=fail to calibrate the strict policy")
     parser.add_argument("--dsn", default=None,
                         help="run every run against this PostgreSQL (also AUTHSTATE_DSN; default "
                              "each run starts its own embedded server, as `run` does)")

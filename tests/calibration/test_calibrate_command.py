@@ -16,7 +16,7 @@ from harness.infra.postgres import PostgresServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-SMALL_BENCH = {"AUTHSTATE_BENCH_REPLAY_ROUNDS": "12"}
+SMALL_BENCH = {"AUTHSTATE_BENCH_REPLAY_ROUNDS": "12", "AUTHSTATE_BENCH_REPLAY_WRITES": "5"}
 
 
 def test_calibrate_alternates_a_and_b_runs_and_writes_the_rates_table(
@@ -27,10 +27,13 @@ def test_calibrate_alternates_a_and_b_runs_and_writes_the_rates_table(
     monkeypatch.setenv("CI", "1")
     out = tmp_path / "cal"
     code = main(["calibrate", "--runs", "2", "--suite", "bench", "--knobs", "replay",
-                 "--pytest-args", "-k journal_replay", "--dsn", pg_server.dsn,
+                 "--pytest-args", "-k journal_replay", "--gate", "more-bench-rounds=0",
+                 "--dsn", pg_server.dsn,
                  "--out", str(out)])
     assert code in (0, 1)
     doc = json.loads((out / "calibration.json").read_text())
+    assert doc["runs"][0]["gates"]["journal-replay-min-ratio"] in ("passed", "undecided",
+                                                                  "failed")
     assert [r["arm"] for r in doc["runs"]] == ["A", "B-replay", "A", "B-replay"]
     assert all(r["exit_code"] in (0, 1) for r in doc["runs"]), doc["runs"]  # no harness error
     whats = [r["what"] for r in doc["rates"]]
