@@ -111,15 +111,17 @@ def straddles_a_gate(info: ScenarioInfo, params: ScenarioParams, target: str,
                      config: HarnessConfig) -> Callable[[list[Repetition]], bool]:
     """Whether the figures of the repetitions so far leave a gated interval straddling its
     bound: the same figures and decision the main job's gates use, so the suite measures more
-    exactly when the gate would otherwise be undecided."""
+    exactly when the gate would otherwise be undecided -- and not when the scenario already
+    failed (an anomaly, a lost write, a figure clearly past its gate): more would not change
+    the run's verdict."""
 
     def wanted(reps: list[Repetition]) -> bool:
         outcome = results.assemble(info, params, target, reps)
-        for figure in outcome.figures:
-            bound = bound_of(figure, config) if figure.gated else None
-            if bound is not None and figure.decide(bound) == "undecided":
-                return True
-        return False
+        if outcome.verdict != "passed":
+            return False  # anomalies or lost writes: more repetitions cannot pass it
+        decisions = [figure.decide(bound) for figure in outcome.figures if figure.gated
+                     and (bound := bound_of(figure, config)) is not None]
+        return "undecided" in decisions and "failed" not in decisions
 
     return wanted
 
