@@ -3,7 +3,8 @@
 Faults stay in force until `clear`:
 - `enospc_budget`: bytes that may still be written; a write larger than what is left is short
   (what fits is written and its length returned), every write after it and every create or
-  mkdir fails with ENOSPC. 0 = full from now.
+  mkdir fails with ENOSPC. 0 = full from now. `enospc_refusals`: after this many ENOSPC
+  errors space comes back by itself (another process freed some); None = until cleared.
 - `eio_writes` / `eio_fsyncs`: how many of the next writes / fsyncs fail with EIO (`EVERY`:
   all of them). A failed file fsync drops that file's unsynced writes without persisting them
   (fsyncgate: the kernel marks the pages clean, a retried fsync "succeeds", the data is gone at
@@ -27,6 +28,7 @@ HOLD_MAX_S = 120.0  # a held fsync never waits longer than this (a harness that 
 @dataclass
 class Faults:
     enospc_budget: int | None = None
+    enospc_refusals: int | None = None
     eio_writes: int = 0
     eio_fsyncs: int = 0
     fsync_delay_s: float = 0.0
@@ -41,7 +43,7 @@ class Faults:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enospc_budget": self.enospc_budget,
+        return {"enospc_budget": self.enospc_budget, "enospc_refusals": self.enospc_refusals,
                 "eio_writes": "every" if self.eio_writes == EVERY else self.eio_writes,
                 "eio_fsyncs": "every" if self.eio_fsyncs == EVERY else self.eio_fsyncs,
                 "fsync_delay_s": self.fsync_delay_s}
@@ -67,6 +69,11 @@ class Counters:
     files_affected: int = 0
     names_undone: int = 0
     affected_paths: list[str] = field(default_factory=list)
+    failed_paths: list[str] = field(default_factory=list)  # where ENOSPC / EIO / short hit
+
+    def failed_at(self, what: str, path: str | None) -> None:
+        if len(self.failed_paths) < 50:
+            self.failed_paths.append(f"{what} {path or '(open file)'}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,9 +47,11 @@ class LazyOperations(mfusepy.Operations):  # type: ignore[misc]
     def opendir(self, path: str) -> int:
         return 0
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, int], int]]:
+        # With a zero inode number, readdir(3) would skip the entry: give each its own.
         with self.disk.operation():
-            return self.disk.readdir(path)
+            return [(name, {"st_ino": ino, "st_mode": mode}, 0)
+                    for name, ino, mode in self.disk.listing(path)]
 
     def releasedir(self, path: str | None, fh: int) -> int:
         return 0

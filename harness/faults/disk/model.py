@@ -152,10 +152,17 @@ class LazyDisk:
     def _live_path(self, node: Inode) -> str | None:
         return next((p for p, n in walk(self.root, durable=False) if n is node), None)
 
-    def _check_space(self) -> None:
-        if self.faults.enospc_budget is not None and self.faults.enospc_budget <= 0:
-            self.counters.enospc_errors += 1
-            raise _fail(errno.ENOSPC)
+    def _check_space(self, path: str | None) -> None:
+        faults = self.faults
+        if faults.enospc_budget is None or faults.enospc_budget > 0:
+            return
+        self.counters.enospc_errors += 1
+        self.counters.failed_at("ENOSPC", path)
+        if faults.enospc_refusals is not None:
+            faults.enospc_refusals -= 1
+            if faults.enospc_refusals <= 0:  # space came back by itself
+                faults.enospc_budget = faults.enospc_refusals = None
+        raise _fail(errno.ENOSPC)
 
     # -- reading ---------------------------------------------------------------------------------
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
@@ -163,11 +170,16 @@ class LazyDisk:
             return self._node(path, fh).stat()
 
     def readdir(self, path: str) -> list[str]:
+        return [name for name, _, _ in self.listing(path)]
+
+    def listing(self, path: str) -> list[tuple[str, int, int]]:
+        """(name, inode number, st_mode) of a directory's entries, "." and ".." first."""
         with self._lock:
             node = self._lookup(path)
             if not node.is_dir:
                 raise _fail(errno.ENOTDIR)
-            return [".", "..", *node.entries]
+            return [(".", node.ino, node.mode), ("..", node.ino, node.mode),
+                    *((name, child.ino, child.mode) for name, child in node.entries.items())]
 
     def read(self, path: str | None, size: int, offset: int, fh: int | None) -> bytes:
         with self._lock:
@@ -182,7 +194,7 @@ class LazyDisk:
             parent, name = self._parent(path)
             node = parent.entries.get(name)
             if node is None:
-                self._check_space()
+                self._check_space(path)
                 node = self._new(FILE, mode)
                 node.uid, node.gid = uid, gid
                 parent.entries[name] = node
@@ -210,13 +222,15 @@ class LazyDisk:
                 raise _fail(errno.EISDIR)
             if self.faults.take_eio("eio_writes"):
                 self.counters.eio_write_errors += 1
+                self.counters.failed_at("EIO write", path)
                 raise _fail(errno.EIO)
             budget = self.faults.enospc_budget
             if budget is not None:
-                self._check_space()
+                self._check_space(path)
                 if len(data) > budget:
                     data = data[:budget]
                     self.counters.short_writes += 1
+                    self.counters.failed_at("short write", path)
                 self.faults.enospc_budget = budget - len(data)
             op = Write(next_seq(), offset, bytes(data))
             apply(node.live, op)
@@ -245,7 +259,7 @@ class LazyDisk:
             parent, name = self._parent(path)
             if name in parent.entries:
                 raise _fail(errno.EEXIST)
-            self._check_space()
+            self._check_space(path)
             node = self._new(DIR, mode)
             node.uid, node.gid = uid, gid
             parent.entries[name] = node
@@ -352,6 +366,7 @@ class LazyDisk:
                 dropped = node.unsynced_bytes
                 node.pending = []  # fsyncgate: the pages are clean now, and never written
                 self.counters.eio_fsync_errors += 1
+                self.counters.failed_at("EIO fsync", path)
                 self.counters.bytes_dropped_by_failed_fsync += dropped
                 raise _fail(errno.EIO)
             self._persist(node, node.pending)
@@ -372,6 +387,7 @@ class LazyDisk:
         self.counters.dir_fsyncs += 1
         if self.faults.take_eio("eio_fsyncs"):
             self.counters.eio_fsync_errors += 1
+            self.counters.failed_at("EIO directory fsync", None)
             raise _fail(errno.EIO)
         changed, gone = entry_changes(node)
         if not changed and not gone:

@@ -217,8 +217,10 @@ class FaultyDisk:
         part of the last write); the report says what was dropped."""
         return self.call("power-loss", mode=mode, **args)
 
-    def enospc(self, after_bytes: int = 0) -> dict[str, Any]:
-        return self.call("enospc", after_bytes=after_bytes)
+    def enospc(self, after_bytes: int = 0, refusals: int | None = None) -> dict[str, Any]:
+        """ENOSPC once `after_bytes` more bytes are written (the write that crosses is short);
+        with `refusals`, space returns by itself after that many ENOSPC errors."""
+        return self.call("enospc", after_bytes=after_bytes, refusals=refusals)
 
     def eio(self, on: str, count: int | str = "every") -> dict[str, Any]:
         return self.call("eio", on=on, count=count)

@@ -251,3 +251,15 @@ def test_backing_directory_holds_exactly_the_durable_state(tmp_path: Path) -> No
     disk.fsyncdir("/")
     assert not (tmp_path / "wal").exists()
     assert (tmp_path / "wal.old").read_bytes() == b"synced"
+
+
+def test_enospc_that_clears_by_itself_after_some_refusals() -> None:
+    disk = LazyDisk()
+    fh = disk.create("/f", 0o600)
+    disk.set_faults(enospc_budget=4, enospc_refusals=1)
+    assert disk.write(None, b"abcdef", 0, fh) == 4  # short
+    with pytest.raises(OSError):
+        disk.write(None, b"ef", 4, fh)  # the one refusal...
+    assert disk.write(None, b"ef", 4, fh) == 2  # ...then space is back
+    assert content(disk, "/f") == b"abcdef"
+    assert disk.counters.failed_paths == ["short write (open file)", "ENOSPC (open file)"]
