@@ -17,8 +17,10 @@ Commands (arguments optional unless named):
     status                             unsynced bytes by file, faults, counters
     power-loss  mode=clear|torn-op|torn-seq keep_bytes fraction seed unit
     crash | torn-op | torn-seq         power-loss with that mode
-    enospc      after_bytes=0 refusals ENOSPC once `after_bytes` more bytes were written;
-                                       space returns by itself after `refusals` errors
+    enospc      after_bytes=0 refusals delay_s
+                                       ENOSPC once `after_bytes` more bytes were written; space
+                                       returns by itself after `refusals` errors; each refusal
+                                       takes `delay_s`
     eio         on=write|fsync count=N|"every"
     fsync-delay seconds
     hold-fsync | release-fsync         fsyncs wait until released
@@ -85,8 +87,8 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     "crash": _power_loss("clear"),
     "torn-op": _power_loss("torn-op"),
     "torn-seq": _power_loss("torn-seq"),
-    "enospc": lambda disk, after_bytes=0, refusals=None: disk.set_faults(
-        enospc_budget=int(after_bytes),
+    "enospc": lambda disk, after_bytes=0, refusals=None, delay_s=0.0: disk.set_faults(
+        enospc_budget=int(after_bytes), enospc_delay_s=float(delay_s),
         enospc_refusals=None if refusals is None else max(1, int(refusals))),
     "eio": _eio,
     "fsync-delay": lambda disk, seconds=1.0: disk.set_faults(fsync_delay_s=float(seconds)),

@@ -5,6 +5,8 @@ Faults stay in force until `clear`:
   (what fits is written and its length returned), every write after it and every create or
   mkdir fails with ENOSPC. 0 = full from now. `enospc_refusals`: after this many ENOSPC
   errors space comes back by itself (another process freed some); None = until cleared.
+  `enospc_delay_s`: each refusal takes this long (ext4 commits its journal and retries the
+  allocation before it gives up), so a writer's next request can queue up meanwhile.
 - `eio_writes` / `eio_fsyncs`: how many of the next writes / fsyncs fail with EIO (`EVERY`:
   all of them). A failed file fsync drops that file's unsynced writes without persisting them
   (fsyncgate: the kernel marks the pages clean, a retried fsync "succeeds", the data is gone at
@@ -29,6 +31,7 @@ HOLD_MAX_S = 120.0  # a held fsync never waits longer than this (a harness that 
 class Faults:
     enospc_budget: int | None = None
     enospc_refusals: int | None = None
+    enospc_delay_s: float = 0.0
     eio_writes: int = 0
     eio_fsyncs: int = 0
     fsync_delay_s: float = 0.0
@@ -44,6 +47,7 @@ class Faults:
 
     def to_dict(self) -> dict[str, Any]:
         return {"enospc_budget": self.enospc_budget, "enospc_refusals": self.enospc_refusals,
+                "enospc_delay_s": self.enospc_delay_s,
                 "eio_writes": "every" if self.eio_writes == EVERY else self.eio_writes,
                 "eio_fsyncs": "every" if self.eio_fsyncs == EVERY else self.eio_fsyncs,
                 "fsync_delay_s": self.fsync_delay_s}

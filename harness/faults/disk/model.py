@@ -55,6 +55,14 @@ def _fail(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
+class _SlowRefusal(Exception):
+    """An ENOSPC to return after a wait, taken outside the lock."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(delay_s)
+        self.delay_s = delay_s
+
+
 def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
@@ -158,11 +166,24 @@ class LazyDisk:
             return
         self.counters.enospc_errors += 1
         self.counters.failed_at("ENOSPC", path)
+        delay = faults.enospc_delay_s
         if faults.enospc_refusals is not None:
             faults.enospc_refusals -= 1
             if faults.enospc_refusals <= 0:  # space came back by itself
                 faults.enospc_budget = faults.enospc_refusals = None
+        if delay > 0:
+            raise _SlowRefusal(delay)
         raise _fail(errno.ENOSPC)
+
+    @contextmanager
+    def _refusals_wait(self) -> Iterator[None]:
+        """Around a locked section that may refuse for lack of space: a slow refusal waits
+        here, with the lock released (other calls go on meanwhile)."""
+        try:
+            yield
+        except _SlowRefusal as refusal:
+            time.sleep(refusal.delay_s)
+            raise _fail(errno.ENOSPC) from None
 
     # -- reading ---------------------------------------------------------------------------------
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
@@ -190,7 +211,7 @@ class LazyDisk:
 
     # -- files -----------------------------------------------------------------------------------
     def create(self, path: str, mode: int, uid: int = 0, gid: int = 0) -> int:
-        with self._lock:
+        with self._refusals_wait(), self._lock:
             parent, name = self._parent(path)
             node = parent.entries.get(name)
             if node is None:
@@ -216,7 +237,7 @@ class LazyDisk:
             self._handles.pop(fh, None)
 
     def write(self, path: str | None, data: bytes, offset: int, fh: int | None) -> int:
-        with self._lock:
+        with self._refusals_wait(), self._lock:
             node = self._node(path, fh)
             if node.is_dir:
                 raise _fail(errno.EISDIR)
@@ -255,7 +276,7 @@ class LazyDisk:
 
     # -- namespace -------------------------------------------------------------------------------
     def mkdir(self, path: str, mode: int, uid: int = 0, gid: int = 0) -> None:
-        with self._lock:
+        with self._refusals_wait(), self._lock:
             parent, name = self._parent(path)
             if name in parent.entries:
                 raise _fail(errno.EEXIST)
@@ -479,11 +500,20 @@ class LazyDisk:
             undone += [f"-{_join(where, n)}" for n in gone]
         return sorted(undone)
 
+    def _tear_candidates(self, nodes: list[Inode]) -> list[Inode]:
+        """Files whose torn write would be seen after the power loss: those with a durable
+        name (a journal appended to), unless no such file has unsynced writes."""
+        named = {id(n) for _, n in walk(self.root, durable=True)}
+        written = [n for n in nodes if not n.is_dir and n.unsynced_bytes]
+        return [n for n in written if id(n) in named] or written
+
     def _tear_last_write(self, nodes: list[Inode], keep_bytes: int | None,
                          fraction: float | None) -> dict[str, Any] | None:
-        """torn-op: the file of the most recent unsynced write keeps its earlier unsynced
-        operations whole and a prefix of that write; nothing else unsynced survives."""
-        last = max(((op.seq, n, i) for n in nodes for i, op in enumerate(n.pending)
+        """torn-op: the file of the most recent unsynced write (to a durably named file, see
+        `_tear_candidates`) keeps its earlier unsynced operations whole and a prefix of that
+        write; nothing else unsynced survives."""
+        candidates = self._tear_candidates(nodes)
+        last = max(((op.seq, n, i) for n in candidates for i, op in enumerate(n.pending)
                     if isinstance(op, Write)), default=None, key=lambda t: t[0])
         if last is None:
             return None
@@ -505,14 +535,14 @@ class LazyDisk:
                 "earlier_ops_kept": len(before)}
 
     def _tear_sequence(self, nodes: list[Inode], seed: int, unit: int) -> dict[str, Any] | None:
-        """torn-seq: the sectors (`unit` bytes, aligned in the file) of the unsynced writes
-        of the most recently written file are persisted as a random subset that always holds
-        the last one and always misses an earlier one: what reaches the disk is not a prefix
-        of what was written. Nothing else unsynced survives."""
+        """torn-seq: the sectors (`unit` bytes, aligned in the file) of the unsynced writes of
+        the most recently written (durably named) file are persisted as a random subset that
+        always holds the last one and always misses an earlier one: what reaches the disk is
+        not a prefix of what was written. Nothing else unsynced survives."""
         if unit <= 0:
             raise ValueError("unit must be positive")
-        last = max(((op.seq, n) for n in nodes for op in n.pending if isinstance(op, Write)),
-                   default=None, key=lambda t: t[0])
+        last = max(((op.seq, n) for n in self._tear_candidates(nodes) for op in n.pending
+                    if isinstance(op, Write)), default=None, key=lambda t: t[0])
         if last is None:
             return None
         node = last[1]

@@ -167,6 +167,9 @@ class FaultyDisk:
         if self._stopped:
             return
         self._stopped = True
+        if self.proc.poll() is None:  # held fsyncs would keep the process from exiting
+            with contextlib.suppress(DiskControlError):
+                DiskControl(self.control.path, timeout_s=5).call("clear-faults")
         if _mounted(self.mountpoint):
             for lazy in (False, True):
                 argv = _unmount_argv(self.mountpoint, lazy)
@@ -217,10 +220,12 @@ class FaultyDisk:
         part of the last write); the report says what was dropped."""
         return self.call("power-loss", mode=mode, **args)
 
-    def enospc(self, after_bytes: int = 0, refusals: int | None = None) -> dict[str, Any]:
+    def enospc(self, after_bytes: int = 0, refusals: int | None = None,
+               delay_s: float = 0.0) -> dict[str, Any]:
         """ENOSPC once `after_bytes` more bytes are written (the write that crosses is short);
-        with `refusals`, space returns by itself after that many ENOSPC errors."""
-        return self.call("enospc", after_bytes=after_bytes, refusals=refusals)
+        with `refusals`, space returns by itself after that many ENOSPC errors, each of which
+        takes `delay_s`."""
+        return self.call("enospc", after_bytes=after_bytes, refusals=refusals, delay_s=delay_s)
 
     def eio(self, on: str, count: int | str = "every") -> dict[str, Any]:
         return self.call("eio", on=on, count=count)

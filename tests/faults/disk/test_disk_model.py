@@ -263,3 +263,35 @@ def test_enospc_that_clears_by_itself_after_some_refusals() -> None:
     assert disk.write(None, b"ef", 4, fh) == 2  # ...then space is back
     assert content(disk, "/f") == b"abcdef"
     assert disk.counters.failed_paths == ["short write (open file)", "ENOSPC (open file)"]
+
+
+def test_a_slow_refusal_waits_without_holding_up_other_calls() -> None:
+    disk = LazyDisk()
+    fh = disk.create("/f", 0o600)
+    disk.set_faults(enospc_budget=0, enospc_refusals=1, enospc_delay_s=0.3)
+    errors: list[int] = []
+
+    def refused() -> None:
+        try:
+            disk.write(None, b"x", 0, fh)
+        except OSError as exc:
+            errors.append(exc.errno or 0)
+
+    thread = threading.Thread(target=refused)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.05)
+    assert disk.write(None, b"y", 0, fh) == 1  # space is back, and the lock is free
+    thread.join(5)
+    assert errors == [errno.ENOSPC] and time.monotonic() - started >= 0.3
+
+
+def test_torn_op_tears_a_durably_named_file_rather_than_a_temporary_one() -> None:
+    disk = LazyDisk()
+    write_file(disk, "/wal", b"", fsync=True, dir_fsync=True)
+    fh = disk.open("/wal", os.O_WRONLY)
+    disk.write(None, b"W" * 10, 0, fh)
+    write_file(disk, "/creds.tmp", b"T" * 10)  # written last, but gone after the loss anyway
+    report = disk.power_loss("torn-op", keep_bytes=4)
+    assert report["torn"]["path"] == "/wal"
+    assert content(disk, "/wal") == b"WWWW"
