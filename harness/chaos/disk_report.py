@@ -18,6 +18,14 @@ _COUNTERS = ("short_writes", "enospc_errors", "eio_write_errors", "eio_fsync_err
              "bytes_written")
 
 
+def disk_fields(reps: Sequence[Repetition]) -> dict[str, Any]:
+    """What a disk scenario adds to its section: `disk`, and `precondition` (the shared
+    {"name", "met", "detail"}: a power loss that dropped nothing, or a fault that never hit,
+    proves nothing); nothing for other scenarios."""
+    disk = disk_section(reps)
+    return {} if disk is None else {"disk": disk, "precondition": disk["precondition"]}
+
+
 def disk_section(reps: Sequence[Repetition]) -> dict[str, Any] | None:
     """None unless the scenario is a disk one (its repetitions carry workload["disk"])."""
     found = [(r, r.workload.get("disk")) for r in reps]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
-from harness.chaos.disk_report import disk_section
+from harness.chaos.disk_report import disk_fields
 from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.metrics.figures import Figure
 from harness.metrics.latency import latency_stats, phase_of, spread
@@ -147,7 +147,7 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "notes": sorted({n for r in reps for n in r.notes}),
         "timeline": first.timeline.buckets,
         "fault_windows": windows,
-        **({"disk": disk} if (disk := disk_section(reps)) is not None else {}),
+        **disk_fields(reps),
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.chaos import disk_shapes
 from harness.chaos.catalog import scenario, scenario_params
-from harness.chaos.disk_report import disk_section
+from harness.chaos.disk_report import disk_fields, disk_section
 from harness.chaos.scenario import ChaosResources, run_scenario
 from harness.faults.disk.mount import Unavailable
 from harness.targets import resolve_target
@@ -48,6 +48,12 @@ def test_disk_section_sums_repetitions_and_counts_lost_records() -> None:
 
 def test_no_disk_section_for_other_scenarios() -> None:
     assert disk_section([SimpleNamespace(index=0, workload={}, check=None)]) is None
+    assert disk_fields([SimpleNamespace(index=0, workload={}, check=None)]) == {}
+
+
+def test_the_precondition_is_also_the_sections_own() -> None:
+    fields = disk_fields([rep(0, 0, 0, False)])
+    assert fields["precondition"] == {"name": "p", "met": False, "detail": "rep 0"}
 
 
 @pytest.mark.parametrize(("name", "dropped", "torn", "counters", "met"), [
