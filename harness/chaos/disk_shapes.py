@@ -18,7 +18,8 @@ Course of one repetition (a `ScenarioShape`, like client-crash in harness/chaos/
      acknowledges next); fsyncs are back to normal at 60 %;
    - slow-disk: every fsync takes 1 s from the start of the outage until the power loss.
 3. The power loss: fsyncs are held (so whatever is written from now on is certainly unsynced),
-   and once the filesystem holds unsynced bytes the child's whole process tree gets SIGKILL;
+   and once the target is caught mid-write (one of its fsyncs waits, or it wrote more without
+   syncing) the child's whole process tree gets SIGKILL;
    when the filesystem is idle it forgets every unsynced byte and every create / rename /
    unlink no directory fsync followed (power-loss-torn: the last write is torn, a prefix of it
    kept; power-loss-reorder: a random subset of its sectors kept, never a prefix).
@@ -298,23 +299,35 @@ class DiskShape:
         goes while it is held, and the held fsync then fails (it never synced anything)."""
         await disk.acall("hold-fsync")
         injected.append({"at_s": round(time.monotonic() - t0, 3), "command": "hold-fsync"})
-        give_up = time.monotonic() + UNSYNCED_WAIT_S
-        while time.monotonic() < give_up:
-            status = await disk.acall("status")
-            if status["unsynced_bytes"] > 0 or status["counters"]["bytes_written"] == 0:
-                break  # something to lose, or a target that never writes to its cache_dir
-            await asyncio.sleep(0.01)
+        in_flight = await self._wait_in_flight(disk)
         procs = kill_tree(child.proc.pid)
         if not await asyncio.to_thread(disk.wait_idle, 0.05, IDLE_WAIT_S):
             log.warning("chaos %s: the filesystem was still busy %g s after the kill",
                         self.name, IDLE_WAIT_S)
         power = await disk.acall("power-loss", mode=self.plan.power_loss, seed=ctx.seed)
+        power["in_flight"] = in_flight
         await disk.acall("clear-faults")  # releases the held fsyncs: they fail
         injected.append({"at_s": round(time.monotonic() - t0, 3), "command": "power-loss",
                          "mode": self.plan.power_loss})
         await child.reap()
         await asyncio.to_thread(psutil.wait_procs, procs, 10)
         return power
+
+    @staticmethod
+    async def _wait_in_flight(disk: FaultyDisk) -> dict[str, Any]:
+        """Wait (bounded) until the target is caught mid-write: one of its fsyncs is held (the
+        bytes it was about to make durable are not), or it wrote more since the hold (a store
+        that never syncs). Bytes left unsynced long before (a lock file's pid) do not count."""
+        first = await disk.acall("status")
+        give_up = time.monotonic() + UNSYNCED_WAIT_S
+        while True:
+            status = await disk.acall("status")
+            grown = status["unsynced_bytes"] - first["unsynced_bytes"]
+            caught = status["fsyncs_waiting"] > 0 or grown > 0
+            if caught or time.monotonic() >= give_up:
+                return {"caught": caught, "fsyncs_held": status["fsyncs_waiting"],
+                        "unsynced_growth": grown, "unsynced_bytes": status["unsynced_bytes"]}
+            await asyncio.sleep(0.01)
 
     async def _successor(self, ctx: ShapeContext, target: Any, cleared_at: float,
                          layout: dict[str, Any], history: History,
@@ -362,7 +375,7 @@ class DiskShape:
         elif fault == "slow":
             met = counters["fsyncs_delayed"] > 0
         else:
-            met = power["bytes_dropped"] > 0
+            met = power["bytes_dropped"] > 0 and power.get("in_flight", {}).get("caught", False)
         detail = (f"dropped {power['bytes_dropped']} unsynced bytes in "
                   f"{power['files_affected']} files, {len(power['names_undone'])} namespace "
                   f"changes undone; faults hit: {counters['failed_paths'][:5] or 'none'}")
