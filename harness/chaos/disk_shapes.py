@@ -25,8 +25,11 @@ Course of one repetition (a `ScenarioShape`, like client-crash in harness/chaos/
    kept; power-loss-reorder: a random subset of its sectors kept, never a prefix).
 4. Heal. This process opens a new instance of the target on the same cache_dir (still on the
    filesystem), which must replay what survived; the companies carry on for the recovery
-   period. The runner then flushes, reads PostgreSQL directly and checks the merged history:
-   an acknowledged write that did not survive the power loss is `lost`.
+   period, and past it until the replay is done (at most the settle time) plus 1.5 s: a
+   restart on a busy machine can outlast the recovery period, and the RTO is then measured
+   rather than cut off (it is reported, not gated: it includes the process's start). The
+   runner then flushes, reads PostgreSQL directly and checks the merged history: an
+   acknowledged write that did not survive the power loss is `lost`.
 A new instance that cannot open (e.g. a journal it now calls corrupt) is the target's failure,
 recorded in the section (`disk.successor_error`); whatever it did not replay shows as lost.
 
@@ -75,6 +78,7 @@ UNSYNCED_WAIT_S = 5.0  # after holding fsyncs, for the target to write something
 IDLE_WAIT_S = 5.0  # after the kill, for the requests the dead processes sent to finish
 ENOSPC_AFTER_BYTES = 256  # the transient ENOSPC cuts the next write after this many bytes
 SLOW_FSYNC_S = 1.0
+AFTER_DRAIN_S = 1.5  # traffic after a late drain: each company writes again (4 messages/s)
 FAULT_DELAY_S = 0.1  # a failing ENOSPC / fsync takes this long: later writes queue behind it
 
 
@@ -352,6 +356,10 @@ class DiskShape:
         workload.start()
         try:
             await asyncio.sleep(params.recovery_s)
+            if not drain.done():  # a slow restart: let the replay finish, then every company
+                with contextlib.suppress(TimeoutError):  # writes again (its RTO is measured)
+                    await asyncio.wait_for(asyncio.shield(drain), params.settle_s)
+                await asyncio.sleep(AFTER_DRAIN_S)
         finally:
             await workload.stop()
             await sampler.stop()

@@ -169,11 +169,15 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
         rto_note = (f"not gated: the RTO gate is stated for a 10 s outage; after "
                     f"{item['fault']['duration_s']:g} s the journal replay dominates (replay "
                     f"rate {item['journal'].get('replay_rate') or 0:.0f} rows/s)")
+    # a gate that does not apply to this scenario at all: "not applicable", not "not measured"
+    rto_na = {"not_applicable": info.rto_not_applicable} if info.rto_not_applicable else {}
+    if gated and rto_na:
+        rto_note = info.rto_not_applicable
     return [
         Figure(SUITE, f"{base} rto p95", rto["p95"], "s", "lower", gate="chaos-rto-p95-max-s",
                gated=gated and info.rto_gated, notes=rto_note,
                context={**context, "p50": rto["p50"], "max": rto["max"],
-                        "missing": rto["missing"]}),
+                        "missing": rto["missing"], **rto_na}),
         Figure(SUITE, f"{base} mttd p95", mttd["p95"], "s", "lower",
                gate="chaos-mttd-p95-max-s", threshold=threshold, gated=gated,
                notes=" ".join(x for x in (note, contrast_note) if x),

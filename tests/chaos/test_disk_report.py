@@ -97,3 +97,17 @@ async def test_skipped_with_how_to_enable_where_fuse_cannot_be_mounted(
     assert outcome.verdict == "skipped"
     assert "libfuse3 is not installed" in outcome.reason
     assert "apt-get install fuse3" in outcome.reason
+
+
+def test_the_rto_gate_does_not_apply_after_a_power_loss() -> None:
+    from harness.chaos.results import figures
+
+    spread = {"p50": 4.0, "p95": 5.0, "max": 6.0, "missing": 0}
+    item = {"target": "resilient", "contrast": False, "companies": 100, "repetitions": 1,
+            "profile": "smoke", "fault": {"duration_s": 3.0}, "verdict": "passed",
+            "deadline_s": 2.0, "rto_s": spread, "mttd_s": spread, "journal": {},
+            "lost_writes": 0, "acked_writes": 10, "indeterminate_writes": 0}
+    rto, mttd, lost = figures(scenario("power-loss"), item)
+    assert "new process" in rto.context["not_applicable"] and "new process" in rto.notes
+    assert mttd.gated and lost.gated  # detection and lost writes stay gated
+    assert not mttd.context.get("not_applicable") and not lost.context.get("not_applicable")
