@@ -23,6 +23,8 @@ DEFAULT_PROFILE = "smoke"
 
 FaultLayer = Literal["network", "process", "sql", "client", "disk"]
 MttdBound = Literal["gate", "deadline"]
+PreconditionName = Literal["path-down", "terminated", "write-in-flight", "unsynced-at-crash",
+                           "power-loss"]
 
 _ALL = frozenset(CHAOS_PROFILES)
 _NOT_QUICK = frozenset({"smoke", "ci", "thorough"})
@@ -49,7 +51,8 @@ class ScenarioInfo:
     needs_process_control: bool  # stops/kills the PostgreSQL server process
     layer: FaultLayer
     # "deadline": the fault makes the client wait rather than fail (black hole, latency), so
-    # detection is bounded by the target's operation deadline + 0.2 s, not by the MTTD gate.
+    # detection is bounded by the harness's deadline (gate chaos-deadline-max-s) + 0.2 s, not
+    # by the MTTD gate. Never by the target's own deadline: the store does not set its bound.
     mttd_bound: MttdBound = "gate"
     needs_role: bool = False  # acts on the target's own LOGIN role (53300 / 25006)
     # The RTO gate is a claim about a 10 s outage; after a much longer one the replay of its
@@ -58,25 +61,32 @@ class ScenarioInfo:
     # Why the RTO gate does not apply to this scenario at all (its RTO figure says so and the
     # gate reads "not applicable" when nothing else measured it); "" = it applies.
     rto_not_applicable: str = ""
+    # What must have happened for the scenario to prove anything (harness/chaos/
+    # preconditions.py); unmet after its retries, the verdict is "inconclusive".
+    precondition: PreconditionName = "path-down"
+    felt: bool = True  # at least a few calls must notice the fault (not: it may be masked)
+    # The fault cuts the database path: a call invoked once it took effect and answered ok
+    # before the clear was not served by PostgreSQL (the observer counts it as detection).
+    cuts_path: bool = False
 
 
 SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
     ScenarioInfo(
         "sever", "the proxy refuses new connections and closes open ones: PostgreSQL is gone",
         "reads are served from cache, acked writes survive in the journal and are replayed; "
-        "RTO after a 10 s outage", _ALL, False, "network"),
+        "RTO after a 10 s outage", _ALL, False, "network", cuts_path=True),
     ScenarioInfo(
         "blackhole", "connections are accepted but no byte flows either way (a hung network)",
-        "no call hangs past the operation deadline; detection within deadline + 0.2 s",
-        _ALL, False, "network", mttd_bound="deadline"),
+        "no call hangs past the harness's deadline; detection within it + 0.2 s",
+        _ALL, False, "network", mttd_bound="deadline", cuts_path=True),
     ScenarioInfo(
         "latency-spike", "every response is delayed beyond the operation deadline, then not",
         "slow is treated as down: bounded waits, then a clean return to the database",
-        _NOT_QUICK, False, "network", mttd_bound="deadline"),
+        _NOT_QUICK, False, "network", mttd_bound="deadline", cuts_path=True),
     ScenarioInfo(
         "reset-mid-write", "TCP RST on every connection while an 812-pre-key write is in flight",
         "a large keys.set is atomic: all of it or none of it lands, never a torn write",
-        _NOT_QUICK, False, "network"),
+        _NOT_QUICK, False, "network", precondition="write-in-flight"),
     ScenarioInfo(
         "limit-data", "connections are closed after a few KB: responses are cut mid-stream",
         "a truncated result is an error, never a partial read or a silent success",
@@ -88,23 +98,23 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
     ScenarioInfo(
         "flap", "the connection is severed and restored at least 5 times in a row",
         "breaker and replay survive repeated transitions without losing or reordering writes",
-        _NOT_QUICK, False, "network"),
+        _NOT_QUICK, False, "network", cuts_path=True),
     ScenarioInfo(
         "pg-kill", "SIGKILL of the postmaster, then a restart with crash recovery (57P03)",
         "a crashed server and its recovery are survived; RTO counted from when it accepts "
-        "connections again", _NOT_QUICK, True, "process"),
+        "connections again", _NOT_QUICK, True, "process", cuts_path=True),
     ScenarioInfo(
         "pg-restart", "fast shutdown (57P01 on every session), then a start",
         "a routine restart is ridden through from cache and journal",
-        _ALL, True, "process"),
+        _ALL, True, "process", cuts_path=True),
     ScenarioInfo(
         "terminate-backends", "pg_terminate_backend on every connection of the target (57P01)",
         "dead pooled connections are replaced, not reused; no write is lost",
-        _NOT_QUICK, False, "sql", needs_role=True),
+        _NOT_QUICK, False, "sql", needs_role=True, precondition="terminated", felt=False),
     ScenarioInfo(
         "connection-exhaustion", "the target's role may open no connection (53300)",
         "refused connections are an outage, not a permanent error",
-        _NOT_QUICK, False, "sql", needs_role=True),
+        _NOT_QUICK, False, "sql", needs_role=True, cuts_path=True),
     ScenarioInfo(
         "read-only", "the target's role gets read-only transactions (25006 on writes)",
         "writes that PostgreSQL refuses are journaled while reads still work",
@@ -113,7 +123,7 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
         "client-crash", "kill -9 of the process running the store while its journal is "
         "non-empty; a new process opens the same cache_dir",
         "acknowledged = durable: the journal left by a killed process is replayed",
-        _ALL, False, "client"),
+        _ALL, False, "client", precondition="unsynced-at-crash", cuts_path=True),
     ScenarioInfo(
         "power-loss", "cache_dir on a FUSE filesystem with its own page cache; while "
         "PostgreSQL is away and the journal holds writes, kill -9 of the store's process "
@@ -121,48 +131,49 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
         "process opens the same cache_dir",
         "acknowledged = durable across a power loss, not just a process kill: what was "
         "acknowledged had been fdatasync'ed (with its directory)", _POWER_LOSS, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "power-loss-torn", "power-loss, and the last unsynced write is torn: a prefix of it "
         "reaches the disk",
         "a record cut short by a power loss is recognised and dropped; nothing acknowledged "
         "goes with it", _DISK_THOROUGH, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "power-loss-reorder", "power-loss, and a random subset of the last unsynced write's "
         "512-byte sectors reaches the disk: a later one without an earlier one",
         "an out-of-order unsynced tail neither stops the store from opening nor costs an "
         "acknowledged write", _DISK_THOROUGH, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "disk-full", "during the outage ENOSPC cuts a write short (space returns by itself "
         "after one slow refusal), then the disk is full for a while; space returns, then a "
         "power loss and a new process",
         "writes the disk cannot hold are refused, never acknowledged; once space is back "
         "nothing acknowledged is lost", _DISK_CI, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "disk-error", "during the outage one write fails with EIO; then a power loss and a "
         "new process",
         "an I/O error fails the write it hit (never acknowledged), and what was acknowledged "
         "survives", _DISK_THOROUGH, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "disk-error-fsync", "during the outage one fdatasync fails with EIO and its dirty "
         "pages are dropped (fsyncgate: a retried fsync succeeds without them); then a power "
         "loss and a new process",
         "nothing is acknowledged beside data the kernel dropped: after a failed fsync the "
         "store treats everything since the last good one as not durable", _DISK_THOROUGH,
-        False, "disk", rto_not_applicable=_RESTART_RTO),
+        False, "disk", rto_not_applicable=_RESTART_RTO, precondition="power-loss",
+        cuts_path=True),
     ScenarioInfo(
         "slow-disk", "every fsync takes 1 s during the outage, then a power loss",
         "bounded waits: a slow disk does not hold a call past the harness deadline, and "
         "what was acknowledged survives", _DISK_THOROUGH, False, "disk",
-        rto_not_applicable=_RESTART_RTO),
+        rto_not_applicable=_RESTART_RTO, precondition="power-loss", cuts_path=True),
     ScenarioInfo(
         "long-outage", "the proxy is severed for a minute or more",
         "cached reads are served throughout; journal growth and replay rate are reported",
-        frozenset({"thorough"}), False, "network", rto_gated=False),
+        frozenset({"thorough"}), False, "network", rto_gated=False, cuts_path=True),
 )})
 
 

@@ -180,6 +180,8 @@ class DiskShape:
         window = None
         target = None
         child = await ChildProcess.start(ctx, history_path, layout_path)
+        if ctx.observer is not None:  # the child's writes, watched as it records them
+            await ctx.observer.follow_file(history_path)
         try:
             ctx.phase("setup", "child process opens the target on the FUSE cache_dir")
             await child.wait_running(CHILD_START_S)
@@ -198,12 +200,13 @@ class DiskShape:
             depth_at_kill = child.journal_depth
 
             power = await self._power_loss(ctx, disk, child, started.monotonic, injected)
-            killed_at = time.monotonic()
+            killed_at = float(power.pop("killed_at"))
             await asyncio.shield(sever.aclear())
             env.timeline.close(window)
             cleared_at = window.cleared_at.monotonic if window.cleared_at else time.monotonic()
             window.params.update(child_pid=child.proc.pid, journal_depth_at_kill=depth_at_kill,
                                  killed_after_s=round(killed_at - started.monotonic, 3),
+                                 killed_at_ns=round(killed_at * 1e9),
                                  bytes_dropped=power["bytes_dropped"])
 
             child_history = History.read_jsonl(history_path)
@@ -220,7 +223,7 @@ class DiskShape:
                 successor_error = f"{type(exc).__name__}: {exc}"
                 notes.append(f"{self.name}: the new instance of the target could not open "
                              f"cache_dir after the power loss: {successor_error}")
-            history = History()
+            history = ctx.history  # the runner's: its observer follows it already
             workload_stats: dict[str, Any] = {}
             samples: list[dict[str, Any]] = []
             drained_s = load_failures = None
@@ -247,7 +250,7 @@ class DiskShape:
                      "child_ops": len(child_history.ops()),
                      "child_pending_ops": sum(1 for op in child_history.ops()
                                               if op.outcome is None)}
-            window.params.update(crash)
+            window.params.update(crash, disk_precondition=report["precondition"])
             notes.append(_summary(self.name, power, report["precondition"]))
             return ShapeOutcome(
                 target=target, started_at=child.running_at, cleared_at=cleared_at,
@@ -305,6 +308,9 @@ class DiskShape:
         injected.append({"at_s": round(time.monotonic() - t0, 3), "command": "hold-fsync"})
         in_flight = await self._wait_in_flight(disk)
         procs = kill_tree(child.proc.pid)
+        killed_at = time.monotonic()
+        if ctx.observer is not None:  # what PostgreSQL held at the kill
+            await ctx.observer.round()
         if not await asyncio.to_thread(disk.wait_idle, 0.05, IDLE_WAIT_S):
             log.warning("chaos %s: the filesystem was still busy %g s after the kill",
                         self.name, IDLE_WAIT_S)
@@ -315,6 +321,7 @@ class DiskShape:
                          "mode": self.plan.power_loss})
         await child.reap()
         await asyncio.to_thread(psutil.wait_procs, procs, 10)
+        power["killed_at"] = killed_at
         return power
 
     @staticmethod

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.chaos.values import digest, is_fresh
+from harness.chaos.values import decoded, digest, is_fresh
 from harness.metrics.history import (
     CREDS,
     READ_CREDS,
@@ -59,6 +59,13 @@ class DriverStats:
 def _is_falsy(value: Any) -> bool:
     """JavaScript falsiness of a keys.set value: null/undefined, false, 0, "" mean delete."""
     return value is None or value is False or value == 0 or value == ""
+
+
+def _forms_row(ref: KeyRef, value: Any) -> list[list[Any]]:
+    """`[[type, id, digest if decoded, [forms]]]` when the value holds bytes in an un-decoded
+    form (a Buffer object, a base64 text ...), else []: lets the checker name a wrong type."""
+    loose, forms = decoded(value)
+    return [[ref[0], ref[1], digest(loose), sorted(forms)]] if forms else []
 
 
 class Driver:
@@ -122,7 +129,10 @@ class Driver:
         source = self._source()
         creds = getattr(state, "creds", None)
         fresh = is_fresh(creds)
-        handle.ok({CREDS: None if fresh else digest(creds)}, source, meta={"fresh": fresh})
+        meta: dict[str, Any] = {"fresh": fresh}
+        if not fresh and (forms := _forms_row(CREDS, creds)):
+            meta["forms"] = forms
+        handle.ok({CREDS: None if fresh else digest(creds)}, source, meta=meta)
         self.stats.outcomes["read ok"] += 1
         return "ok", state
 
@@ -147,7 +157,9 @@ class Driver:
         got = dict(got or {})
         result: dict[KeyRef, str | None] = {
             (key_type, i): (None if _is_falsy(got.get(i)) else digest(got[i])) for i in ids}
-        handle.ok(result, source)
+        forms = [form for i in ids if not _is_falsy(got.get(i))
+                 for form in _forms_row((key_type, i), got[i])]
+        handle.ok(result, source, meta={"forms": forms} if forms else None)
         self.stats.outcomes["read ok"] += 1
         return "ok", got
 

@@ -351,6 +351,11 @@ class History:
         with self._lock:
             return [dict(e) for e in self._events]
 
+    def events_from(self, cursor: int) -> list[dict[str, Any]]:
+        """Events recorded since the first `cursor` ones (the live observer's feed)."""
+        with self._lock:
+            return self._events[cursor:]
+
     def __len__(self) -> int:
         return len(self._events)
 

@@ -12,8 +12,10 @@ import pytest
 from harness.chaos import disk_shapes
 from harness.chaos.catalog import scenario, scenario_params
 from harness.chaos.disk_report import disk_fields, disk_section
+from harness.chaos.preconditions import evaluate
 from harness.chaos.scenario import ChaosResources, run_scenario
 from harness.faults.disk.mount import Unavailable
+from harness.metrics.windows import Window
 from harness.targets import resolve_target
 
 COUNTERS = {"short_writes": 1, "enospc_errors": 3, "eio_write_errors": 0,
@@ -53,9 +55,16 @@ def test_no_disk_section_for_other_scenarios() -> None:
     assert disk_fields([SimpleNamespace(index=0, workload={}, check=None)]) == {}
 
 
-def test_the_precondition_is_also_the_sections_own() -> None:
-    fields = disk_fields([rep(0, 0, 0, False)])
-    assert fields["precondition"] == {"name": "p", "met": False, "detail": "rep 0"}
+def test_the_disk_precondition_is_one_of_the_scenarios_preconditions() -> None:
+    window = Window("power-loss", 0, 10)
+    disk = {"name": "caught mid-write", "met": False, "detail": "dropped 0 unsynced bytes"}
+    found = evaluate("power-loss", False, windows=[window],
+                     params=[{"killed_at_ns": 5, "disk_precondition": disk}],
+                     observations=None, ops=[], durability=None,  # type: ignore[arg-type]
+                     deadline_s=2.0, cut_from_ns={}, end_ns=10)
+    assert [p.name for p in found] == ["unsynced-at-crash", "caught mid-write"]
+    assert not found[1].met and found[1].detail == "dropped 0 unsynced bytes"
+    assert list(disk_fields([rep(0, 0, 0, False)])) == ["disk"]
 
 
 def test_a_power_loss_that_caught_no_write_in_flight_proves_nothing() -> None:
