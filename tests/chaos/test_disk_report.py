@@ -111,7 +111,7 @@ async def test_skipped_with_how_to_enable_where_fuse_cannot_be_mounted(
 def test_the_rto_gate_does_not_apply_after_a_power_loss() -> None:
     from harness.chaos.results import figures
 
-    spread = {"p50": 4.0, "p95": 5.0, "max": 6.0, "missing": 0}
+    spread = {"p50": 4.0, "p95": 5.0, "max": 6.0, "missing": 0, "count": 100}
     item = {"target": "resilient", "contrast": False, "companies": 100, "repetitions": 1,
             "profile": "smoke", "fault": {"duration_s": 3.0}, "verdict": "passed",
             "deadline_s": 2.0, "rto_s": spread, "mttd_s": spread, "journal": {},
