@@ -116,7 +116,7 @@ def test_the_rto_gate_does_not_apply_after_a_power_loss() -> None:
             "profile": "smoke", "fault": {"duration_s": 3.0}, "verdict": "passed",
             "deadline_s": 2.0, "rto_s": spread, "mttd_s": spread, "journal": {},
             "lost_writes": 0, "acked_writes": 10, "indeterminate_writes": 0}
-    rto, mttd, lost = figures(scenario("power-loss"), item)
+    rto, mttd, lost, *_ = figures(scenario("power-loss"), item)
     assert "new process" in rto.context["not_applicable"] and "new process" in rto.notes
     assert mttd.gated and lost.gated  # detection and lost writes stay gated
     assert not mttd.context.get("not_applicable") and not lost.context.get("not_applicable")
