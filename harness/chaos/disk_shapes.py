@@ -92,8 +92,8 @@ class DiskPlan:
 
 
 PLANS: dict[str, DiskPlan] = {
-    "power-loss": DiskPlan(None, "clear",
-                           "the power loss dropped unsynced bytes of the target's cache_dir"),
+    "power-loss": DiskPlan(None, "clear", "the power loss caught the target mid-write and "
+                           "dropped its unsynced bytes"),
     "power-loss-torn": DiskPlan(None, "torn-op",
                                 "the power loss tore an unsynced write (a prefix of it kept)"),
     "power-loss-reorder": DiskPlan(None, "torn-seq",
