@@ -4,7 +4,8 @@ Each call is an `invoke` in the History before it starts and exactly one complet
 - `ok`: a read returned (its result as digests, absent = None, and `target.last_source()` when
   the target has it), or a write returned (acknowledged: the target promises it is durable);
 - `fail`: any error on a read (reads change nothing), or a write error that says
-  `outcome == "failed"` (the harness's StoreError: definitely not applied);
+  `outcome == "failed"` (the harness's StoreError: definitely not applied) or is a refusal by
+  what it carries (TypeError/ValueError, SQLSTATE class 22/23: authstate/foreign_errors.py);
 - `info`: any other write error, a timeout, an unexpected exception: it may have been applied.
 Writes that raised are not retried here: the next message makes new writes, so the checker sees
 what the target really did. A call that hangs longer than `op_timeout_s` is cancelled and
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.authstate.foreign_errors import write_outcome
 from harness.chaos.values import decoded, digest, is_fresh
 from harness.metrics.history import (
     CREDS,
@@ -95,8 +97,8 @@ class Driver:
         if isinstance(exc, Hung):
             outcome: Outcome = "info" if write else "fail"
             (handle.info if write else handle.fail)(str(exc))
-        elif write:
-            outcome = handle.raised(exc)
+        elif write:  # a foreign store's refusal (TypeError, SQLSTATE 22/23) wrote nothing
+            outcome = handle.raised(exc, outcome=write_outcome(exc))
         else:
             handle.fail(error_text(exc))
             outcome = "fail"

@@ -21,129 +21,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import asyncpg
 import orjson
 
-from harness.authstate import codec
 from harness.chaos.path_probe import PathProbe
-from harness.chaos.values import digest
 from harness.errors import HarnessError
-from harness.metrics.history import CREDS, WRITES, History, KeyRef
+from harness.metrics.history import WRITES, History, KeyRef
 from harness.metrics.observations import Group, GroupSample, Observations, Probe, StateKey
+from harness.observe import DurableReader
 
 log = logging.getLogger("harness.chaos")
 
 INTERVAL_S = 0.1
 GROUP_INTERVAL_S = 0.05
-READ_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 10.0  # one round's read (a fresh instance of a foreign store is slow)
 NEVER = 1 << 62
 OBSERVER_DSN_ENV = "AUTHSTATE_OBSERVER_DSN"  # env, not argv: a DSN may carry a password
 OBSERVER_PROBE_ENV = "AUTHSTATE_OBSERVER_PROBE_DSN"
+OBSERVER_TARGET_ENV = "AUTHSTATE_OBSERVER_TARGET"
 STUCK_NS = 5_000_000_000  # a write in flight this long is watched as indeterminate
 
 
 class StateReader(Protocol):
-    """Reads durable state: digest per (company, key ref) asked for; None = absent."""
+    """Reads durable state: digest per (company, key ref) asked for; None = absent. Keys it
+    could not read this time are left out (unknown, not absent)."""
 
     mode: str
 
     async def read(self, wanted: Mapping[str, Sequence[KeyRef]]) -> dict[StateKey, str | None]:
         ...
 
-    async def close(self) -> None: ...
+
+class ReadFailed(Exception):
+    """Nothing could be read this round (the database itself away: process faults)."""
 
 
-def digest_text(text: str) -> str:
-    """The digest of a stored JSON text as the driver digests the value (raw text digest when
-    the codec cannot decode it: a value no write produced)."""
-    try:
-        return digest(codec.loads(text))
-    except Exception:
-        return "raw:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+class SampledState:
+    """A `harness.observe.DurableReader` (the harness's tables read directly, a fresh instance
+    of the target, or its snapshot hook) as the observer's `StateReader`."""
 
-
-class SqlStateReader:
-    """The harness's tables, read straight from PostgreSQL on the observer's own connection.
-
-    One round trip per table and read: each row comes back with its `xmin`, and its value only
-    when that row version was not seen before (a digest cache by row version keeps a 100 ms
-    cadence cheap while thousands of keys wait out an outage)."""
-
-    mode = "sql"
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self._conn: asyncpg.Connection | None = None
-        self._versions: dict[StateKey, tuple[str, str]] = {}  # key -> (xmin, digest)
-
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.dsn, timeout=READ_TIMEOUT_S,
-                                               command_timeout=READ_TIMEOUT_S)
-        return self._conn
+    def __init__(self, reader: DurableReader) -> None:
+        self.reader = reader
+        self.mode = reader.mode
 
     async def read(self, wanted: Mapping[str, Sequence[KeyRef]]) -> dict[StateKey, str | None]:
-        try:
-            conn = await self._connection()
-            return await self._read(conn, wanted)
-        except BaseException:
-            if self._conn is not None:
-                self._conn.terminate()
-                self._conn = None
-            raise
-
-    async def _read(self, conn: asyncpg.Connection,
-                    wanted: Mapping[str, Sequence[KeyRef]]) -> dict[StateKey, str | None]:
-        out: dict[StateKey, str | None] = {}
-        creds = [c for c, refs in wanted.items() if CREDS in refs]
-        keys = [(c, r) for c, refs in wanted.items() for r in refs if r != CREDS]
-        for key in [(c, CREDS) for c in creds] + keys:
-            out[key] = None
-        if creds:
-            known = [self._versions.get((c, CREDS), ("", ""))[0] for c in creds]
-            rows = await conn.fetch(
-                "SELECT a.company_id, a.xmin::text, CASE WHEN a.xmin::text = w.known THEN NULL"
-                " ELSE a.creds::text END FROM whatsapp_auth a JOIN unnest($1::text[], "
-                "$2::text[]) AS w(c, known) ON a.company_id = w.c", creds, known)
-            for company, xmin, text in rows:
-                out[(company, CREDS)] = self._digest((company, CREDS), xmin, text)
-        if keys:
-            known = [self._versions.get(k, ("", ""))[0] for k in keys]
-            rows = await conn.fetch(
-                "SELECT k.company_id, k.key_type, k.key_id, k.xmin::text, CASE WHEN "
-                "k.xmin::text = w.known THEN NULL ELSE k.value::text END FROM whatsapp_keys k "
-                "JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS "
-                "w(c, t, i, known) ON k.company_id = w.c AND k.key_type = w.t "
-                "AND k.key_id = w.i",
-                [k[0] for k in keys], [k[1][0] for k in keys], [k[1][1] for k in keys], known)
-            for company, key_type, key_id, xmin, text in rows:
-                key = (company, (key_type, key_id))
-                out[key] = self._digest(key, xmin, text)
-        return out
-
-    def _digest(self, key: StateKey, xmin: str, text: str | None) -> str:
-        if text is None:
-            return self._versions[key][1]
-        value = digest_text(text)
-        self._versions[key] = (xmin, value)
-        return value
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2.0)
-            self._conn.terminate()
-            self._conn = None
+        got = await self.reader.sample(wanted)
+        errors = [r.error for r in got.values() if r.error is not None]
+        if errors and len(errors) == len(got):
+            raise ReadFailed(errors[0])
+        return {(company, ref): value for company, read in got.items() if read.error is None
+                for ref, value in read.values.items()}
 
 
 @dataclass
@@ -211,9 +146,12 @@ class ObserverCore:
     follows history files, reads the watched keys every round, keeps what was seen in a
     compact form (key ids; per round the ids read and the values that changed)."""
 
-    def __init__(self, reader: StateReader, *, probe_dsn: str | None = None,
-                 interval_s: float = INTERVAL_S) -> None:
-        self.reader = reader
+    def __init__(self, open_reader: Callable[[list[str]], Awaitable[StateReader]], *,
+                 probe_dsn: str | None = None, interval_s: float = INTERVAL_S) -> None:
+        """`open_reader(companies)`: called once, at the first round with companies to read
+        (after the workload's set-up, so a reader choosing its mode finds their data)."""
+        self._open_reader = open_reader
+        self.reader: StateReader | None = None
         self.interval_s = interval_s
         self.probes: list[Probe] = []
         self.probe = None if probe_dsn is None else PathProbe(probe_dsn, self.probes)
@@ -290,11 +228,13 @@ class ObserverCore:
             wanted.setdefault(group.company, set()).update(group.values)
         if not wanted:
             return
+        if self.reader is None:
+            self.reader = await self._open_reader(sorted(wanted))
         start = time.monotonic_ns()
         try:
             found = await asyncio.wait_for(
                 self.reader.read({c: sorted(refs) for c, refs in wanted.items()}),
-                READ_TIMEOUT_S + 1.0)
+                READ_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database itself away (process faults): next round
@@ -361,7 +301,7 @@ class ObserverCore:
     def dump(self) -> dict[str, Any]:
         """Everything seen, JSON-ready (the parent rebuilds `Observations` from it)."""
         keys = sorted(self.key_ids.items(), key=lambda item: item[1])
-        return {"mode": self.reader.mode, "interval_s": self.interval_s,
+        return {"mode": getattr(self.reader, "mode", None), "interval_s": self.interval_s,
                 "keys": [[c, r[0], r[1]] for (c, r), _ in keys], "rounds": self.rounds,
                 "probes": [[p.start_ns, p.end_ns, p.down, p.detail] for p in self.probes],
                 "groups": [{"name": g.name, "company": g.company, "op": g.op,
@@ -414,9 +354,15 @@ class Observer:
     loop that drives the target (a stalled loop would show up as slow calls the store never
     made). It follows history FILES: give every History it must watch a sink."""
 
-    def __init__(self, admin_dsn: str, work_dir: Path, *, probe_dsn: str | None = None,
+    def __init__(self, admin_dsn: str, work_dir: Path, *, target: str,
+                 probe_dsn: str | None = None, mode: str = "auto",
                  interval_s: float = INTERVAL_S) -> None:
+        """`admin_dsn`: straight to PostgreSQL, this run's database (never through the fault
+        proxy, never the target's role, which a fault may lock out); `target`: the target's
+        spec string, for readers that open a fresh instance of it; `mode`: the reader's."""
         self.admin_dsn = admin_dsn
+        self.target = target
+        self.mode = mode
         self.probe_dsn = probe_dsn
         self.interval_s = interval_s
         self.work_dir = work_dir
@@ -436,11 +382,12 @@ class Observer:
                 sys.executable, "-m", "harness.chaos.observer_process",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
                 env={**os.environ, OBSERVER_DSN_ENV: self.admin_dsn,
-                     OBSERVER_PROBE_ENV: self.probe_dsn or ""})
+                     OBSERVER_PROBE_ENV: self.probe_dsn or "", OBSERVER_TARGET_ENV: self.target})
         finally:
             os.close(stderr)
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        await self._call("hello", interval_s=self.interval_s)
+        await self._call("hello", interval_s=self.interval_s, mode=self.mode,
+                         work_dir=str(self.work_dir))
         return self
 
     async def _read(self) -> None:

@@ -64,6 +64,7 @@ from harness.metrics.observed_recovery import observed_recovery
 from harness.metrics.recovery import availability, journal_summary, recovery
 from harness.metrics.timeline import timeline
 from harness.metrics.windows import NS, Window, as_window, episodes
+from harness.observe import refs_of_history
 
 log = logging.getLogger("harness.chaos")
 
@@ -237,7 +238,8 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                        timeline=fault_timeline, proxy_dsn=proxy.through(app_dsn),
                        direct_dsn=app_dsn, admin_dsn=admin_dsn, app_role=role, server=server,
                        deadline_s=deadline_s, database=database_of(admin_dsn))
-        observer = Observer(admin_dsn, work_dir, probe_dsn=env.proxy_dsn)
+        observer = Observer(admin_dsn, work_dir, target=target_spec.spec,
+                            probe_dsn=env.proxy_dsn)
         stack.push_async_callback(lambda: _quietly("closing the observer", observer.close()))
         await observer.open()
         env.observer = observer
@@ -257,9 +259,11 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                                     history, observer)
         observations = await observer.stop()
         t0 = time.monotonic()
-        final = await final_read(admin_dsn, companies)
+        final = await final_read(admin_dsn, companies, target_spec=target_spec,
+                                 direct_dsn=env.direct_dsn, work_dir=work_dir,
+                                 refs_by_company=refs_of_history(run.history))
         observations.record_final(time.monotonic_ns(), final.final)
-        notes += env.notes
+        notes += env.notes + final.notes
     history = run.history
     windows = metric_windows(fault_timeline, run.cleared_at)
     for w in windows:  # the fault's start/stop in the history too: one file tells the story
@@ -273,7 +277,8 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
     rep = Repetition(
         index=index, history=history,
         check=check(history, final.final, final_meta=final.final_meta, durability=durability,
-                    hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies),
+                    hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies,
+                    unreadable=final.unreadable),
         recovery=observed_recovery(history, windows, durability, deadline_s=deadline_s,
                                    cut_from_ns=cut_from, companies=companies),
         reported=recovery(history, windows, samples=run.samples, transitions=run.transitions,

@@ -222,11 +222,13 @@ class _Checker:
     def __init__(self, ops: Sequence[Op], final: FinalState,
                  final_meta: Mapping[tuple[str, KeyRef], Mapping[str, Any]],
                  max_examples: int, durability: Durability | None = None,
-                 hang_after_ns: int | None = None, extra: Sequence[Anomaly] = ()) -> None:
+                 hang_after_ns: int | None = None, extra: Sequence[Anomaly] = (),
+                 unreadable: Iterable[str] = ()) -> None:
         self.ops = ops
         self.durability = durability
         self.hang_after_ns = hang_after_ns
         self.extra = list(extra)
+        self.unreadable = frozenset(unreadable)
         self._ops_by_index: dict[int, Op] | None = None
         self.final = final
         self.final_meta = final_meta
@@ -400,6 +402,8 @@ class _Checker:
         companies_keys = set(self.keys)
         companies_keys.update(ck for ck, v in self.final.items() if v is not None)
         for (company, key) in sorted(companies_keys):
+            if company in self.unreadable:
+                continue  # its final state is unknown, not absent
             self.result.keys_checked += 1
             self.check_final_key(company, key, self.keys.get((company, key)),
                                  self.final.get((company, key)))
@@ -547,7 +551,8 @@ class _Checker:
 def check(history: History | Sequence[Op], final: FinalState, *,
           final_meta: Mapping[tuple[str, KeyRef], Mapping[str, Any]] | None = None,
           max_examples: int = 1000, durability: Durability | None = None,
-          hang_after_s: float | None = None, extra: Sequence[Anomaly] = ()) -> CheckResult:
+          hang_after_s: float | None = None, extra: Sequence[Anomaly] = (),
+          unreadable: Iterable[str] = ()) -> CheckResult:
     """Judge a history against the final state read directly from PostgreSQL.
 
     ``final`` maps (company, key ref) to the digest PostgreSQL holds (None = absent). Every key
@@ -556,9 +561,10 @@ def check(history: History | Sequence[Op], final: FinalState, *,
     ``{(company, CREDS): {"fresh": True}}`` when PostgreSQL holds freshly generated creds.
     Examples are kept up to ``max_examples`` per anomaly name; the counts are exact.
     ``durability``: the observer's reads, analysed (late writes, torn reads); ``hang_after_s``:
-    a call longer than this is a ``hang``; ``extra``: anomalies the suites found themselves.
+    a call longer than this is a ``hang``; ``extra``: anomalies the suites found themselves;
+    ``unreadable``: companies whose final state could not be read (not judged there).
     """
     ops = history.ops() if isinstance(history, History) else list(history)
     hang_ns = None if hang_after_s is None else round(hang_after_s * 1e9)
     return _Checker(ops, final, final_meta or {}, max_examples, durability, hang_ns,
-                    extra).run()
+                    extra, unreadable).run()

@@ -181,11 +181,12 @@ class OpHandle:
         self._history._complete(self, "info", error=error, meta=meta, at_ns=at_ns)
 
     def raised(self, exc: BaseException, *, meta: Mapping[str, Any] | None = None,
-               at_ns: int | None = None) -> Outcome:
+               at_ns: int | None = None, outcome: str | None = None) -> Outcome:
         """Complete from an exception: ``fail`` when it says ``outcome == "failed"`` (the
-        harness's StoreError), else ``info`` (Jepsen: an exception means unknown).
-        Returns the outcome recorded."""
-        if getattr(exc, "outcome", None) == "failed":
+        harness's StoreError) or the caller classified it so (``outcome="failed"``: a
+        refusal, see harness/authstate/foreign_errors.py), else ``info`` (Jepsen: an
+        exception means unknown). Returns the outcome recorded."""
+        if (outcome or getattr(exc, "outcome", None)) == "failed":
             self.fail(error_text(exc), meta=meta, at_ns=at_ns)
             return "fail"
         self.info(error_text(exc), meta=meta, at_ns=at_ns)
