@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.targets import resolve_target
+from tests.chaos.broken_targets._resilient_journal import open_with_broken_journal
 
 
 def _write_ignoring_errors(fd: int, data: bytes) -> None:
@@ -56,6 +56,4 @@ def break_journal(journal: Any) -> None:
 
 
 async def open_store(dsn: str, *, cache_dir: Path) -> Any:
-    store = await resolve_target("resilient").open(dsn, cache_dir=cache_dir)
-    break_journal(store._journal)
-    return store
+    return await open_with_broken_journal(dsn, cache_dir, break_journal)
