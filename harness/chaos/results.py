@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.disk_report import disk_fields
 from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.metrics.figures import Figure
 from harness.metrics.intervals import batch_interval
@@ -222,6 +223,7 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "notes": sorted({n for r in reps for n in r.notes}),
         "timeline": first.timeline.buckets,
         "fault_windows": windows,
+        **disk_fields(reps),
     }
 
 
@@ -262,6 +264,10 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
         rto_note = (f"not gated: the RTO gate is stated for a 10 s outage; after "
                     f"{item['fault']['duration_s']:g} s the journal replay dominates (replay "
                     f"rate {item['journal'].get('replay_rate') or 0:.0f} rows/s)")
+    # a gate that does not apply to this scenario at all: "not applicable", not "not measured"
+    rto_na = {"not_applicable": info.rto_not_applicable} if info.rto_not_applicable else {}
+    if gated and rto_na:
+        rto_note = info.rto_not_applicable
     all_masked = mttd["count"] == 0 and item.get("masked", 0) > 0
     mttd_note = " ".join(x for x in (note, contrast_note) if x)
     if all_masked:
@@ -274,7 +280,7 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                context={**context, "p50": rto["p50"], "max": rto["max"],
                         "missing": rto["missing"],
                         "reported_p95": (reported.get("rto_s") or {}).get("p95"),
-                        **basis("rto_s")},
+                        **basis("rto_s"), **rto_na},
                interval=interval("rto_s")),
         Figure(SUITE, f"{base} mttd p95", mttd["p95"], "s", "lower",
                gate="chaos-mttd-p95-max-s", threshold=threshold,

@@ -94,8 +94,13 @@ class ChaosResources:
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
-    """A scenario with its own course (client-crash), or None for inject/hold/clear."""
-    return make_shape(params) if name == "client-crash" else None
+    """A scenario with its own course (client-crash, the disk faults), or None for
+    inject/hold/clear."""
+    if name == "client-crash":
+        return make_shape(params)
+    from harness.chaos.disk_shapes import make_disk_shape
+
+    return make_disk_shape(name, params)
 
 
 def companies_for(params: ScenarioParams) -> list[str]:
