@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -50,6 +51,8 @@ class RunOptions:
     scenarios: Sequence[str] = ()  # --scenario NAME...; empty: the profile's chaos scenarios
     live: bool = True
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
+    seed: int | None = None  # --seed: replay the chaos repetitions of an earlier run
+    undecided: str | None = None  # --undecided warn|fail (else the pyproject setting)
 
 
 @dataclass
@@ -102,17 +105,20 @@ def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str,
 
 
 def chaos_args(profile: Profile, target: str | None, scenarios: Sequence[str],
-               suites: Sequence[Suite]) -> ChaosArgs | None:
+               suites: Sequence[Suite], seed: int | None = None) -> ChaosArgs | None:
     """The chaos suite's options for a run profile (None when chaos is not selected).
 
     The `ci` profile adds the plain reference store as a contrast row, but only when the
     resilient store is what is tested: the row shows what the resilience layer buys.
+    `seed`: `--seed`, else a fresh one, so every run draws new repetitions and the report
+    says how to replay them.
     """
     if not any(s.name == "chaos" for s in suites):
         return None
     default = next(s.default_target for s in suites if s.name == "chaos")
     contrast = "reference" if profile.chaos_contrast and target in (None, default) else None
-    return ChaosArgs(profile=profile.name, scenarios=tuple(scenarios), contrast=contrast)
+    return ChaosArgs(profile=profile.name, scenarios=tuple(scenarios), contrast=contrast,
+                     seed=secrets.randbelow(2**31) if seed is None else seed)
 
 
 def check_suite_paths(root: Path, suites: Sequence[Suite]) -> None:
@@ -166,7 +172,8 @@ class MainJob:
         self._t0 = time.monotonic()
         # Read gates before starting anything: a typo in a gate must fail fast, not after a run.
         self.config: HarnessConfig = load_config(self.root / "pyproject.toml",
-                                                 options.gate_overrides)
+                                                 options.gate_overrides,
+                                                 undecided=options.undecided)
         check_suite_paths(self.root, options.suites)
         self.dsn = options.dsn or os.environ.get("AUTHSTATE_DSN")
         if self.dsn:  # a bad port or scheme fails here, before the run folder exists
@@ -174,7 +181,7 @@ class MainJob:
         self.target = check_target(options.target)
         self.chaos = chaos_args(options.profile, self.target,
                                 check_scenarios(options.scenarios, options.suites),
-                                options.suites)
+                                options.suites, options.seed)
         self.out_dir = prepare_out_dir(options.out_dir, self.root, run_stamp(self.started))
         self.artifacts = Artifacts(self.out_dir)
         self.outcomes = RunOutcomes(options.suites)
@@ -309,12 +316,13 @@ class MainJob:
                               "description": self.options.profile.description},
                   "suites": {s.name: list(s.paths) for s in self.options.suites},
                   "gates": self.config.describe(),
+                  "judging": self.config.judging.describe(),
                   "target": {"spec": self.target,
                              "by_suite": {s.name: self.target or s.default_target
                                           for s in self.options.suites}},
                   "chaos": None if self.chaos is None else {
                       "profile": self.chaos.profile, "scenarios": list(self.chaos.scenarios),
-                      "contrast": self.chaos.contrast},
+                      "contrast": self.chaos.contrast, "seed": self.chaos.seed},
                   "pytest_args": list(self.options.pytest_args),
                   "scope": self._scope(deselected, results.section("chaos"))}
         artifacts = {key: path.name for key, path in (

@@ -60,15 +60,18 @@ class Artifacts:
 
 @dataclass(frozen=True)
 class ChaosArgs:
-    """How the chaos suite runs: profile, picked scenarios, an extra contrast target."""
+    """How the chaos suite runs: profile, picked scenarios, an extra contrast target, and the
+    seed every repetition's traffic seed and fault-start jitter derive from."""
 
     profile: str
     scenarios: tuple[str, ...] = ()
     contrast: str | None = None
+    seed: int | None = None
 
     def argv(self) -> list[str]:
         args = ["--chaos-profile", self.profile]
         args += [a for name in self.scenarios for a in ("--chaos-scenario", name)]
+        args += ["--chaos-seed", str(self.seed)] if self.seed is not None else []
         return args + (["--chaos-contrast", self.contrast] if self.contrast else [])
 
 
