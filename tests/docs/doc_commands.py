@@ -43,6 +43,7 @@ SHELL_KEYWORDS = frozenset({"if", "then", "else", "elif", "do", "!", "time"})
 SHELL_ENDS = frozenset({"fi", "done"})
 PYTHONS = frozenset({"python", "python3", ".venv/bin/python", ".venv/bin/python3"})
 HARNESS_SCRIPTS = frozenset({"authstate-harness", ".venv/bin/authstate-harness"})
+HARNESS_MODULE = "harness module"  # Command.program of `python -m harness.x ...`
 OPERATORS = frozenset({";", "&&", "||", "|", "&", "(", ")"})
 REDIRECTS = frozenset({">", ">>", "<", ">&", "<&"})
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -196,7 +197,18 @@ def classify(where: str, kind: str, text: str, words: list[str]) -> Command:
     if found is not None:
         launcher, argv = found
         return Command(where, kind, text, "harness", argv, launcher)
+    module = harness_module(words)
+    if module is not None:
+        return Command(where, kind, text, HARNESS_MODULE, tuple(words[2:]), tuple(words[:2]))
     return Command(where, kind, text, words[0] if words else "")
+
+
+def harness_module(words: list[str]) -> str | None:
+    """`python -m harness.faults.disk ...`: a module of the harness run as a program."""
+    if len(words) >= 3 and words[0] in PYTHONS and words[1] == "-m" and \
+            words[2].startswith("harness."):
+        return words[2]
+    return None
 
 
 def shell_commands(where: str, kind: str, line: str) -> Iterator[Command]:
@@ -282,15 +294,20 @@ def find_all() -> Found:
             elif block.lang in SYNOPSIS_LANGS:
                 for offset, _words, text in synopsis_groups(block.lines):
                     found.synopses.append((f"{name}:{block.line + 1 + offset}", text))
+                for offset, line in enumerate(block.lines):
+                    if harness_module(line.split()) is not None:  # `a | b`: alternatives
+                        found.commands.append(classify(f"{name}:{block.line + 1 + offset}",
+                                                       "synopsis", line.strip(), line.split()))
             else:
                 for offset, line in enumerate(block.lines):
                     stripped = re.sub(r"^\s*(?:#|//|--|\$)?\s*", "", line)
-                    if harness_argv(stripped.split()) is not None:
+                    if harness_argv(stripped.split()) is not None or \
+                            harness_module(stripped.split()):
                         found.misplaced.append(f"{at}+{offset + 1} ({block.lang}): {line.strip()}")
         for number, line in prose_lines(path):
             for span in INLINE.findall(line):
                 words = span.split()
                 start = next((i for i, w in enumerate(words) if not ASSIGNMENT.match(w)), 0)
-                if harness_argv(words[start:]) is not None:
+                if harness_argv(words[start:]) is not None or harness_module(words[start:]):
                     found.commands += shell_commands(f"{name}:{number}", "inline", span)
     return found

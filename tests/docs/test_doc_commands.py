@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import importlib.util
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from doc_commands import (  # type: ignore[import-not-found]
+    HARNESS_MODULE,
     HARNESS_SCRIPTS,
     OTHER_PROGRAMS,
     PYTHONS,
@@ -62,7 +64,7 @@ def test_the_docs_show_harness_commands_and_nothing_unknown() -> None:
     """Every simple command is the harness or a program skipped by name; none hides in a block
     of another language."""
     unknown = [f"{c.where}: {c.program!r} in {c.text!r}" for c in FOUND.commands
-               if c.program != "harness" and c.program not in OTHER_PROGRAMS]
+               if c.program not in ("harness", HARNESS_MODULE, *OTHER_PROGRAMS)]
     assert not unknown, "programs neither harness nor on OTHER_PROGRAMS:\n" + "\n".join(unknown)
     assert not FOUND.misplaced, ("harness commands in blocks nobody checks (use ```sh or "
                                  "```text):\n" + "\n".join(FOUND.misplaced))
@@ -70,10 +72,16 @@ def test_the_docs_show_harness_commands_and_nothing_unknown() -> None:
     assert {"README.md"} <= {c.where.split(":")[0] for c in HARNESS}
 
 
+METAVAR = re.compile(r"^[A-Z][A-Z0-9_]*$")  # `--seed N`, `--out DIR`: a placeholder value
+
+
 def _parse(command: Command) -> object | None:
-    """The namespace, or None for --help / --version (which print and exit 0)."""
+    """The namespace, or None for --help / --version (which print and exit 0). A placeholder
+    value after an option (`--seed N`) stands for a valid one."""
+    argv = [("1" if METAVAR.match(w) and i and command.argv[i - 1].startswith("--") else w)
+            for i, w in enumerate(command.argv)]
     try:
-        return parse_argv(list(command.argv))
+        return parse_argv(argv)
     except SystemExit as exc:
         assert exc.code == 0, f"{command.where}: the parser refuses {command.text!r}"
         return None
@@ -106,6 +114,16 @@ def test_harness_command_is_accepted(command: Command) -> None:
     if target and (target in BUILTIN_TARGETS or (target.split(":", 1)[0].endswith(".py")
                                                   and _repo_paths(target))):
         resolve_target(target)  # a missing factory or a broken file raises
+
+
+MODULES = [c for c in FOUND.commands if c.program == HARNESS_MODULE]
+
+
+@pytest.mark.parametrize("command", MODULES, ids=[_id(c) for c in MODULES])
+def test_harness_module_shown_exists(command: Command) -> None:
+    """`python -m harness.faults.disk ...`: the module is one of the harness's."""
+    name = command.argv[0]
+    assert importlib.util.find_spec(name) is not None, f"{command.where}: no module {name}"
 
 
 def _command_parser(words: list[str]) -> argparse.ArgumentParser:
