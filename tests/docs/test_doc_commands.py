@@ -29,17 +29,21 @@ import pytest
 from doc_commands import (  # type: ignore[import-not-found]
     HARNESS_MODULE,
     HARNESS_SCRIPTS,
+    INLINE,
     OTHER_PROGRAMS,
     PYTHONS,
     REPO,
     Command,
+    doc_files,
     find_all,
+    prose_lines,
+    rel,
 )
 
 from harness.chaos.catalog import SCENARIOS
 from harness.cli import build_parser, main, parse_argv
 from harness.commands.run import check_profile_suites
-from harness.config import parse_gate_override, profile
+from harness.config import load_config, profile
 from harness.targets import BUILTIN_TARGETS, resolve_target
 
 FOUND = find_all()
@@ -103,8 +107,9 @@ def test_harness_command_is_accepted(command: Command) -> None:
     options = vars(args)
     for name in options.get("scenario") or ():
         assert name in SCENARIOS, f"{command.where}: no chaos scenario {name!r}"
-    for text in options.get("gate") or ():
-        parse_gate_override(text)  # a gate that does not exist, or a bad value, raises
+    # a gate (or judging setting) that does not exist, or a bad value, raises
+    load_config(REPO / "pyproject.toml", options.get("gate") or (),
+                undecided=options.get("undecided"))
     if options.get("command") == "run":
         check_profile_suites(profile(options["profile"]), options.get("suite"))
     for word in command.argv:
@@ -114,6 +119,23 @@ def test_harness_command_is_accepted(command: Command) -> None:
     if target and (target in BUILTIN_TARGETS or (target.split(":", 1)[0].endswith(".py")
                                                   and _repo_paths(target))):
         resolve_target(target)  # a missing factory or a broken file raises
+
+
+OPTION_SPANS = [(f"{rel(page)}:{n}", span) for page in doc_files()
+                for n, line in prose_lines(page) for span in INLINE.findall(line)
+                if re.match(r"^--(gate|scenario) \S+$", span)]
+
+
+@pytest.mark.parametrize(("where", "span"), OPTION_SPANS, ids=[f"{w} {s}" for w, s in OPTION_SPANS])
+def test_gate_and_scenario_named_in_prose_exist(where: str, span: str) -> None:
+    """`--gate more-chaos-repetitions=4`, `--scenario sever` quoted in a sentence."""
+    option, value = span.split(" ", 1)
+    if re.match(r"^[A-Z_]+(=[A-Z_]+)?$", value):  # `--gate NAME=VALUE`: the form, not a gate
+        return
+    if option == "--gate":
+        load_config(REPO / "pyproject.toml", [value])
+    else:
+        assert value in SCENARIOS, f"{where}: no chaos scenario {value!r}"
 
 
 MODULES = [c for c in FOUND.commands if c.program == HARNESS_MODULE]
