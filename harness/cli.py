@@ -21,11 +21,11 @@ from typing import IO
 
 from rich.markup import escape
 
-from harness import __version__
 from harness.commands import COMMAND_MODULES
 from harness.commands._console import make_console
 from harness.dsn import passwords_of, redact_text
 from harness.errors import HarnessError
+from harness.install_info import describe as describe_install
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -45,13 +45,23 @@ def _every_command_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.
                 yield from _every_command_parser(sub)
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: one unwrapped line (argparse's own wraps it at the terminal width), read
+    only when asked (it looks at the installed distribution's metadata)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {describe_install()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authstate-harness",
         description="Prove a PostgreSQL-backed Baileys auth-state store survives production.",
         epilog="exit codes: 0 success; 1 a check failed (test, gate, health); 2 harness "
                "error (message + hint); 130 interrupted")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version, how it was installed and where, and exit")
     _add_verbose(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
