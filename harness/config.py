@@ -82,6 +82,14 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
 )})
 
 
+# Keys of the table that are not gates: what a project sets once for every way of running the
+# harness (`authstate-harness run`, the pytest plugin).
+SETTINGS: Mapping[str, str] = MappingProxyType({
+    "target": "the auth-state store under test when no --target / --authstate-target is "
+              "given, e.g. \"node:src/auth-state.js\"",
+})
+
+
 @dataclass(frozen=True)
 class Profile:
     """How thoroughly `run` checks: Hypothesis profile, chaos profile (same name), and what it
@@ -123,6 +131,11 @@ class HarnessConfig:
 
     gates: Mapping[str, float]
     sources: Mapping[str, str] = field(default_factory=dict)  # gate -> "default" | file | "--gate"
+    settings: Mapping[str, str] = field(default_factory=dict)  # see SETTINGS
+
+    @property
+    def target(self) -> str | None:
+        return self.settings.get("target")
 
     def gate(self, name: str) -> float:
         if name not in self.gates:
@@ -157,6 +170,13 @@ def _check_name(name: str, where: str) -> None:
                           hint=f"known gates: {', '.join(sorted(KNOWN_GATES))}")
 
 
+def _setting(name: str, raw: object, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{name} = {raw!r} in {where} is not a non-empty string",
+                          hint=f"{name}: {SETTINGS[name]}")
+    return raw.strip()
+
+
 def parse_gate_override(text: str) -> tuple[str, float]:
     """`NAME=VALUE` from the command line, validated like the pyproject table."""
     name, sep, raw = text.partition("=")
@@ -169,9 +189,11 @@ def parse_gate_override(text: str) -> tuple[str, float]:
 
 
 def load_config(pyproject: Path | None, overrides: Iterable[str] = ()) -> HarnessConfig:
-    """Defaults < `[tool.authstate-harness]` of `pyproject` (if it exists) < `--gate` overrides."""
+    """Defaults < `[tool.authstate-harness]` of `pyproject` (if it exists) < `--gate` overrides;
+    the table's non-gate keys (SETTINGS) are checked and kept in `settings`."""
     gates = {name: spec.default for name, spec in KNOWN_GATES.items()}
     sources = dict.fromkeys(gates, "default")
+    settings: dict[str, str] = {}
     if pyproject is not None and pyproject.is_file():
         try:
             doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
@@ -184,6 +206,9 @@ def load_config(pyproject: Path | None, overrides: Iterable[str] = ()) -> Harnes
             raise ConfigError(f"[{TABLE}] in {pyproject} is not a table",
                               hint="write gates as `name = value` lines under the table")
         for name, raw in table.items():
+            if name in SETTINGS:
+                settings[name] = _setting(name, raw, f"[{TABLE}] of {pyproject}")
+                continue
             _check_name(name, f"[{TABLE}] of {pyproject}")
             gates[name] = _number(name, raw, f"[{TABLE}] of {pyproject}")
             sources[name] = str(pyproject.name)
@@ -191,7 +216,8 @@ def load_config(pyproject: Path | None, overrides: Iterable[str] = ()) -> Harnes
         name, value = parse_gate_override(text)
         gates[name] = value
         sources[name] = "--gate"
-    return HarnessConfig(gates=MappingProxyType(gates), sources=MappingProxyType(sources))
+    return HarnessConfig(gates=MappingProxyType(gates), sources=MappingProxyType(sources),
+                         settings=MappingProxyType(settings))
 
 
 def profile(name: str) -> Profile:
