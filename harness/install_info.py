@@ -71,15 +71,18 @@ def _kind(direct: dict[str, Any] | None) -> tuple[str, str | None]:
 
 
 def _tool_environment() -> str | None:
-    """pipx and `uv tool` keep one virtual environment per tool under their own homes."""
+    """pipx and uv keep their tools' virtual environments under their own directories:
+    `pipx install` in .../pipx/venvs/, `pipx run` in a cache .../pipx/<hash>/, `uv tool install`
+    in .../uv/tools/, `uvx` / `uv tool run` in uv's cache .../uv/archive-v0/<hash>/."""
     parts = Path(sys.prefix).resolve().parts
-    joined = "/".join(parts)
-    if "pipx/venvs" in joined or ".pipx" in parts:
+    if "pipx" in parts or ".pipx" in parts:
         return "pipx"
-    if "uv/tools" in joined:
-        return "uv tool"
-    if "uv" in parts and any(p.startswith("archive-v") for p in parts):
-        return "uv tool run"  # `uvx` / `uv tool run`: a cached throwaway environment
+    if "uv" in parts:
+        after = parts[parts.index("uv") + 1:]
+        if after[:1] == ("tools",):
+            return "uv tool"
+        if after and after[0].startswith("archive-v"):
+            return "uv tool run"
     return None
 
 

@@ -112,6 +112,9 @@ class PytestSession:
             python.append("-P")  # the project directory is not on sys.path
             paths = [str(self.root / p) for p in paths]
             settings = ["--rootdir", str(self.root), "-c", str(self.root / "pyproject.toml")]
+            if self.cwd is not None:  # pytest-benchmark's storage: with the reports too
+                settings += ["--benchmark-storage",
+                             f"file://{self.cwd / 'reports' / '.benchmarks'}"]
         return [*python, "-m", "pytest", *paths, *settings,
                 "-p", "harness.report.pytest_events", "--harness-events", str(a.events),
                 "--junitxml", str(a.junit), "--results", str(a.results),
