@@ -26,6 +26,7 @@ from harness.commands._console import make_console
 from harness.dsn import passwords_of, redact_text
 from harness.errors import HarnessError
 from harness.install_info import describe as describe_install
+from harness.paths import checkout_root
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -150,6 +151,10 @@ def redacted_output(secrets: set[str]) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if checkout_root() is None:
+        # An installed copy runs in a team's repository: no `python -m harness...` child may
+        # import a `harness/` folder of theirs from the current directory (what -P does).
+        os.environ.setdefault("PYTHONSAFEPATH", "1")
     parser = build_parser()
     own, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)

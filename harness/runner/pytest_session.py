@@ -130,6 +130,8 @@ class PytestSession:
         env.update(AUTHSTATE_DSN=self.pg_dsn, AUTHSTATE_PG="external",
                    AUTHSTATE_PG_KIND=self.pg_kind,
                    HYPOTHESIS_PROFILE=self.hypothesis_profile, PYTHONUNBUFFERED="1")
+        if not self.in_place:
+            env.setdefault("PYTHONSAFEPATH", "1")  # -P for every Python process it starts too
         if not self.in_place and self.cwd is not None:
             # Hypothesis' example database goes with the reports, not loose in the project
             env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",

@@ -80,7 +80,8 @@ SMOKE_TEST = '''def test_store_survives_a_severed_database(authstate_chaos):
 # sets them generously for these tests; lost writes stay gated at 0.
 TIMING_GATES = ("[tool.authstate-harness]\n"
                 "chaos-rto-p95-max-s = 30\n"
-                "chaos-mttd-p95-max-s = 30\n")
+                "chaos-mttd-p95-max-s = 30\n"
+                "chaos-deadline-max-s = 10\n")
 
 
 def log_time(what: str, started: float) -> None:

@@ -56,6 +56,7 @@ def test_an_installed_copy_runs_pinned_to_its_suites_in_the_project(tmp_path: Pa
     assert command[command.index("--benchmark-storage") + 1] == \
         f"file://{project / 'reports' / '.benchmarks'}"
     env = session.environment()
+    assert env["PYTHONSAFEPATH"] == "1"  # and so for the processes the suites start
     if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:  # a user's own choice is kept
         assert env["HYPOTHESIS_STORAGE_DIRECTORY"] == str(project / "reports" / ".hypothesis")
 
