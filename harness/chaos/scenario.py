@@ -517,9 +517,11 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
         if info.needs_process_control:
             server = await asyncio.to_thread(resources.process_server)
             if server is None:
-                raise ScenarioSkipped(resources.process_skip_reason() or (
+                given = resources.process_skip_reason()  # carries its own hint: not twice
+                raise ScenarioSkipped(given or (
                     f"{info.name} stops the PostgreSQL process, and this run's server is not "
-                    "one the harness controls"), hint="run without --dsn (embedded server)")
+                    "one the harness controls"),
+                    hint=None if given else "run without --dsn (embedded server)")
             server_admin_dsn = server.dsn
         reps: list[Repetition] = []
         for index in range(params.repetitions):

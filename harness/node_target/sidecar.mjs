@@ -19,10 +19,33 @@ const CLOSE_BOUND_MS = 10000
 const MAX_MESSAGE = 600
 
 const out = new net.Socket({ fd: Number(replyFd), readable: false, writable: true })
+
+// Replies keep the form the module returned. Real bytes (Buffer, Uint8Array) travel as
+// BufferJSON; a plain object that only LOOKS like bytes ({type: 'Buffer', data}, or {"0": 12,
+// ...}: an un-revived JSON'd Uint8Array, the classic cache bug behind Bad MAC) travels as
+// {"\u0000plain": [[key, value], ...]} so the harness sees the object Baileys would get, not
+// bytes: BufferJSON alone would turn it into bytes on the way and hide the bug.
+const PLAIN = '\u0000plain'
+function looksLikeBytes (v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
+  if (v.type === 'Buffer' && 'data' in v) return true
+  const keys = Object.keys(v)
+  return keys.length > 0 && keys.every(k => !isNaN(parseInt(k, 10))) &&
+    Object.values(v).every(x => typeof x === 'number')
+}
+function faithful (key, value) {
+  const original = this[key]
+  if (Buffer.isBuffer(original) || original instanceof Uint8Array) {
+    return { type: 'Buffer', data: Buffer.from(original).toString('base64') }
+  }
+  if (looksLikeBytes(value)) return { [PLAIN]: Object.entries(value) }
+  return value
+}
+
 const send = (obj) => {
   let line
   try {
-    line = JSON.stringify(obj, BufferJSON.replacer)
+    line = JSON.stringify(obj, faithful)
   } catch (e) {
     line = JSON.stringify({ id: obj.id, error: describe(new TypeError(`the module returned a value JSON cannot carry: ${e?.message ?? e}`)) })
   }
@@ -129,7 +152,7 @@ async function snapshotOne (company, text) {
   if (typeof snapshotFn !== 'function') throw new TypeError('the module exports no snapshot(companyId)')
   const s = await snapshotFn(company)
   if (!s || typeof s !== 'object') throw new TypeError(`snapshot(companyId) must resolve to { creds, keys }, got ${s === null ? 'null' : typeof s}`)
-  const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
+  const form = text ? (v) => JSON.stringify(v, faithful) : (v) => v
   const keys = Object.entries(s.keys ?? {}).map(([type, entries]) => [type, present(entries).map(([id, v]) => [id, form(v)])])
   return { creds: s.creds == null ? null : form(s.creds), keys }
 }
@@ -137,7 +160,7 @@ async function snapshotOne (company, text) {
 async function readOne (company, keys, text) {
   const r = await factory(company)
   checkContract(r)
-  const form = text ? (v) => JSON.stringify(v, BufferJSON.replacer) : (v) => v
+  const form = text ? (v) => JSON.stringify(v, faithful) : (v) => v
   // a falsy value (null, 0, false, '') is no value to Baileys: absent
   const got = await Promise.all(keys.map(async ([type, ids]) => [
     type, Object.entries(await r.state.keys.get(type, ids) ?? {}).filter(([, v]) => v).map(([id, v]) => [id, form(v)])]))

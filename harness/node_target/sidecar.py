@@ -263,7 +263,7 @@ class Sidecar:
 
     def _on_line(self, raw: bytes) -> None:
         try:
-            message = codec.loads(raw)
+            message = codec.unwrap_plain(codec.loads(raw))
         except Exception as exc:  # a corrupt line: say so, keep reading
             log.warning("%s: unreadable reply line (%s)", self.label, exc)
             return

@@ -86,7 +86,7 @@ def digest_text(text: str) -> tuple[str, bool]:
     """Digest of a stored JSON text decoded with the store's codec; (raw digest, False) when
     the codec refuses it (a value no write produced: the checker calls it unexpected)."""
     try:
-        return digest(codec.loads(text)), True
+        return digest(codec.unwrap_plain(codec.loads(text))), True
     except Exception:
         return "raw:" + hashlib.sha256(text.encode()).hexdigest()[:12], False
 
@@ -120,7 +120,7 @@ class TextDigests:
             if len(self._creds) >= self.max_entries:
                 self._creds.clear()
             try:
-                value, meta = creds_digest(codec.loads(text))
+                value, meta = creds_digest(codec.unwrap_plain(codec.loads(text)))
                 found = (value, meta, True)
             except Exception:
                 found = (digest_text(text)[0], {}, False)
