@@ -194,6 +194,7 @@ def authstate_chaos(authstate_settings: PluginSettings, authstate_postgres: Post
         process_skip_reason=lambda: process_server.reason,
         work_dir=tmp_path_factory.mktemp("authstate-chaos"))
     try:
-        yield ChaosRunner(resources, lambda: _resolve(authstate_settings))
+        yield ChaosRunner(resources, lambda: _resolve(authstate_settings),
+                          authstate_settings.deadline_s)
     finally:
         process_server.close()

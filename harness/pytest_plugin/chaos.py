@@ -99,9 +99,11 @@ class ChaosRunner:
     """What the `authstate_chaos` fixture gives: `run(...)` in a plain test, `await arun(...)`
     in an asyncio one."""
 
-    def __init__(self, resources: ChaosResources, target: Callable[[], TargetSpec]) -> None:
+    def __init__(self, resources: ChaosResources, target: Callable[[], TargetSpec],
+                 deadline_s: float) -> None:
         self._resources = resources
         self._target = target
+        self._deadline_s = deadline_s  # gate chaos-deadline-max-s of the project (default 2 s)
 
     def run(self, scenario: str = "sever", *, target: str | None = None,
             profile: str = DEFAULT_PROFILE, **params: Any) -> ChaosRun:
@@ -134,7 +136,8 @@ class ChaosRunner:
             spec = resolve_target(target) if target else self._target()
         except ConfigError as exc:
             pytest.fail(f"authstate_chaos: {exc.message} (hint: {exc.hint})", pytrace=False)
-        outcome = await run_scenario(info, chosen, spec, self._resources)
+        outcome = await run_scenario(info, chosen, spec, self._resources,
+                                     deadline_s=self._deadline_s)
         run = ChaosRun(outcome)
         log.info("%r", run)
         if outcome.verdict == "skipped":

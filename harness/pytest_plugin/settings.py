@@ -25,6 +25,7 @@ class PluginSettings:
     suites: tuple[str, ...]  # --authstate-suite
     scenarios: tuple[str, ...]  # --authstate-scenario
     reports: Path  # where --authstate-suite runs write their report folders
+    deadline_s: float  # the harness's deadline for a call under a fault (chaos-deadline-max-s)
 
     def require_target(self) -> str:
         if self.target is None:
@@ -67,14 +68,14 @@ def read_settings(config: pytest.Config) -> PluginSettings:
 
     pyproject = project_pyproject(config)
     try:
-        file_target = load_config(pyproject).target if pyproject else None
+        project = load_config(pyproject)  # the defaults when there is no pyproject.toml
     except ConfigError as exc:
         raise pytest.UsageError(f"{exc.message}\n  hint: {exc.hint}") from None
     option = config.getoption("--authstate-target")
     if option:
         target, source = anchor_spec(option, Path.cwd()), "--authstate-target"
-    elif file_target and pyproject is not None:
-        target, source = anchor_spec(file_target, pyproject.parent), pyproject.name
+    elif project.target and pyproject is not None:
+        target, source = anchor_spec(project.target, pyproject.parent), pyproject.name
     else:
         target, source = None, "not set"
     reports = config.getoption("--authstate-reports")
@@ -83,7 +84,8 @@ def read_settings(config: pytest.Config) -> PluginSettings:
         dsn=config.getoption("--authstate-dsn") or os.environ.get("AUTHSTATE_DSN") or None,
         pyproject=pyproject, suites=tuple(config.getoption("--authstate-suite")),
         scenarios=tuple(config.getoption("--authstate-scenario")),
-        reports=Path(reports).resolve() if reports else config.rootpath / "reports")
+        reports=Path(reports).resolve() if reports else config.rootpath / "reports",
+        deadline_s=project.gate("chaos-deadline-max-s"))
     config.stash[KEY] = settings
     return settings
 
