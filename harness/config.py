@@ -96,6 +96,14 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
 )})
 
 
+# Keys of the table that are not gates: what a project sets once for every way of running the
+# harness (`authstate-harness run`, the pytest plugin).
+SETTINGS: Mapping[str, str] = MappingProxyType({
+    "target": "the auth-state store under test when no --target / --authstate-target is "
+              "given, e.g. \"node:src/auth-state.js\"",
+})
+
+
 @dataclass(frozen=True)
 class Profile:
     """How thoroughly `run` checks: Hypothesis profile, chaos profile (same name), and what it
@@ -168,6 +176,11 @@ class HarnessConfig:
     gates: Mapping[str, float]
     sources: Mapping[str, str] = field(default_factory=dict)  # gate -> "default" | file | "--gate"
     judging: Judging = field(default_factory=Judging)
+    settings: Mapping[str, str] = field(default_factory=dict)  # see SETTINGS
+
+    @property
+    def target(self) -> str | None:
+        return self.settings.get("target")
 
     def gate(self, name: str) -> float:
         if name not in self.gates:
@@ -224,6 +237,13 @@ def _judging_value(key: str, raw: object, where: str) -> object:
     return int(raw) if integer else float(raw)  # type: ignore[arg-type]
 
 
+def _setting(name: str, raw: object, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{name} = {raw!r} in {where} is not a non-empty string",
+                          hint=f"{name}: {SETTINGS[name]}")
+    return raw.strip()
+
+
 def parse_gate_override(text: str) -> tuple[str, float]:
     """`NAME=VALUE` from the command line, validated like the pyproject table."""
     name, sep, raw = text.partition("=")
@@ -238,11 +258,13 @@ def parse_gate_override(text: str) -> tuple[str, float]:
 def load_config(pyproject: Path | None, overrides: Iterable[str] = (), *,
                 undecided: str | None = None) -> HarnessConfig:
     """Defaults < `[tool.authstate-harness]` of `pyproject` (if it exists) < `--gate` overrides
-    (and `--undecided` for the policy)."""
+    (and `--undecided` for the policy); the table's non-gate keys (SETTINGS) are checked and
+    kept in `settings`."""
     gates = {name: spec.default for name, spec in KNOWN_GATES.items()}
     sources = dict.fromkeys(gates, "default")
     judging: dict[str, object] = {}
     judging_sources: dict[str, str] = {}
+    settings: dict[str, str] = {}
     if pyproject is not None and pyproject.is_file():
         try:
             doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
@@ -259,6 +281,9 @@ def load_config(pyproject: Path | None, overrides: Iterable[str] = (), *,
                 judging[JUDGING_KEYS[name]] = _judging_value(name, raw,
                                                              f"[{TABLE}] of {pyproject}")
                 judging_sources[JUDGING_KEYS[name]] = str(pyproject.name)
+                continue
+            if name in SETTINGS:
+                settings[name] = _setting(name, raw, f"[{TABLE}] of {pyproject}")
                 continue
             _check_name(name, f"[{TABLE}] of {pyproject}")
             gates[name] = _number(name, raw, f"[{TABLE}] of {pyproject}")
@@ -284,7 +309,8 @@ def load_config(pyproject: Path | None, overrides: Iterable[str] = (), *,
         judging_sources["undecided"] = "--undecided"
     return HarnessConfig(gates=MappingProxyType(gates), sources=MappingProxyType(sources),
                          judging=Judging(**judging,  # type: ignore[arg-type]
-                                         sources=MappingProxyType(judging_sources)))
+                                         sources=MappingProxyType(judging_sources)),
+                         settings=MappingProxyType(settings))
 
 
 def profile(name: str) -> Profile:

@@ -4,8 +4,10 @@ Top-level keys (schema_version 2):
 - `schema`, `schema_version`;
 - `run`: id, started_at, finished_at, duration_s, command, profile, suites, status, exit_code,
   pytest_exit, error;
-- `environment` (machine, interpreter, packages, PostgreSQL, what the test session reported),
-  `versions` (the ones a reader compares between runs);
+- `environment` (machine, interpreter, packages, PostgreSQL, what the test session reported;
+  `harness`: version, commit/dirty of a clone, `install` {kind: clone | wheel | sdist | index
+  | vcs | directory, from, installer, environment, editable}), `versions` (the ones a reader
+  compares between runs);
 - `config`: profile, suites (paths), gates (value, op, source, doc, suite), target (the
   `--target` spec or null, and the target each suite ran against), chaos (profile,
   scenarios, contrast), pytest_args;
