@@ -10,9 +10,6 @@ import pytest
 from doc_commands import REPO, doc_files, prose_lines, rel  # type: ignore[import-not-found]
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
-# Pages other branches are writing, linked ahead of their merge: allowed to be missing, checked
-# like any other page once they exist.
-PENDING = {"docs/install.md": "issue 19 (installing the harness)"}
 
 
 def anchors(page: Path) -> set[str]:
@@ -60,8 +57,6 @@ def test_link_leads_somewhere(where: str, target: str, page: Path) -> None:
     path_part, _, anchor = target.partition("#")
     linked = (page.parent / path_part).resolve() if path_part else page
     name = str(linked.relative_to(REPO)) if linked.is_relative_to(REPO) else str(linked)
-    if not linked.exists():
-        assert name in PENDING, f"{where}: {target} -> {name} does not exist"
-        return
+    assert linked.exists(), f"{where}: {target} -> {name} does not exist"
     if anchor and linked.suffix == ".md":
         assert anchor in anchors(linked), f"{where}: {name} has no heading #{anchor}"
