@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.authstate.resilient.dirlock import FILE_MODE, fsync_dir
+from harness.authstate.resilient.dirlock import FILE_MODE
 from harness.authstate.resilient.errors import JournalCorrupt, JournalError, JournalWriteFailed
+from harness.authstate.resilient.fileops import DEFAULT_OPS, FileOps
 from harness.authstate.resilient.records import (
     BadPayload,
     JournalRecord,
@@ -157,27 +158,21 @@ def scan(path: Path, data: bytes) -> ScanResult:
     return ScanResult(records, applied, offset, 0)
 
 
-def _write_new_file(path: Path, chunks: Iterable[bytes]) -> int:
+def _write_new_file(path: Path, chunks: Iterable[bytes], ops: FileOps = DEFAULT_OPS) -> int:
     """Atomically replace `path` with `chunks` (temp + fsync + rename + dir fsync); its size."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    fd = ops.open_new(tmp)
     size = 0
     try:
         for chunk in chunks:
-            _write_all(fd, chunk)
+            ops.write_all(fd, chunk)
             size += len(chunk)
-        os.fsync(fd)
+        ops.fsync(fd)
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        ops.close(fd)
+    ops.replace(tmp, path)
+    ops.fsync_dir(path.parent)
     return size
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 class _Group:
@@ -202,8 +197,9 @@ class Journal:
     """Pending records in memory (seq order) and on disk; appends with group commit."""
 
     def __init__(self, path: Path, fd: int, *, size: int, max_bytes: int, next_seq: int,
-                 pending: Iterable[JournalRecord] = ()) -> None:
+                 pending: Iterable[JournalRecord] = (), ops: FileOps = DEFAULT_OPS) -> None:
         self.path = path
+        self.ops = ops
         self.max_bytes = max_bytes
         self.size = size  # bytes in the file
         self.pending: collections.deque[JournalRecord] = collections.deque(pending)
@@ -230,14 +226,16 @@ class Journal:
 
     # -- open / close ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Journal:
-        """Open (or create) the journal; blocking file I/O: call it in a thread."""
+    def open(cls, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+             ops: FileOps = DEFAULT_OPS) -> Journal:
+        """Open (or create) the journal; blocking file I/O: call it in a thread. `ops`: the
+        file operations (tests inject failures through it)."""
         if not path.exists():
-            _write_new_file(path, [HEADER])
+            _write_new_file(path, [HEADER], ops)
         data = path.read_bytes()
         result = scan(path, data)
         if result.valid_end == 0:  # no usable header: an interrupted creation
-            _write_new_file(path, [HEADER])
+            _write_new_file(path, [HEADER], ops)
             result = ScanResult([], 0, len(HEADER), 0)
         elif result.torn_bytes:
             log.warning("journal %s: %d bytes after byte %d are an interrupted write (a record "
@@ -252,10 +250,10 @@ class Journal:
         last_seq = result.records[-1].seq if result.records else 0
         size = result.valid_end
         if not pending and size > len(HEADER):  # everything applied: start from a clean file
-            size = _write_new_file(path, [HEADER])
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            size = _write_new_file(path, [HEADER], ops)
+        fd = ops.open_append(path)
         journal = cls(path, fd, size=size, max_bytes=max_bytes, next_seq=last_seq + 1,
-                      pending=pending)
+                      pending=pending, ops=ops)
         journal.torn_bytes = result.torn_bytes
         if pending:
             log.info("journal %s: %d writes (%d rows) not yet in PostgreSQL; they will be "
@@ -269,7 +267,7 @@ class Journal:
         self._closed = True
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
-        os.close(self._fd)
+        self.ops.close(self._fd)
         self._executor.shutdown(wait=True)
 
     # -- appending -------------------------------------------------------------------------------
@@ -358,10 +356,9 @@ class Journal:
                 if group is not None:
                     group.done.set()
 
-    @staticmethod
-    def _write_sync(fd: int, data: bytes) -> None:
-        _write_all(fd, data)
-        os.fdatasync(fd)
+    def _write_sync(self, fd: int, data: bytes) -> None:
+        self.ops.write_all(fd, data)
+        self.ops.fdatasync(fd)
 
     # -- replay bookkeeping ----------------------------------------------------------------------
     def take(self, max_rows: int) -> list[JournalRecord]:
@@ -411,11 +408,11 @@ class Journal:
                 raise JournalError(f"the journal could not be compacted: {exc}",
                                    hint="check the disk holding cache_dir") from exc
             old, self._fd = self._fd, fd
-            os.close(old)
+            self.ops.close(old)
             self.size = size
             self.compactions += 1
             return True
 
     def _replace_sync(self, chunks: list[bytes]) -> tuple[int, int]:
-        size = _write_new_file(self.path, chunks)
-        return size, os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        size = _write_new_file(self.path, chunks, self.ops)
+        return size, self.ops.open_append(self.path)
