@@ -421,6 +421,9 @@ class ResilientAuthStore:
             if self._breaker.state == OPEN:  # a write failed meanwhile: fence first
                 return
             batch = journal.take(self._replay_rows)
+            if not batch:  # only writes still on their way to the disk: replay them once there
+                await journal.wait_flushed()
+                continue
             t0 = monotonic()
             try:
                 result = await self._apply(batch)
@@ -495,7 +498,7 @@ class ResilientAuthStore:
         try:
             await self._journal.append(company, kind, self._clock.now(), rows=rows, creds=creds)
         except JournalError as exc:
-            unknown = isinstance(exc, JournalWriteFailed) or (
+            unknown = (isinstance(exc, JournalWriteFailed) and exc.maybe_written) or (
                 direct_error is not None and direct_error.outcome == "unknown")
             why = ("PostgreSQL is unavailable and the local journal is full"
                    if isinstance(exc, JournalFull) else
