@@ -57,6 +57,19 @@ Guarantees:
   cannot be fenced (counted as `unfenceable`, logged once; the store's own writes always
   know theirs).
 
+- Cancellation: a direct write whose caller is cancelled after its commit was sent is treated
+  as "unknown" (fenced, breaker tripped), like a timeout. A journaled write whose caller is
+  cancelled while it waits for the disk is still written and replayed. The journal's own steps
+  (group flush, compaction and its file swap) never stop half-way because a caller went away.
+- The journal's disk: the first failed write or fdatasync (ENOSPC, EIO, past
+  `journal_sync_timeout_s`) fails every write queued behind it, cuts the file back to the last
+  acknowledged record and refuses journal writes (outcome "failed") until the file has been
+  rewritten from memory; nothing is acknowledged behind a failed write. A journaled value is
+  visible to reads only once it is on disk.
+- Two instances, restarts: see docs/resilient-store-guarantees.md (what "conflicts" are, why
+  another instance's writes never invalidate this one's cache, the clock state kept in
+  cache_dir for a restart while PostgreSQL is down).
+
 Healthy-path cost: a point read is the reference store's read plus a dict lookup for pending
 entries, a read-guard registration and a cache fill; a write is the reference write plus the
 cache write-through.
@@ -308,7 +321,9 @@ class ResilientAuthStore:
                         "replay_rate": self._replay_rate, "companies": self._overlay.companies,
                         "batch_rows": self._replay_rows,
                         "fsyncs": journal.fsyncs, "recovered_at_open": journal.recovered,
-                        "max_bytes": journal.max_bytes},
+                        "max_bytes": journal.max_bytes,
+                        "failed": None if journal.failed is None else str(journal.failed),
+                        "rebuilds": journal.rebuilds},
             "cache": {"entries": len(self._cache), "bytes": self._cache.bytes,
                       "max_bytes": self._cache.max_bytes, "evictions": self._cache.evictions},
             "conflicts": self._conflicts,
