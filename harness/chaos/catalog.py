@@ -26,6 +26,7 @@ MttdBound = Literal["gate", "deadline"]
 
 _ALL = frozenset(CHAOS_PROFILES)
 _NOT_QUICK = frozenset({"smoke", "ci", "thorough"})
+_SMOKE_THOROUGH = frozenset({"smoke", "thorough"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ScenarioInfo:
     # The RTO gate is a claim about a 10 s outage; after a much longer one the replay of its
     # journal dominates, so that RTO is reported (with the replay rate) but not gated.
     rto_gated: bool = True
+    rto_note: str = ""  # why the RTO is not gated, when that is not the long-outage reason
 
 
 SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
@@ -101,6 +103,26 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
         "non-empty; a new process opens the same cache_dir",
         "acknowledged = durable: the journal left by a killed process is replayed",
         _ALL, False, "client"),
+    ScenarioInfo(
+        "cancel", "the application cancels 20 % of its calls in flight (asyncio.timeout at a "
+        "random point) before, during and after a sever, and during the replay",
+        "a cancelled write is indeterminate, never half-applied or acknowledged and lost; "
+        "what was acknowledged around it survives", _NOT_QUICK, False, "client",
+        rto_gated=False, rto_note="not gated: calls cancelled after they were sent during the "
+        "replay make the store fence them and reopen its breaker (by design), so recovery "
+        "lasts as long as the application keeps cancelling; reported, not a claim"),
+    ScenarioInfo(
+        "deploy-overlap", "an old and a new process of the target (own cache_dirs) serve the "
+        "same companies: split across a sever, then both on every company; the old one then "
+        "closes gracefully",
+        "two instances lose nothing acknowledged and no read returns what the other instance "
+        "overwrote while PostgreSQL answered", _NOT_QUICK, False, "client"),
+    ScenarioInfo(
+        "restart-degraded", "the target's process closes and a new one opens the same "
+        "cache_dir while PostgreSQL is still away; then PostgreSQL returns",
+        "a restart during an outage keeps every acknowledged write (the journal it inherits) "
+        "and never answers older data than was acknowledged", _SMOKE_THOROUGH, False,
+        "client"),
     ScenarioInfo(
         "long-outage", "the proxy is severed for a minute or more",
         "cached reads are served throughout; journal growth and replay rate are reported",

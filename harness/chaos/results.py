@@ -164,9 +164,10 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                                  "with the breaker closed for good; p95 over companies x "
                                  "windows x repetitions")
     if gated and not info.rto_gated:
-        rto_note = (f"not gated: the RTO gate is stated for a 10 s outage; after "
-                    f"{item['fault']['duration_s']:g} s the journal replay dominates (replay "
-                    f"rate {item['journal'].get('replay_rate') or 0:.0f} rows/s)")
+        rto_note = info.rto_note or (
+            f"not gated: the RTO gate is stated for a 10 s outage; after "
+            f"{item['fault']['duration_s']:g} s the journal replay dominates (replay "
+            f"rate {item['journal'].get('replay_rate') or 0:.0f} rows/s)")
     return [
         Figure(SUITE, f"{base} rto p95", rto["p95"], "s", "lower", gate="chaos-rto-p95-max-s",
                gated=gated and info.rto_gated, notes=rto_note,

@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.chaos import results
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.client_faults import client_fault_shape
 from harness.chaos.crash import make_shape
 from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
@@ -87,8 +88,11 @@ class ChaosResources:
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
-    """A scenario with its own course (client-crash), or None for inject/hold/clear."""
-    return make_shape(params) if name == "client-crash" else None
+    """A scenario with its own course (client-crash, the other client faults), or None for
+    inject/hold/clear."""
+    if name == "client-crash":
+        return make_shape(params)
+    return client_fault_shape(name, params)
 
 
 def companies_for(params: ScenarioParams) -> list[str]:
