@@ -196,6 +196,8 @@ def scenario_params(name: str, profile: str) -> ScenarioParams:
         return replace(base, outage_s=down, cycles=cycles, up_s=up)
     if info.name in _TEN_SECOND and base.profile != "smoke":
         return replace(base, outage_s=10.0)
+    if info.name == "deploy-overlap":  # two instances each serve every company at once
+        return replace(base, companies=base.companies // 2)
     return base
 
 

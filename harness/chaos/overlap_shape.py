@@ -127,9 +127,11 @@ class DeployOverlapShape:
                 notes.append(f"deploy-overlap: old instance's history {old_history.torn_tail}")
             window.params.update(overlap)
             notes.append(_summary(overlap))
+            # Status samples of the new instance only: the two stores' breakers are separate
+            # and merging their samples would make one flapping series (the RTO reads it).
             return ShapeOutcome(
                 target=target, started_at=old.running_at, cleared_at=cleared_at,
-                samples=old.rows + sampler.samples,
+                samples=sampler.samples,
                 workload={"old": (old.closed or {}).get("stats") or old.last.get("stats", {}),
                           "new": workload.stats(), "overlap": overlap},
                 history=History.merge(old_history, history), notes=notes)

@@ -57,10 +57,12 @@ Guarantees:
   cannot be fenced (counted as `unfenceable`, logged once; the store's own writes always
   know theirs).
 
-- Cancellation: a direct write whose caller is cancelled after its commit was sent is treated
-  as "unknown" (fenced, breaker tripped), like a timeout. A journaled write whose caller is
-  cancelled while it waits for the disk is still written and replayed. The journal's own steps
-  (group flush, compaction and its file swap) never stop half-way because a caller went away.
+- Cancellation: a direct write whose caller is cancelled after its commit was sent is
+  "unknown", like a timeout: its session is fenced before the company's next write reaches
+  PostgreSQL (if that fence cannot complete, the breaker opens and the write is journaled).
+  Other companies are not held up. A journaled write whose caller is cancelled while it waits
+  for the disk is still written and replayed. The journal's own steps (group flush, compaction
+  and its file swap) never stop half-way because a caller went away.
 - The journal's disk: the first failed write or fdatasync (ENOSPC, EIO, past
   `journal_sync_timeout_s`) fails every write queued behind it, cuts the file back to the last
   acknowledged record and refuses journal writes (outcome "failed") until the file has been
@@ -137,6 +139,9 @@ CONFLICTS_LOGGED = 10
 _MODES = {"closed": "normal", "open": "degraded", "half_open": "recovering"}
 _SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "authstate_resilient_source", default=None)
+# The company whose direct write this task is sending (tells a cancelled write's company).
+_WRITING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "authstate_resilient_writing", default=None)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -179,6 +184,10 @@ class ResilientAuthStore:
         self._clock_path = lock.path.parent / CLOCK_FILE
         self._fence = Fence(give_up_s=fence_give_up_s)
         self._fence_on = fence
+        self._fence_lock = asyncio.Lock()  # one fence attempt at a time
+        # Companies with a direct write cancelled after it was sent: their next write to
+        # PostgreSQL waits until the fence has ended that session (see `_abandoned_write`).
+        self._unfenced: set[str] = set()
         self._unfenceable_logged = False
         self._probe_base, self._probe_cap = probe_base_s, probe_cap_s
         self._probe_timeout = probe_timeout_s
@@ -408,7 +417,7 @@ class ResilientAuthStore:
                                           f"{self._probe_timeout} s, schema "
                                           f"{SCHEMA_TIMEOUT_S:g} s)")
                     continue
-                if not await self._run_fence() or self._fence.pending:
+                if not await self._run_fence():
                     continue  # stay open: nothing may write before the fence has completed
                 breaker.half_open("probe succeeded")
                 log.info("PostgreSQL answers again; replaying %d journaled writes",
@@ -447,7 +456,15 @@ class ResilientAuthStore:
 
     async def _run_fence(self) -> bool:
         """One bounded fence attempt (see `fence.py`); False (and why, in last_error) when it
-        must be tried again after the next probe."""
+        must be tried again after the next probe. True means nothing is left to fence."""
+        async with self._fence_lock:
+            done = await self._fence_once()
+            if done and not self._fence.pending:
+                self._unfenced.clear()
+                return True
+            return False
+
+    async def _fence_once(self) -> bool:
         fence = self._fence
         if not fence.pending:
             return True
@@ -559,14 +576,37 @@ class ResilientAuthStore:
 
     def _abandoned_write(self, backend_pid: int | None) -> None:
         """A caller cancelled a direct write after it was sent: it may still commit (outcome
-        unknown), exactly like a timed-out one. Fence its session and stay away from
-        PostgreSQL (writes journaled) until that is done."""
-        if self._fence_on:
-            self._fence.add(backend_pid, self._clock.now())
+        unknown), exactly like a timed-out one, so its session is fenced before any later
+        write of that company reaches PostgreSQL. Unlike a timeout this says nothing about
+        PostgreSQL's health, so only that company waits, at its next write (`_barrier`), and
+        the breaker opens only if the fence cannot be completed then. (Opening it store-wide
+        at every cancellation was measured: with an application cancelling 20 % of its calls,
+        100 companies, the store never stayed recovered for 5 s.) A cancelled write whose
+        company is unknown opens the breaker (the recovery fences before anything writes)."""
+        if not self._fence_on:
+            return
+        self._fence.add(backend_pid, self._clock.now())
+        company = _WRITING.get()
+        if company is not None:
+            self._unfenced.add(company)
+            return
         if self._breaker.trip("a write was cancelled after it was sent (outcome unknown)"):
             log.warning("a write was cancelled by its caller after it was sent; it may still "
                         "commit, so the store fences its session before writing again")
         self._start_recovery()
+
+    async def _barrier(self, company: str) -> bool:
+        """Before a direct write of `company`: fence its cancelled writes first. False (the
+        breaker then opens: the write is journaled, the recovery fences) when that failed."""
+        if company not in self._unfenced:
+            return True
+        if await self._run_fence():
+            return True
+        if self._breaker.trip(self._breaker.last_error or "fence: not completed"):
+            log.warning("a cancelled write's session could not be fenced at once; the store "
+                        "journals writes until it is (%s)", self._breaker.last_error)
+        self._start_recovery()
+        return False
 
     async def _journal_write(self, company: str, operation: str, direct_error: StoreError | None,
                              *, rows: list[Row] | None = None, creds: str | None = None) -> None:
@@ -689,7 +729,7 @@ class ResilientAuthStore:
             return
         async with self._key_locks.hold(company_id):
             written, direct_error = await self._try_direct(
-                self._overlay.has_keys(company_id),
+                company_id, self._overlay.has_keys(company_id),
                 lambda stamp: self._inner.write_prepared(company_id, prepared, stamp=stamp))
             if written:
                 self._wrote_keys(company_id, prepared)
@@ -702,15 +742,17 @@ class ResilientAuthStore:
             # No reader needs telling: the pending overlay, which reads apply last, has it.
             await self._journal_write(company_id, "writing keys", direct_error, rows=rows)
 
-    async def _try_direct(self, pending: bool, write: Callable[[float], Awaitable[object]]
+    async def _try_direct(self, company: str, pending: bool,
+                          write: Callable[[float], Awaitable[object]]
                           ) -> tuple[bool, StoreError | None]:
         """Write to PostgreSQL when the breaker allows it and nothing of the company waits in
         the journal (it must go behind). Returns (written, the retryable error that sends the
         write to the journal instead); a permanent error is raised, never journaled. `write`
         gets the send-time stamp (see `clock`): a straggler of this write is then older than
         anything acknowledged after it."""
-        if pending or self._breaker.state == OPEN:
+        if pending or self._breaker.state == OPEN or not await self._barrier(company):
             return False, None
+        writing = _WRITING.set(company)
         try:
             await write(self._clock.now())
         except StoreError as exc:
@@ -718,6 +760,8 @@ class ResilientAuthStore:
                 raise
             self._trip(exc)
             return False, exc
+        finally:
+            _WRITING.reset(writing)
         return True, None
 
     def _wrote_keys(self, company: str, prepared: PreparedKeyWrite) -> None:
@@ -751,12 +795,16 @@ class ResilientAuthStore:
         company_id = validate_company_id(company_id)
         async with self._key_locks.hold(company_id):
             self._require_online(company_id, "clearing keys", self._overlay.has_keys(company_id))
+            await self._require_fenced(company_id, "clearing keys")
+            writing = _WRITING.set(company_id)
             try:
                 count = await self._inner.clear_keys(company_id)
             except StoreError as exc:
                 if exc.retryable:
                     self._trip(exc)
                 raise
+            finally:
+                _WRITING.reset(writing)
             self._cleared(company_id)
             creds = self._cache.get(creds_key(company_id))
             self._cache.drop_company(company_id)
@@ -773,12 +821,16 @@ class ResilientAuthStore:
             self._require_online(company_id, "deleting company",
                                  self._overlay.has_keys(company_id)
                                  or self._overlay.has_creds(company_id))
+            await self._require_fenced(company_id, "deleting company")
+            writing = _WRITING.set(company_id)
             try:
                 await self._inner.delete_company(company_id)
             except StoreError as exc:
                 if exc.retryable:
                     self._trip(exc)
                 raise
+            finally:
+                _WRITING.reset(writing)
             self._cleared(company_id)
             self._cache.drop_company(company_id)
             self._cache.put(creds_key(company_id), None)
@@ -801,6 +853,10 @@ class ResilientAuthStore:
             raise
         _SOURCE.set("db")
         return sorted(set(stored) | self._overlay.company_ids())
+
+    async def _require_fenced(self, company: str, operation: str) -> None:
+        if not await self._barrier(company):
+            self._require_online(company, operation, True)
 
     def _cleared(self, company: str) -> None:
         """Keys (or all) of `company` are gone: reads in flight must not cache what they got."""
@@ -889,7 +945,7 @@ class ResilientAuthStore:
         company_id = validate_company_id(company_id)
         async with self._creds_locks.hold(company_id):
             written, direct_error = await self._try_direct(
-                self._overlay.has_creds(company_id),
+                company_id, self._overlay.has_creds(company_id),
                 lambda stamp: self._inner.write_creds_text(company_id, text, stamp=stamp))
             if written:
                 self._cache.put(creds_key(company_id), text)
