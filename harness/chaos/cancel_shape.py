@@ -35,7 +35,6 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.client_faults import deadline_of
 from harness.chaos.crash import watch_drain
 from harness.chaos.driver import Driver
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
@@ -104,7 +103,6 @@ class CancelShape:
         workload: Workload | None = None
         sampler = StatusSampler(target)
         try:
-            env.deadline_s = deadline_of(target)
             driver = CancellingDriver(target, ctx.history, seed=ctx.seed,
                                       phase=lambda: phase[0])
             workload = Workload(target, ctx.companies, ctx.history,

@@ -20,19 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.nemesis_api import DEFAULT_DEADLINE_S, ScenarioShape
-
-
-def deadline_of(target: Any) -> float:
-    """The target's operation deadline as it states it, else the reference store's default
-    (used for timing only: the judge never takes it from the target)."""
-    status = getattr(target, "status", None)
-    if callable(status):
-        with contextlib.suppress(Exception):
-            value = status().get("deadline_s")
-            if isinstance(value, (int, float)) and value > 0:
-                return float(value)
-    return DEFAULT_DEADLINE_S
+from harness.chaos.nemesis_api import ScenarioShape
 
 
 def mode_of(target: Any) -> str | None:

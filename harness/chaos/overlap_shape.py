@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.client_faults import deadline_of, mode_of
+from harness.chaos.client_faults import mode_of
 from harness.chaos.controlled_child import ControlledChild, SteeredWorkload
 from harness.chaos.crash import (
     CHILD_START_S,
@@ -69,6 +69,8 @@ class DeployOverlapShape:
         old = await ControlledChild.launch(ctx, cache_dir=old_cache, history=history_path,
                                            layout=layout_path, process_base=0,
                                            run_tag=f"old{ctx.seed}")
+        if ctx.observer is not None:  # the old instance's writes, watched as it records them
+            await ctx.observer.follow_file(history_path)
         target: Any = None
         workload: SteeredWorkload | None = None
         sampler: StatusSampler | None = None
@@ -83,8 +85,7 @@ class DeployOverlapShape:
             ctx.phase("hand-over", f"a new instance takes {len(new_half)} of the companies")
             target = await asyncio.wait_for(
                 ctx.target_spec.open(env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
-            env.deadline_s = deadline_of(target)
-            history = History()
+            history = ctx.history  # the runner's: its observer follows it already
             workload = SteeredWorkload(target, ctx.companies, history,
                                        config=WorkloadConfig(seed=ctx.seed + 1),
                                        run_tag=f"new{ctx.seed}",

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.client_faults import deadline_of, mode_of
+from harness.chaos.client_faults import mode_of
 from harness.chaos.controlled_child import ControlledChild
 from harness.chaos.crash import (
     CHILD_START_S,
@@ -59,6 +59,8 @@ class RestartDegradedShape:
         first = await ControlledChild.launch(ctx, cache_dir=ctx.cache_dir, history=history_path,
                                              layout=layout_path, process_base=0,
                                              run_tag=f"first{ctx.seed}")
+        if ctx.observer is not None:  # the first process's writes, watched as it records them
+            await ctx.observer.follow_file(history_path)
         target: Any = None
         workload: Workload | None = None
         sampler: StatusSampler | None = None
@@ -85,8 +87,7 @@ class RestartDegradedShape:
             restart["open_s"] = round(time.monotonic() - opened_at, 3)
             restart["mode_at_open"] = mode_of(target)  # reported, never judged
             restart["opened_before_heal_s"] = round(heal_at - time.monotonic(), 3)
-            env.deadline_s = deadline_of(target)
-            history = History()
+            history = ctx.history  # the runner's: its observer follows it already
             workload = Workload(target, ctx.companies, history,
                                 config=WorkloadConfig(seed=ctx.seed + 1),
                                 run_tag=f"second{ctx.seed}", process_base=PARENT_PROCESS_BASE)

@@ -29,7 +29,8 @@ from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
 console = make_console()
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
-         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow"}
+         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow",
+         "inconclusive": "yellow"}
 
 
 def _pytest_args(text: str | None) -> list[str]:

@@ -258,6 +258,8 @@ async def _judge(outcome: LoadOutcome, env: LoadEnv) -> None:
     from harness.metrics.checker import check
     from harness.metrics.history import History
     from harness.metrics.recovery import recovery, summarize
+    from harness.observe import refs_of_history
+    from harness.targets import resolve_target
 
     files = sorted((outcome.out_dir / "history").glob("history-*.jsonl"))
     if not files:
@@ -268,7 +270,11 @@ async def _judge(outcome: LoadOutcome, env: LoadEnv) -> None:
     ops = history.ops()
     outcome.history_ops = len(ops)
     companies = sorted({op.company for op in ops})
-    final = await final_read(env.admin_dsn, companies)
+    # the durable state as a reader from outside sees it: the harness's tables, or a fresh
+    # instance of the target when it keeps its own schema (harness.observe)
+    final = await final_read(env.admin_dsn, companies,
+                             target_spec=resolve_target(outcome.plan.target),
+                             work_dir=outcome.out_dir, refs_by_company=refs_of_history(history))
     result = check(history, final.final, final_meta=final.final_meta)
     outcome.check = result.summary(examples=3)
     if outcome.fault is not None and outcome.fault.timeline.windows:

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from harness.errors import ConfigError
 from harness.node_target import native
@@ -102,15 +102,19 @@ def call_timeout_s() -> float:
 
 
 def database_env(dsn: str) -> dict[str, str]:
-    """DATABASE_URL and the libpq variables (PGHOST...) node-postgres reads, from a URL DSN."""
+    """DATABASE_URL and the libpq variables (PGHOST...) node-postgres reads, from a URL DSN
+    (PGOPTIONS from its `options`: a durable reader's read-only sessions)."""
     env = {"DATABASE_URL": dsn}
     parts = urlsplit(dsn)
     if parts.scheme.startswith("postgres"):
+        options = dict(parse_qsl(parts.query)).get("options")
         for name, value in (("PGHOST", parts.hostname), ("PGPORT", parts.port),
                             ("PGUSER", parts.username), ("PGPASSWORD", parts.password),
                             ("PGDATABASE", parts.path.lstrip("/"))):
             if value:
                 env[name] = unquote(str(value))
+        if options:
+            env["PGOPTIONS"] = options
     return env
 
 

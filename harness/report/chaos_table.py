@@ -1,5 +1,8 @@
 """The RTO table: one row per chaos scenario run, as plain text cells.
 
+MTTD and RTO are the observed figures (the harness's observer and the callers' history); the
+store's own, from its `last_source()` and breaker, sit in a column of their own, never judged.
+
 Shared by report.md (Markdown, every cell escaped there) and the CLI's end summary (a rich
 table), so the two never disagree. Input is report.json's `chaos.scenarios` items; a key the
 scenario did not record shows as "—" rather than failing the whole report.
@@ -12,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO p50/p95/max s",
-          "first success p95 s", "acked", "lost", "stale", "indeterminate",
-          "availability reads/writes", "journal peak", "verdict"]
+          "store's own MTTD / RTO p95 s", "first success p95 s", "acked", "lost", "stale",
+          "indeterminate", "availability reads/writes", "journal peak", "verdict"]
 
 PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
 NEUTRAL_VERDICTS = frozenset({"skipped"})  # could not run here (e.g. no process control)
@@ -64,10 +67,24 @@ def anomaly_names(scenario: Mapping[str, Any]) -> list[str]:
 
 
 def verdict(scenario: Mapping[str, Any]) -> str:
-    """The scenario's verdict and, when there are any, its anomalies by name."""
+    """The scenario's verdict and, when there are any, its anomalies by name (inconclusive:
+    which precondition was not met)."""
     text = str(scenario.get("verdict") or "no verdict")
     names = anomaly_names(scenario)
-    return f"{text}: {', '.join(names)}" if names else text
+    if names:
+        return f"{text}: {', '.join(names)}"
+    precondition = scenario.get("precondition")
+    if text == "inconclusive" and isinstance(precondition, Mapping):
+        return f"inconclusive: {precondition.get('name')} not met"
+    return text
+
+
+def reported(scenario: Mapping[str, Any]) -> str:
+    """What the store says of itself (its last_source / breaker): shown, never judged."""
+    own = scenario.get("reported")
+    if not isinstance(own, Mapping):
+        return DASH
+    return f"{p95(own.get('mttd_s'))} / {p95(own.get('rto_s'))}"
 
 
 def verdict_passed(scenario: Mapping[str, Any]) -> bool:
@@ -80,6 +97,8 @@ def verdict_kind(scenario: Mapping[str, Any]) -> str:
         return "passed"
     if not anomaly_names(scenario) and str(scenario.get("verdict")) in NEUTRAL_VERDICTS:
         return "skipped"
+    if not anomaly_names(scenario) and scenario.get("verdict") == "inconclusive":
+        return "inconclusive"
     return "failed"
 
 
@@ -96,7 +115,7 @@ def row(scenario: Mapping[str, Any]) -> list[str]:
     return [
         str(scenario.get("name") or DASH), target(scenario),
         f"{count(scenario.get('companies'))} × {count(scenario.get('repetitions'))}",
-        spread(scenario.get("mttd_s")), spread(scenario.get("rto_s")),
+        spread(scenario.get("mttd_s")), spread(scenario.get("rto_s")), reported(scenario),
         p95(scenario.get("time_to_first_success_s")),
         count(scenario.get("acked_writes")), count(scenario.get("lost_writes")),
         count(scenario.get("stale_reads")), count(scenario.get("indeterminate_writes")),
@@ -148,8 +167,17 @@ def notes(scenario: Mapping[str, Any]) -> str:
                      "(its own crash recovery; RTO counts from then)")
     mttd_bound = _number(fault.get("mttd_threshold_s"))
     if mttd_bound is not None:
-        parts.append(f"MTTD bound {mttd_bound:g} s (the operation deadline + 0.2 s: the fault "
+        parts.append(f"MTTD bound {mttd_bound:g} s (the harness's deadline + 0.2 s: the fault "
                      "makes calls wait, not fail)")
+    if _number(scenario.get("masked")):
+        parts.append(f"{count(scenario['masked'])} company-window(s) masked the fault (callers "
+                     "never saw it; recovered): not a missed detection")
+    observer = scenario.get("observer")
+    if isinstance(observer, Mapping) and observer.get("mode"):
+        parts.append(f"observer: {observer['mode']} reads every "
+                     f"{_number(observer.get('interval_s')) or 0:g} s "
+                     f"(round p50 {seconds((_number(observer.get('round_ms_p50')) or 0) / 1000)}"
+                     " s)")
     journal = scenario.get("journal")
     if isinstance(journal, Mapping) and _number(journal.get("replay_rate")) is not None:
         parts.append(f"journal replay {_number(journal['replay_rate']):.0f} rows/s")

@@ -14,7 +14,7 @@ from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
         "interrupted": "⏹️", "not applicable": "➖"}
-VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
+VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌", "inconclusive": "❔"}
 
 
 def _n(count: int, word: str) -> str:
@@ -133,10 +133,14 @@ def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
     if not scenarios:
         return []
     out = ["## Chaos: detection and recovery per scenario", "",
-           "MTTD: fault injected → first failed operation or breaker open. RTO: fault cleared "
-           "(for process faults: PostgreSQL accepting connections again) → the company's "
-           "journal drained, breaker closed and a new write in PostgreSQL. Over companies × "
-           "repetitions. Contrast rows run the plain store for comparison and are not gated.",
+           "Observed from outside the store. MTTD: fault injected → the company's first call "
+           "that failed, ran past the harness's deadline or was answered without the "
+           "database. RTO: fault cleared (for process faults: PostgreSQL accepting connections "
+           "again) → every write the company had acknowledged, and a new one, read back from "
+           "PostgreSQL by the observer. Over companies × repetitions. The store's own figures "
+           "(its last_source and breaker) are shown beside, never judged. Inconclusive: the "
+           "fault never met its precondition, so it proved nothing. Contrast rows run the "
+           "plain store for comparison and are not gated.",
            ""]
     rows = []
     for scenario in scenarios:

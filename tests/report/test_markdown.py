@@ -55,6 +55,7 @@ def _scenario(**overrides: object) -> dict:  # type: ignore[type-arg]
         "name": "sever", "target": "resilient", "companies": 100, "repetitions": 1,
         "mttd_s": {"p50": 0.0123, "p95": 0.21, "max": 0.4},
         "rto_s": {"p50": 0.3, "p95": 0.61, "max": 0.9},
+        "reported": {"mttd_s": {"p95": 0.05}, "rto_s": {"p95": 0.11}},
         "time_to_first_success_s": {"p50": 0.1, "p95": 0.25, "max": 0.3},
         "acked_writes": 5400, "lost_writes": 0, "stale_reads": 0, "indeterminate_writes": 3,
         "anomalies": {}, "verdict": "passed", "availability": {"reads": 1.0, "writes": 0.985},
@@ -79,12 +80,14 @@ def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() 
     section = text[text.index("## Chaos"):text.index("## Environment")]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = lines[0]
-    for column in ("MTTD p50/p95/max s", "RTO p50/p95/max s", "first success p95 s",
+    for column in ("MTTD p50/p95/max s", "RTO p50/p95/max s", "store's own MTTD / RTO p95 s",
+                   "first success p95 s",
                    "acked", "lost", "stale", "indeterminate", "availability reads/writes",
                    "journal peak", "verdict", "companies × reps"):
         assert column in header
     assert ("| sever | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | 0.300 / 0.610 / 0.900 "
-            "| 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |") in section
+            "| 0.050 / 0.110 | 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |"
+            ) in section
     assert "| reference\\|plain (contrast, not gated) |" in section  # `|` escaped
     assert "❌ failed: stale-read ×2 |" in section  # anomalies by name; zero counts left out
     assert "| pg-kill | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | — |" in section
@@ -137,3 +140,12 @@ def test_not_applicable_gates_are_listed_but_not_counted() -> None:
     text = render(_report(run=run, results={"checks": checks}))
     assert "All 1 check passed. (1 check not applicable: its suite did not run.)" in text
     assert "| ➖ | gate chaos-rto-p95-max-s | the chaos suite did not run |" in text
+
+
+def test_an_inconclusive_scenario_names_its_unmet_precondition() -> None:
+    scenario = _scenario(verdict="inconclusive", reason="precondition path-down not met in "
+                         "repetition 1 after 3 attempt(s): probe never saw the path down",
+                         precondition={"name": "path-down", "met": False, "detail": "0/12"})
+    section = render(_report(chaos={"scenarios": [scenario]}))
+    assert "inconclusive: path-down not met" in section
+    assert "probe never saw the path down" in section

@@ -133,6 +133,9 @@ PROBE_TIMEOUT_S = 0.5
 # would cut every attempt short while a transaction holds the table (degraded for as long).
 SCHEMA_TIMEOUT_S = 15.0
 CLOCK_FILE = "clock.json"
+SNAPSHOT_CREDS = "SELECT creds::text FROM whatsapp_auth WHERE company_id = $1"
+SNAPSHOT_KEYS = ("SELECT key_type, key_id, value::text FROM whatsapp_keys "
+                 "WHERE company_id = $1")
 REPLAY_BATCH_ROWS = 5000
 CONFLICTS_LOGGED = 10
 
@@ -345,6 +348,30 @@ class ResilientAuthStore:
         """Where the current task's last operation was served from: "db", "cache" or
         "journal" (a write journaled, or a read answered from pending writes); None if none."""
         return _SOURCE.get()
+
+    async def snapshot(self, company_id: str) -> dict[str, Any]:
+        """What PostgreSQL holds for the company, read directly: no cache, no journal, whatever
+        the breaker says (`{"creds": dict | None, "keys": {type: {id: value}}}`). For whoever
+        judges durability from outside (the chaos observer's snapshot mode): a fresh instance
+        on a read-only session never leaves "degraded" (its probe wants a writable server), so
+        its ordinary reads would not reach PostgreSQL. Raises `StoreError` when PostgreSQL does
+        not answer."""
+        company_id = validate_company_id(company_id)
+        started = monotonic()
+        lease = self._inner.connection()
+        try:
+            async with asyncio.timeout(self._inner.operation_deadline):
+                async with lease as conn:
+                    creds = await conn.fetchval(SNAPSHOT_CREDS, company_id)
+                    rows = await conn.fetch(SNAPSHOT_KEYS, company_id)
+        except DB_ERRORS as exc:
+            raise classify(exc, operation="reading a snapshot", company_id=company_id,
+                           sent=False, waited_s=monotonic() - started,
+                           backend_pid=lease.backend_pid, connection_lost=lease.lost) from exc
+        keys: dict[str, dict[str, Any]] = {}
+        for key_type, key_id, text in rows:
+            keys.setdefault(key_type, {})[key_id] = codec.loads(text)
+        return {"creds": None if creds is None else codec.loads(creds), "keys": keys}
 
     @property
     def inner(self) -> PostgresAuthStore:

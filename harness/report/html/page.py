@@ -134,14 +134,18 @@ def _chaos(report: Mapping[str, Any]) -> str:
     if not scenarios:
         return ""
     out = ["<h2>Chaos: detection and recovery</h2>",
-           "<p>MTTD: fault injected → first failed operation or breaker open. RTO: fault "
-           "cleared (process faults: PostgreSQL accepting connections again) → journal "
-           "drained, breaker closed and a new write in PostgreSQL; over companies × "
-           "repetitions. Contrast rows run the plain store and are not gated.</p>"]
+           "<p>Observed from outside the store. MTTD: fault injected → the company's first "
+           "call that failed, ran past the harness's deadline or was answered without the "
+           "database. RTO: fault cleared (process faults: PostgreSQL accepting connections "
+           "again) → every write the company had acknowledged, and a new one, read back from "
+           "PostgreSQL by the observer; over companies × repetitions. The store's own figures "
+           "(its last_source and breaker) are shown beside, never judged. Inconclusive: the "
+           "fault never did what the scenario needs (its precondition), so it proved nothing. "
+           "Contrast rows run the plain store and are not gated.</p>"]
     rows = [[t(c) for c in chaos_table.row(s)] for s in scenarios]
     for row, s in zip(rows, scenarios, strict=True):
         row[-1] = f'<span class="st-{chaos_table.verdict_kind(s)}">{row[-1]}</span>'
-    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 11},
+    out.append(_table(chaos_table.HEADER, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10, 12},
                       cls="compact"))
     for what, title in (("rto", "RTO p95 per scenario against its gate"),
                         ("mttd", "MTTD p95 per scenario against its bound")):

@@ -16,7 +16,7 @@ th,td{border-bottom:1px solid var(--line);padding:3px 6px;text-align:left;vertic
 th{background:#f3f4f6}table.compact{font-size:11px}table.compact td,table.compact th{
 padding:2px 3px}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .st-passed,.st-met{color:var(--ok)}.st-failed,.st-missed,.st-error{color:var(--bad);font-weight:600}
-.st-not-measured{color:var(--warn);font-weight:600}.st-not-applicable,.st-skipped{color:var(--mut)}
+.st-not-measured,.st-inconclusive{color:var(--warn);font-weight:600}.st-not-applicable,.st-skipped{color:var(--mut)}
 .muted{color:var(--mut)}pre{white-space:pre-wrap;background:#f9fafb;border:1px solid var(--line);
 padding:6px;font-size:12px;max-height:320px;overflow:auto}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 12px;margin:14px 0;
