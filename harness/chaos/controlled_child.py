@@ -15,7 +15,8 @@ stdin, one JSON object per line:
     {"cmd": "close"}
         stop the workload (each company finishes its message), then close the target as an
         application shutting down gracefully does. Answered with {"event": "closed",
-        "close_s", "journal_depth"}; then the process exits 0.
+        "close_s", "journal_depth", "error"} (error: how close() failed, else null); then the
+        process exits 0.
 
 End of stdin (the parent died or let go) ends the process at once (exit 3), as for `child`.
 
@@ -163,10 +164,14 @@ async def run(args: argparse.Namespace) -> int:
     reporter.cancel()
     depth = status_row(target)["journal_depth"]
     started = time.monotonic()
-    await asyncio.wait_for(target.close(), CLOSE_TARGET_S)
+    error = None
+    try:  # a close that fails or hangs is the target's doing: said, not a harness failure
+        await asyncio.wait_for(target.close(), CLOSE_TARGET_S)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
     history.close()
     _emit({"event": "closed", "t": time.monotonic(), "close_s": time.monotonic() - started,
-           "journal_depth": depth, "stats": workload.stats()})
+           "journal_depth": depth, "stats": workload.stats(), "error": error})
     return 0
 
 

@@ -119,6 +119,9 @@ class DeployOverlapShape:
             overlap["old_close_s"] = round(float(closed.get("close_s") or 0.0), 3)
             overlap["old_journal_depth_at_close"] = closed.get("journal_depth")
             overlap["old_exit"] = old.proc.returncode
+            if closed.get("error"):
+                notes.append(f"deploy-overlap: the old instance's close() failed: "
+                             f"{closed['error']}")
             await asyncio.sleep(min(1.0, params.recovery_s))
             await workload.stop()
             await sampler.stop()

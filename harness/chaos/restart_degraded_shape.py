@@ -80,6 +80,8 @@ class RestartDegradedShape:
             restart["first_journal_depth_at_close"] = closed.get("journal_depth")
             restart["first_close_s"] = round(float(closed.get("close_s") or 0.0), 3)
             restart["first_exit"] = first.proc.returncode
+            if closed.get("error"):
+                restart["first_close_error"] = closed["error"]
 
             opened_at = time.monotonic()
             target = await asyncio.wait_for(
@@ -120,6 +122,9 @@ class RestartDegradedShape:
 
             first_history = History.read_jsonl(history_path)
             notes = [_summary(restart)]
+            if restart.get("first_close_error"):
+                notes.append(f"restart-degraded: the first process's close() failed: "
+                             f"{restart['first_close_error']}")
             if first_history.torn_tail:
                 notes.append(f"restart-degraded: first process history "
                              f"{first_history.torn_tail}")
