@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ class ObserverCore:
         self.probes: list[Probe] = []
         self.probe = None if probe_dsn is None else PathProbe(probe_dsn, self.probes)
         self._files: list[_FileFeed] = []
+        self._dirs: list[tuple[Path, str]] = []
         self._writes: dict[tuple[int, int], _Write] = {}
         self._keys: dict[StateKey, _KeyWatch] = {}
         self._stuck: set[tuple[int, int]] = set()
@@ -170,7 +172,13 @@ class ObserverCore:
         self._lock = asyncio.Lock()  # one round at a time: the background loop, `round` asks
 
     def follow_file(self, path: Path) -> None:
-        self._files.append(_FileFeed(path))
+        if all(feed.path != path for feed in self._files):
+            self._files.append(_FileFeed(path))
+
+    def follow_dir(self, path: Path, pattern: str) -> None:
+        """Follow every file matching `pattern` in `path`, those created later too (the
+        history files of processes that start while the run goes on: Locust's workers)."""
+        self._dirs.append((path, pattern))
 
     def watch_group(self, name: str, company: str, values: Mapping[KeyRef, str | None],
                     op: int | None = None) -> None:
@@ -261,6 +269,9 @@ class ObserverCore:
             group.samples.append(GroupSample(start, end, applied, len(group.values)))
 
     def _ingest(self) -> None:
+        for path, pattern in self._dirs:
+            for found in sorted(path.glob(pattern)):
+                self.follow_file(found)
         for source, feed in enumerate(self._files):
             for event in feed.events():
                 self._event(source, event)
@@ -433,6 +444,10 @@ class Observer:
     async def follow_file(self, path: Path) -> None:
         await self._call("follow", path=str(path))
 
+    async def follow_dir(self, path: Path, pattern: str) -> None:
+        """Follow every history file matching `pattern` in `path`, later ones too."""
+        await self._call("follow-dir", path=str(path), pattern=pattern)
+
     async def watch_group(self, name: str, company: str, values: Mapping[KeyRef, str | None],
                           op: int | None = None) -> None:
         """Read these keys together every 50 ms from now on: a torn multi-key write shows."""
@@ -486,3 +501,26 @@ class Observer:
 
 class ObserverFailed(HarnessError):
     """The observer process failed: the harness cannot judge this run (its own failure)."""
+
+
+class ObserverThread:
+    """An `Observer` for synchronous code (the load runner): its own event loop on a thread of
+    its own, every method a blocking call into it."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer = observer
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="observer-client",
+                                        daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Awaitable[Any], timeout_s: float = 180.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def close(self) -> None:
+        try:
+            self.call(self.observer.close(), 30.0)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10.0)
+            self._loop.close()

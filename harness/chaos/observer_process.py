@@ -2,7 +2,8 @@
 `harness.chaos.observer.Observer`, never by hand).
 
 Reads JSON commands on stdin, one per line, and answers each on stdout with its `id`:
-`hello {interval_s}`, `follow {path}` (a history file to tail), `group {name, company, op,
+`hello {interval_s}`, `follow {path}` (a history file to tail), `follow-dir {path, pattern}`
+(every history file matching, those created later too), `group {name, company, op,
 values}`, `start` (observe in the background), `round` (one round now), `waiting` (how many
 acknowledged writes are not yet seen durable), `stop {path}` (a last round, everything seen
 written to `path` as JSON). The database DSN and the target's spec come in the environment
@@ -69,6 +70,8 @@ async def _serve() -> None:
                     assert core is not None, "hello first"
                     if command == "follow":
                         core.follow_file(Path(request["path"]))
+                    elif command == "follow-dir":
+                        core.follow_dir(Path(request["path"]), str(request["pattern"]))
                     elif command == "group":
                         core.watch_group(request["name"], request["company"],
                                          {(t, i): d for t, i, d in request["values"]},

@@ -15,12 +15,44 @@ from collections.abc import Mapping
 from typing import Any
 
 HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO p50/p95/max s",
-          "store's own MTTD / RTO p95 s", "first success p95 s", "acked", "lost", "stale",
-          "indeterminate", "availability reads/writes", "journal peak", "verdict"]
+          "store's own MTTD / RTO p95 s", "first success p95 s", "acked writes",
+          "lost writes", "stale reads", "indeterminate writes",
+          "availability reads/writes", "journal peak", "verdict"]
 
 PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
 NEUTRAL_VERDICTS = frozenset({"skipped"})  # could not run here (e.g. no process control)
+# the fault never met its precondition, or the figures could not decide: neither passed nor a
+# finding about the store
+UNDECIDED_VERDICTS = frozenset({"inconclusive", "undecided"})
 DASH = "—"
+
+# What one count of each anomaly is (harness/metrics/checker.py): the verdict's numbers count
+# keys or key reads, the table's columns count calls, so the two must never share a word.
+ANOMALY_UNITS = {"lost": ("key", "keys"), "resurrected": ("key", "keys"),
+                 "stale-read": ("key read", "key reads"),
+                 "unexpected": ("key value", "key values"),
+                 "creds-reset": ("creds read", "creds reads"),
+                 "torn": ("write", "writes"), "torn-write": ("write", "writes"),
+                 "late-write": ("write", "writes"), "hang": ("call", "calls")}
+OCCURRENCES = ("occurrence", "occurrences")
+
+DEFINITIONS = ("Observed from outside the store, over companies × repetitions. MTTD: fault "
+               "injected → the company's first call that failed, ran past the harness's "
+               "deadline or was answered without the database. RTO: fault cleared (process "
+               "faults: PostgreSQL accepting connections again) → every write the company had "
+               "acknowledged, and a new one, read back from PostgreSQL by the observer. The "
+               "store's own figures (its last_source and breaker) are shown beside, never "
+               "judged. Inconclusive: the fault never met its precondition, so it proved "
+               "nothing. Contrast rows run the plain store for comparison and are not gated.")
+
+LEGEND = ("Counts: acked writes, lost writes and indeterminate writes are write calls (one call "
+          "can carry many keys; indeterminate: the caller never learned whether it applied, so "
+          "neither lost nor safe); stale reads are read calls that returned at least one "
+          "superseded value. The verdict names each anomaly with its own unit: lost and "
+          "resurrected count keys, stale-read counts keys read stale (one read call can return "
+          "several), torn and late-write count write calls, hang counts calls, others count "
+          "occurrences -- so its numbers are "
+          "not the columns' numbers.")
 
 
 def _number(value: Any) -> float | None:
@@ -60,10 +92,17 @@ def count(value: Any) -> str:
 
 
 def anomaly_names(scenario: Mapping[str, Any]) -> list[str]:
+    """Each anomaly found, with its count in its own unit: "lost (1430 keys)"."""
     anomalies = scenario.get("anomalies")
     if not isinstance(anomalies, Mapping):
         return []
-    return [f"{name} ×{n}" for name, n in sorted(anomalies.items()) if _number(n)]
+    out = []
+    for name, n in sorted(anomalies.items()):
+        value = _number(n)
+        if value:
+            one, many = ANOMALY_UNITS.get(str(name), OCCURRENCES)
+            out.append(f"{name} ({value:g} {one if value == 1 else many})")
+    return out
 
 
 def verdict(scenario: Mapping[str, Any]) -> str:
@@ -92,12 +131,12 @@ def verdict_passed(scenario: Mapping[str, Any]) -> bool:
 
 
 def verdict_kind(scenario: Mapping[str, Any]) -> str:
-    """"passed", "skipped" or "failed": how to colour the verdict."""
+    """"passed", "skipped", "inconclusive" or "failed": how to colour the verdict."""
     if verdict_passed(scenario):
         return "passed"
     if not anomaly_names(scenario) and str(scenario.get("verdict")) in NEUTRAL_VERDICTS:
         return "skipped"
-    if not anomaly_names(scenario) and scenario.get("verdict") == "inconclusive":
+    if not anomaly_names(scenario) and str(scenario.get("verdict")) in UNDECIDED_VERDICTS:
         return "inconclusive"
     return "failed"
 
@@ -189,8 +228,9 @@ def notes(scenario: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-COMPACT_HEADER = ["scenario", "target", "MTTD p95 s", "RTO p95 s", "acked", "lost", "stale",
-                  "indet.", "avail. r/w", "verdict"]
+COMPACT_HEADER = ["scenario", "target", "MTTD\np95 s", "RTO\np95 s", "acked\nwrites",
+                  "lost\nwrites", "stale\nreads", "indet.\nwrites", "avail.\nr/w %",
+                  "verdict"]  # two-line headers keep the terminal's table narrow
 
 
 def compact_row(scenario: Mapping[str, Any]) -> list[str]:
@@ -204,6 +244,6 @@ def compact_row(scenario: Mapping[str, Any]) -> list[str]:
         p95(scenario.get("rto_s")), count(scenario.get("acked_writes")),
         count(scenario.get("lost_writes")), count(scenario.get("stale_reads")),
         count(scenario.get("indeterminate_writes")),
-        "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares) + " %",
+        "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares),
         verdict(scenario),
     ]
