@@ -41,6 +41,8 @@ OTHER_PROGRAMS = frozenset({
 # Shell words that start or join commands, dropped before the program is looked at.
 SHELL_KEYWORDS = frozenset({"if", "then", "else", "elif", "do", "!", "time"})
 SHELL_ENDS = frozenset({"fi", "done"})
+# Words that start a command line but name no program the docs may show: `harness run ...`.
+COMMAND_LOOKALIKES = frozenset({"harness", "$"})
 PYTHONS = frozenset({"python", "python3", ".venv/bin/python", ".venv/bin/python3"})
 HARNESS_SCRIPTS = frozenset({"authstate-harness", ".venv/bin/authstate-harness"})
 HARNESS_MODULE = "harness module"  # Command.program of `python -m harness.x ...`
@@ -292,6 +294,13 @@ def find_all() -> Found:
                     found.commands += shell_commands(f"{name}:{block.line + 1 + offset}",
                                                      "yaml", line)
             elif block.lang in SYNOPSIS_LANGS:
+                for offset, line in enumerate(block.lines):
+                    words = line.split()
+                    checked = harness_argv(words) is not None or harness_module(words)
+                    if words and not checked and (words[0] in COMMAND_LOOKALIKES or
+                                                  words[0] in OTHER_PROGRAMS):
+                        found.misplaced.append(f"{at}+{offset + 1} ({block.lang or 'no language'}"
+                                               f"): {line.strip()}")
                 for offset, _words, text in synopsis_groups(block.lines):
                     found.synopses.append((f"{name}:{block.line + 1 + offset}", text))
                 for offset, line in enumerate(block.lines):

@@ -70,8 +70,8 @@ def test_the_docs_show_harness_commands_and_nothing_unknown() -> None:
     unknown = [f"{c.where}: {c.program!r} in {c.text!r}" for c in FOUND.commands
                if c.program not in ("harness", HARNESS_MODULE, *OTHER_PROGRAMS)]
     assert not unknown, "programs neither harness nor on OTHER_PROGRAMS:\n" + "\n".join(unknown)
-    assert not FOUND.misplaced, ("harness commands in blocks nobody checks (use ```sh or "
-                                 "```text):\n" + "\n".join(FOUND.misplaced))
+    assert not FOUND.misplaced, ("commands in blocks nobody checks (put command lines in ```sh "
+                                 "and synopses in ```text):\n" + "\n".join(FOUND.misplaced))
     assert len(HARNESS) >= 20 and len(FOUND.synopses) >= 10, "the extractor found too little"
     assert {"README.md"} <= {c.where.split(":")[0] for c in HARNESS}
 
