@@ -10,7 +10,7 @@ are. Messages are cut short and never carry values: key refs only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.authstate.errors import Outcome, StoreError, StoreTimeout
 from harness.errors import ConfigError, HarnessError
@@ -41,6 +41,16 @@ class NodeSidecarCrashed(HarnessError):
         super().__init__(message, hint=hint)
         self.returncode = returncode
         self.output_tail = output_tail
+
+
+class NodeStoreCrashed(NodeSidecarCrashed):
+    """The module crashed its process after it was loaded (an unhandled 'error' event or
+    rejection, process.exit): what the store did, so a verdict (anomaly `crash`, with the
+    module's last output), not a failure of the harness. A module that cannot even be imported
+    stays a plain NodeSidecarCrashed: a bad target spec."""
+
+    from_target: ClassVar[bool] = True
+    anomaly: ClassVar[str] = "crash"
 
 
 class NodeStoreError(StoreError):

@@ -32,7 +32,12 @@ from typing import Any, TypeVar
 
 from harness.authstate import codec
 from harness.node_target import native
-from harness.node_target.errors import NodeCallTimeout, NodeSidecarCrashed, module_error
+from harness.node_target.errors import (
+    NodeCallTimeout,
+    NodeSidecarCrashed,
+    NodeStoreCrashed,
+    module_error,
+)
 
 log = logging.getLogger("harness.node_target")
 T = TypeVar("T")
@@ -322,8 +327,8 @@ class Sidecar:
                 f"{self._tail_text()}", hint="fix the module so that node can import it",
                 returncode=code, output_tail="\n".join(self._tail))
         else:
-            crash = NodeSidecarCrashed(
-                f"{self.label}: the Node sidecar exited unexpectedly (exit code {code})"
+            crash = NodeStoreCrashed(
+                f"{self.label}: crash: the Node sidecar exited unexpectedly (exit code {code})"
                 f"{self._tail_text()}",
                 hint="the module crashed its process (an unhandled 'error' event or rejection?);"
                      " its output is above", returncode=code, output_tail="\n".join(self._tail))

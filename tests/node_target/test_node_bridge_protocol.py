@@ -10,10 +10,12 @@ import pytest
 from node_bridge_support import MODULES, OpenProbe
 
 from harness.chaos.driver import Driver
+from harness.errors import is_harness_failure
 from harness.metrics.history import History
 from harness.node_target.errors import (
     NodeCallTimeout,
     NodeSidecarCrashed,
+    NodeStoreCrashed,
     NodeStoreError,
     NodeStoreTypeError,
 )
@@ -108,13 +110,17 @@ async def test_a_hung_call_is_bounded_and_unknown(open_probe: OpenProbe,
     await other.keys.set({"session": {"a.0": {"x": 1}}})
 
 
-async def test_a_crashed_sidecar_is_a_harness_error_with_the_module_output(
+async def test_a_crashed_sidecar_is_a_verdict_about_the_store_with_the_module_output(
         open_probe: OpenProbe) -> None:
+    """The module crashed its own process: a finding about the store (anomaly `crash`, exit 1
+    in a run), not the harness failing; a module that cannot be imported stays a bad spec."""
     target = await open_probe()
     state = await target.load("crash")
-    with pytest.raises(NodeSidecarCrashed) as err:
+    with pytest.raises(NodeStoreCrashed) as err:
         await state.keys.set({"session": {"a.0": {"x": 1}}})
-    assert err.value.exit_code == 2 and err.value.returncode == 7
+    assert err.value.returncode == 7 and err.value.anomaly == "crash"
+    assert err.value.from_target and not is_harness_failure(err.value)
+    assert "crash: the Node sidecar exited unexpectedly" in err.value.message
     assert "about to die" in err.value.message
     with pytest.raises(NodeSidecarCrashed):  # later calls fail at once, they do not hang
         await target.load("acme")
@@ -133,8 +139,9 @@ async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
 
 
 async def test_a_module_that_fails_to_import_is_reported_at_open(open_probe: OpenProbe) -> None:
-    with pytest.raises(NodeSidecarCrashed, match="cannot be imported"):
+    with pytest.raises(NodeSidecarCrashed, match="cannot be imported") as err:
         await open_probe(MODULES / "broken_import.mjs")
+    assert is_harness_failure(err.value), "a module that cannot be loaded is a bad target spec"
 
 
 async def test_a_missing_export_names_the_functions_there_are(open_probe: OpenProbe) -> None:
