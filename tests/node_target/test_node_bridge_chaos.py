@@ -96,8 +96,10 @@ def test_cli_run_whose_node_store_crashes_is_a_verdict_exit_1(tmp_path: Path) ->
     proc = _run_sever_cli(CRASHING, out)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-4000:]
-    assert "crash" in output, output[-4000:]
-    assert "--- module output (last lines) ---" in output, output[-4000:]  # the module's stderr
+    assert "NodeStoreCrashed" in output and "crash: the Node sidecar exited" in output, \
+        output[-4000:]
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["status"] == "failed" and report["run"]["error"] is None
-    assert not re.search(r"secretKey: \d", (out / "report.md").read_text())
+    markdown = (out / "report.md").read_text()
+    assert "--- module output (last lines) ---" in markdown, markdown  # the module's stderr
+    assert not re.search(r"secretKey: \d", markdown)
