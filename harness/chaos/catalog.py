@@ -21,8 +21,9 @@ from harness.errors import ConfigError
 CHAOS_PROFILES: tuple[str, ...] = ("smoke", "quick", "ci", "thorough", "predeploy")
 DEFAULT_PROFILE = "smoke"
 
-FaultLayer = Literal["network", "process", "sql", "client"]
+FaultLayer = Literal["network", "process", "sql", "client", "disk"]
 MttdBound = Literal["gate", "deadline"]
+PreconditionName = Literal["path-down", "terminated", "write-in-flight", "unsynced-at-crash"]
 
 _ALL = frozenset(CHAOS_PROFILES)
 _NOT_QUICK = frozenset({"smoke", "ci", "thorough"})
@@ -39,31 +40,39 @@ class ScenarioInfo:
     needs_process_control: bool  # stops/kills the PostgreSQL server process
     layer: FaultLayer
     # "deadline": the fault makes the client wait rather than fail (black hole, latency), so
-    # detection is bounded by the target's operation deadline + 0.2 s, not by the MTTD gate.
+    # detection is bounded by the harness's deadline (gate chaos-deadline-max-s) + 0.2 s, not
+    # by the MTTD gate. Never by the target's own deadline: the store does not set its bound.
     mttd_bound: MttdBound = "gate"
     needs_role: bool = False  # acts on the target's own LOGIN role (53300 / 25006)
     # The RTO gate is a claim about a 10 s outage; after a much longer one the replay of its
     # journal dominates, so that RTO is reported (with the replay rate) but not gated.
     rto_gated: bool = True
+    # What must have happened for the scenario to prove anything (harness/chaos/
+    # preconditions.py); unmet after its retries, the verdict is "inconclusive".
+    precondition: PreconditionName = "path-down"
+    felt: bool = True  # at least a few calls must notice the fault (not: it may be masked)
+    # The fault cuts the database path: a call invoked once it took effect and answered ok
+    # before the clear was not served by PostgreSQL (the observer counts it as detection).
+    cuts_path: bool = False
 
 
 SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
     ScenarioInfo(
         "sever", "the proxy refuses new connections and closes open ones: PostgreSQL is gone",
         "reads are served from cache, acked writes survive in the journal and are replayed; "
-        "RTO after a 10 s outage", _ALL, False, "network"),
+        "RTO after a 10 s outage", _ALL, False, "network", cuts_path=True),
     ScenarioInfo(
         "blackhole", "connections are accepted but no byte flows either way (a hung network)",
-        "no call hangs past the operation deadline; detection within deadline + 0.2 s",
-        _ALL, False, "network", mttd_bound="deadline"),
+        "no call hangs past the harness's deadline; detection within it + 0.2 s",
+        _ALL, False, "network", mttd_bound="deadline", cuts_path=True),
     ScenarioInfo(
         "latency-spike", "every response is delayed beyond the operation deadline, then not",
         "slow is treated as down: bounded waits, then a clean return to the database",
-        _NOT_QUICK, False, "network", mttd_bound="deadline"),
+        _NOT_QUICK, False, "network", mttd_bound="deadline", cuts_path=True),
     ScenarioInfo(
         "reset-mid-write", "TCP RST on every connection while an 812-pre-key write is in flight",
         "a large keys.set is atomic: all of it or none of it lands, never a torn write",
-        _NOT_QUICK, False, "network"),
+        _NOT_QUICK, False, "network", precondition="write-in-flight"),
     ScenarioInfo(
         "limit-data", "connections are closed after a few KB: responses are cut mid-stream",
         "a truncated result is an error, never a partial read or a silent success",
@@ -75,23 +84,23 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
     ScenarioInfo(
         "flap", "the connection is severed and restored at least 5 times in a row",
         "breaker and replay survive repeated transitions without losing or reordering writes",
-        _NOT_QUICK, False, "network"),
+        _NOT_QUICK, False, "network", cuts_path=True),
     ScenarioInfo(
         "pg-kill", "SIGKILL of the postmaster, then a restart with crash recovery (57P03)",
         "a crashed server and its recovery are survived; RTO counted from when it accepts "
-        "connections again", _NOT_QUICK, True, "process"),
+        "connections again", _NOT_QUICK, True, "process", cuts_path=True),
     ScenarioInfo(
         "pg-restart", "fast shutdown (57P01 on every session), then a start",
         "a routine restart is ridden through from cache and journal",
-        _ALL, True, "process"),
+        _ALL, True, "process", cuts_path=True),
     ScenarioInfo(
         "terminate-backends", "pg_terminate_backend on every connection of the target (57P01)",
         "dead pooled connections are replaced, not reused; no write is lost",
-        _NOT_QUICK, False, "sql", needs_role=True),
+        _NOT_QUICK, False, "sql", needs_role=True, precondition="terminated", felt=False),
     ScenarioInfo(
         "connection-exhaustion", "the target's role may open no connection (53300)",
         "refused connections are an outage, not a permanent error",
-        _NOT_QUICK, False, "sql", needs_role=True),
+        _NOT_QUICK, False, "sql", needs_role=True, cuts_path=True),
     ScenarioInfo(
         "read-only", "the target's role gets read-only transactions (25006 on writes)",
         "writes that PostgreSQL refuses are journaled while reads still work",
@@ -100,11 +109,11 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
         "client-crash", "kill -9 of the process running the store while its journal is "
         "non-empty; a new process opens the same cache_dir",
         "acknowledged = durable: the journal left by a killed process is replayed",
-        _ALL, False, "client"),
+        _ALL, False, "client", precondition="unsynced-at-crash", cuts_path=True),
     ScenarioInfo(
         "long-outage", "the proxy is severed for a minute or more",
         "cached reads are served throughout; journal growth and replay rate are reported",
-        frozenset({"thorough"}), False, "network", rto_gated=False),
+        frozenset({"thorough"}), False, "network", rto_gated=False, cuts_path=True),
 )})
 
 

@@ -231,6 +231,8 @@ class CrashShape:
         window = None
         target = None
         child = await ChildProcess.start(ctx, history_path, layout_path)
+        if ctx.observer is not None:  # the child's writes, watched as it records them
+            await ctx.observer.follow_file(history_path)
         try:
             ctx.phase("setup", "child process opens the target and pairs the companies")
             await child.wait_running(CHILD_START_S)
@@ -249,6 +251,8 @@ class CrashShape:
             depth_at_kill = child.journal_depth
             child.kill()
             killed_at = time.monotonic()
+            if ctx.observer is not None:  # what PostgreSQL held at the kill
+                await ctx.observer.round()
             await child.reap()
             if has_journal and not depth_at_kill:
                 notes.append(f"client-crash: the child's journal was still empty "
@@ -258,7 +262,8 @@ class CrashShape:
             env.timeline.close(window)
             cleared_at = window.cleared_at.monotonic if window.cleared_at else time.monotonic()
             window.params.update(child_pid=child.proc.pid, journal_depth_at_kill=depth_at_kill,
-                                 killed_after_s=round(killed_at - started.monotonic, 3))
+                                 killed_after_s=round(killed_at - started.monotonic, 3),
+                                 killed_at_ns=round(killed_at * 1e9))
 
             child_history = History.read_jsonl(history_path)
             if child_history.torn_tail:
@@ -271,7 +276,7 @@ class CrashShape:
             opened_s = time.monotonic() - cleared_at
             drain = asyncio.ensure_future(watch_drain(target, cleared_at, params.settle_s +
                                                       params.recovery_s))
-            history = History()
+            history = ctx.history  # the runner's: its observer follows it already
             workload = Workload(target, ctx.companies, history,
                                 config=WorkloadConfig(seed=ctx.seed + 1),
                                 run_tag=f"p{ctx.seed}", process_base=PARENT_PROCESS_BASE)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.commands._console import make_console
 from harness.commands.compare import add_tolerance_options, print_comparison, tolerance_from
-from harness.config import PROFILES, profile
+from harness.config import PROFILES, Profile, profile
 from harness.errors import ConfigError, HarnessError
 from harness.report import chaos_table
 from harness.report.compare import Tolerance, compare, render_markdown
@@ -29,7 +29,8 @@ from harness.runner.suites import DEFAULT_SUITES, SUITES, select_suites
 
 console = make_console()
 STYLE = {"passed": "green", "failed": "red", "missed": "red", "not measured": "yellow",
-         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow"}
+         "not applicable": "dim", "skipped": "yellow", "error": "red", "interrupted": "yellow",
+         "inconclusive": "yellow", "undecided": "yellow"}
 
 
 def _pytest_args(text: str | None) -> list[str]:
@@ -41,8 +42,23 @@ def _pytest_args(text: str | None) -> list[str]:
                           ) from None
 
 
+def check_profile_suites(prof: Profile, suites: list[str] | None) -> None:
+    """A profile with a fixed set of suites (predeploy: chaos and load, its gates decide a
+    deploy) may be narrowed with --suite, never widened: a suite outside it is refused, not
+    silently added to (or dropped from) what the profile's verdict means."""
+    outside = [s for s in suites or () if prof.suites and s not in prof.suites]
+    if outside:
+        raise ConfigError(
+            f"--suite {', '.join(outside)}: the {prof.name} profile runs a fixed set of suites "
+            f"({', '.join(prof.suites)})",
+            hint=f"drop --suite {' --suite '.join(outside)} (or keep only "
+                 f"{' / '.join(prof.suites)}), or run it under another profile, e.g. "
+                 f"--profile ci --suite {outside[0]}")
+
+
 def _run(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
+    check_profile_suites(prof, args.suite)
     options = RunOptions(
         profile=prof, suites=select_suites(args.suite or prof.suites or None), dsn=args.dsn,
         out_dir=Path(args.out) if args.out else None, gate_overrides=args.gate,
@@ -73,7 +89,9 @@ def verdict_line(name: str, result: RunResult, exit_code: int, regressed: bool |
     out of those that applied, what failed, and where the report is."""
     gates = [c for c in result.checks if c.kind == "gate" and c.status != "not applicable"]
     met = sum(c.status == "passed" for c in gates)
-    failed = [c.name.removeprefix("gate ") for c in result.checks if not c.passed]
+    # one token per check (`suite chaos` -> `suite:chaos`): the line is split on spaces
+    failed = [c.name.removeprefix("gate ").replace(" ", ":") for c in result.checks
+              if not c.passed]
     verdict = "PASSED" if exit_code == 0 else result.status.upper() if result.exit_code else \
         "REGRESSED"
     parts = [f"{name} {verdict}", f"exit={exit_code}", f"gates={met}/{len(gates)}"]
@@ -99,15 +117,17 @@ def compare_with_baseline(result: RunResult, baseline: dict[str, Any], tolerance
 def rto_table(scenarios: list[dict[str, Any]]) -> Table:
     """The chaos scenarios, narrower than report.md's RTO table (which has every column)."""
     contrast = any(s.get("contrast") for s in scenarios)
+    caption = ("lost writes / stale reads count calls; the verdict counts each anomaly in its "
+               "own unit (keys, key reads): see report.md"
+               + ("\n* contrast row: the plain store, not gated" if contrast else ""))
     table = Table(title="chaos: detection (MTTD) and recovery (RTO) per scenario",
-                  title_justify="left", box=None, pad_edge=False,
-                  caption="* contrast row: the plain store, not gated" if contrast else None,
+                  title_justify="left", box=None, pad_edge=False, caption=caption,
                   caption_justify="left")
     for name in chaos_table.COMPACT_HEADER:
         table.add_column(name, overflow="fold")
     for scenario in scenarios:
         cells = [escape(c) for c in chaos_table.compact_row(scenario)]
-        style = STYLE[chaos_table.verdict_kind(scenario)]
+        style = STYLE.get(chaos_table.verdict_kind(scenario), "")
         cells[-1] = f"[{style}]{cells[-1]}[/]"
         table.add_row(*cells, style="dim" if scenario.get("contrast") else None)
     return table
@@ -121,10 +141,12 @@ def print_summary(result: RunResult) -> None:
         console.print(rto_table(scenarios))
     load = report.get("load")
     if load and load.get("ops"):
-        from harness.commands.load import latency_table
+        from harness.commands.load import latency_table, load_lines
 
         console.print()
         console.print(latency_table(load))
+        for line in load_lines(load):
+            console.print(escape(line), highlight=False)
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")

@@ -73,6 +73,8 @@ def _fault(outcome: LoadOutcome) -> dict[str, Any] | None:
     return {"schedule": run.plan.spec, "window": window,
             "rto_s": rec.get("rto_s"), "mttd_s": rec.get("mttd_s"),
             "time_to_first_success_s": rec.get("time_to_first_success_s"),
+            # the store's own figures (last_source, breaker): shown, never judged
+            "reported": rec.get("reported"), "observer": rec.get("observer"),
             "lost_writes": check.get("lost_writes"), "anomalies": check.get("anomalies", {}),
             "valid": check.get("valid"), "acked_writes": check.get("acked_writes"),
             "indeterminate_writes": check.get("indeterminate_writes"),

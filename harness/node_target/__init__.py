@@ -11,7 +11,8 @@ run's database (through the fault proxy in chaos scenarios) and answers JSON lin
 values in Baileys' BufferJSON (PROTOCOL.md). Module errors arrive as `NodeStoreError`s, calls
 that hang past the deadline as `NodeCallTimeout` (outcome unknown), a sidecar the module
 crashed as `NodeStoreCrashed` (a verdict: anomaly `crash`) with the module's last output, one
-that never got ready (the module cannot be imported) as `NodeSidecarCrashed` (a bad spec).
+that never got ready as `NodeStoreSetupFailed` (a verdict too: anomaly `setup-failed`; `run`
+refuses a module that cannot be imported at all before it starts, as a bad spec).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from harness.node_target.errors import (
     NodeSidecarCrashed,
     NodeStoreCrashed,
     NodeStoreError,
+    NodeStoreSetupFailed,
     NodeUnavailable,
 )
 from harness.node_target.spec import DEFAULT_EXPORT, SPEC_FORM, is_node_spec
 
 __all__ = ["DEFAULT_EXPORT", "SPEC_FORM", "NodeCallTimeout", "NodeSidecarCrashed",
-           "NodeStoreCrashed", "NodeStoreError", "NodeUnavailable", "is_node_spec",
-           "resolve_node_target"]
+           "NodeStoreCrashed", "NodeStoreError", "NodeStoreSetupFailed", "NodeUnavailable",
+           "is_node_spec", "resolve_node_target"]
 
 
 def resolve_node_target(spec: str) -> tuple[str, str, Callable[..., Any]]:

@@ -36,6 +36,7 @@ from harness.node_target.errors import (
     NodeCallTimeout,
     NodeSidecarCrashed,
     NodeStoreCrashed,
+    NodeStoreSetupFailed,
     module_error,
 )
 
@@ -48,7 +49,7 @@ CLOSE_TIMEOUT_S = 15.0  # the sidecar bounds the module's close() at 10 s
 OUTPUT_TAIL_LINES = 40
 SHOWN_TAIL_LINES = 15
 _ERROR_LINE = re.compile(r"^\s*(?:[A-Z]\w*)?Error\b.*:|^Uncaught\b")
-WRITES = frozenset({"set", "save", "clear"})
+WRITES = frozenset({"set", "save", "clear", "delete"})
 
 
 def _wait(proc: native.NativeProcess, timeout_s: float) -> int | None:
@@ -157,7 +158,7 @@ class Sidecar:
             sidecar.info = await asyncio.wait_for(sidecar._ready.future, START_TIMEOUT_S)
         except TimeoutError:
             sidecar.kill()
-            raise NodeSidecarCrashed(
+            raise NodeStoreSetupFailed(
                 f"{label}: the Node sidecar did not get ready within {START_TIMEOUT_S:.0f} s "
                 f"(the module's import hangs?){sidecar._tail_text()}",
                 hint="import the module with node yourself to see where it hangs") from None
@@ -268,7 +269,7 @@ class Sidecar:
 
     def _on_line(self, raw: bytes) -> None:
         try:
-            message = codec.loads(raw)
+            message = codec.unwrap_plain(codec.loads(raw))
         except Exception as exc:  # a corrupt line: say so, keep reading
             log.warning("%s: unreadable reply line (%s)", self.label, exc)
             return
@@ -311,7 +312,7 @@ class Sidecar:
                     + (f" (it exports {', '.join(functions[:8])})" if functions else "")
                     if functions is not None else "fix the module so that node can import it")
             self._threads[2].join(2)  # the module's last output, for the message
-            self._ready.settle(error=NodeSidecarCrashed(
+            self._ready.settle(error=NodeStoreSetupFailed(
                 f"{self.label}: {error.get('name', 'Error')}: {error.get('message', '')}"
                 f"{self._tail_text()}", hint=hint))
 
@@ -322,7 +323,7 @@ class Sidecar:
         if self._closing:
             crash = NodeSidecarCrashed(f"{self.label}: the sidecar was closed")
         elif not self._started:  # start() raises it (or the module's own fatal error)
-            crash = NodeSidecarCrashed(
+            crash = NodeStoreSetupFailed(
                 f"{self.label}: the Node sidecar exited (code {code}) before it was ready"
                 f"{self._tail_text()}", hint="fix the module so that node can import it",
                 returncode=code, output_tail="\n".join(self._tail))
@@ -368,4 +369,7 @@ class Sidecar:
 def _describe_op(op: str) -> str:
     return {"load": "load (useAuthState(companyId))", "get": "state.keys.get",
             "set": "state.keys.set", "save": "saveCreds", "clear": "state.keys.clear",
-            "close": "close()"}.get(op, op)
+            "delete": "deleteSession()", "read": "load + state.keys.get (reader)",
+            "readMany": "load + state.keys.get of many companies (reader)",
+            "snapshotMany": "snapshot(companyId) of many companies (reader)",
+            "snapshot": "snapshot(companyId)", "close": "close()"}.get(op, op)

@@ -149,3 +149,26 @@ def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
                             f"a figure names gate {name!r}, which does not exist (known: "
                             f"{', '.join(sorted(KNOWN_GATES))})"))
     return checks
+
+
+def unmeasurable(suites: Iterable[SuiteSummary], checks: Sequence[Check]) -> str | None:
+    """Why the run cannot judge some gates at all, or None: a suite whose every test skipped
+    (e.g. every chaos scenario needs a role the --dsn user may not create, or a process the
+    harness does not own) measured nothing, so its gates are "not measured" for a reason that
+    is about this environment, not the store. That is a harness error (exit 2, with the skip
+    reasons, which say how to enable the tests), never a verdict (exit 1) and never a pass."""
+    problems = []
+    for suite in suites:
+        c = suite.counts
+        if not suite.tests or c["skipped"] != suite.tests:
+            continue
+        gates = [ch.name.removeprefix("gate ") for ch in checks
+                 if ch.kind == "gate" and ch.status == "not measured"
+                 and KNOWN_GATES.get(ch.name.removeprefix("gate ")) is not None
+                 and KNOWN_GATES[ch.name.removeprefix("gate ")].suite == suite.name]
+        if not gates:
+            continue
+        reasons = "; ".join(sorted(suite.skip_reasons)) or "no reason given"
+        problems.append(f"every {suite.name} test was skipped, so gate(s) {', '.join(gates)} "
+                        f"could not be measured on this server: {reasons}")
+    return "; ".join(problems) or None

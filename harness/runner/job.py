@@ -26,7 +26,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
 from harness.paths import repo_root
 from harness.report import environment
-from harness.report.checks import Check, gate_checks, judged, suite_checks
+from harness.report.checks import Check, gate_checks, judged, suite_checks, unmeasurable
 from harness.report.index_page import write_index
 from harness.report.redact import scrub
 from harness.report.results import read_results
@@ -67,7 +67,22 @@ def check_target(spec: str | None) -> str | None:
         return None
     from harness.targets import resolve_target  # imports the user's factory module: only now
 
-    return resolve_target(spec).spec
+    resolved = resolve_target(spec).spec
+    check_node_export(resolved)
+    return resolved
+
+
+def check_node_export(spec: str) -> None:
+    """A `node:` spec's export is looked up now, in a second, not after PostgreSQL, the fault
+    proxy and the suites' setup (Python factories are checked by resolving them)."""
+    from harness.node_target import is_node_spec
+
+    if is_node_spec(spec):
+        from harness.node_target.npm_cache import ensure_dependencies
+        from harness.node_target.spec import check_export, parse
+
+        module, export = parse(spec)
+        check_export(spec, module, export, ensure_dependencies(module))
 
 
 def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str, ...]:
@@ -154,8 +169,8 @@ class MainJob:
                                                  options.gate_overrides)
         check_suite_paths(self.root, options.suites)
         self.dsn = options.dsn or os.environ.get("AUTHSTATE_DSN")
-        if self.dsn:
-            check_dsn(self.dsn)  # a bad port or scheme fails here, before the run folder exists
+        if self.dsn:  # a bad port or scheme fails here, before the run folder exists
+            self.dsn = check_dsn(self.dsn)  # a key=value DSN becomes the equivalent URL
         self.target = check_target(options.target)
         self.chaos = chaos_args(options.profile, self.target,
                                 check_scenarios(options.scenarios, options.suites),
@@ -266,10 +281,17 @@ class MainJob:
         deselected = [s.name for s in suites if self.options.pytest_args and not s.tests
                       and self.pytest_exit is not None and not self.interrupted]
         kept = [s.name for s in suites if s.name not in deselected]
+        # stopped before any suite started (PostgreSQL never reached, Ctrl-C while provisioning):
+        # no suite ran, so there is no suite to call passed and no suite row of zeros to show
+        never_ran = self.pytest_exit is None and not any(s.tests for s in suites)
+        if never_ran:
+            suites = []
         checks = suite_checks(suites, deselected=deselected)
         if self.pytest_exit is not None:  # gates are judged only once the suites ran
             checks += gate_checks(self.config, results.figures, kept, deselected=deselected,
                                   selected=kept)
+            if not self.error and not self.interrupted:
+                self.error = unmeasurable(suites, checks)
         status = run_status(checks, error=self.error, interrupted=self.interrupted)
         if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
             status, self.error = "error", "the pytest arguments deselected every test"

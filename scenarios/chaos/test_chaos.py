@@ -22,6 +22,7 @@ from fixtures.targets import record_target
 from harness.chaos.catalog import scenario, scenario_params, scenarios_for
 from harness.chaos.results import summary_line
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from harness.config import HarnessConfig
 from harness.errors import HarnessError
 from harness.metrics.figures import Figure
 from harness.targets import TargetSpec, resolve_target
@@ -90,7 +91,7 @@ def _anomaly_message(outcome: ScenarioOutcome) -> str:
 
 async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
                               chaos_resources: ChaosResources, chaos_target_spec: TargetSpec,
-                              pytestconfig: pytest.Config,
+                              pytestconfig: pytest.Config, harness_config: HarnessConfig,
                               record_section: Callable[[str, Mapping[str, Any]], None],
                               record_figure: Callable[[Figure], Figure]) -> None:
     info = scenario(chaos_case.name)
@@ -98,7 +99,8 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
     spec = _spec(chaos_case, chaos_target_spec, pytestconfig)
     contrast = chaos_case.contrast is not None
     try:
-        outcome = await run_scenario(info, params, spec, chaos_resources, contrast=contrast)
+        outcome = await run_scenario(info, params, spec, chaos_resources, contrast=contrast,
+                                     deadline_s=harness_config.gate("chaos-deadline-max-s"))
     except HarnessError as exc:
         record_section("chaos", {"name": info.name, "target": spec.name,
                                  "profile": params.profile, "contrast": contrast,
@@ -114,13 +116,25 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
 
     item = outcome.section
     assert not item["anomalies"] and item["lost_writes"] == 0, _anomaly_message(outcome)
+    if outcome.verdict == "inconclusive" and contrast:
+        pytest.skip(f"contrast row inconclusive (not gated): {item['reason']}")
+    assert outcome.verdict != "inconclusive", (
+        f"{info.name} [{spec.name}] is inconclusive: {item['reason']}; the fault never did "
+        "what the scenario needs, so it proved nothing")
     assert item["acked_writes"] > 0, f"{info.name}: no write was acknowledged at all"
     assert item["writes_during_fault"] > 0, (
         f"{info.name}: no write was attempted while the fault was on; the scenario proved "
         "nothing about writes")
+    mttd = item["mttd_s"]
+    assert mttd["count"] > 0 or item["masked"] > 0, (
+        f"{info.name} [{spec.name}]: no company's callers detected the fault and none masked it")
+    assert mttd["missing"] == 0, (
+        f"{info.name} [{spec.name}]: {mttd['missing']} company-window(s) never detected the "
+        "fault and never recovered")
     rto = item["rto_s"]
     assert rto["p95"] is not None, (
         f"{info.name} [{spec.name}]: {rto['missing']} of {rto['count']} company recoveries "
-        f"never happened within the {params.recovery_s:g} s recovery period")
+        f"never happened within the {params.recovery_s:g} s recovery period (observed: every "
+        "acknowledged write and a new one read back from PostgreSQL)")
     assert rto["p95"] <= RECOVERY_BOUND_S, (
         f"{info.name} [{spec.name}]: RTO p95 {rto['p95']:.2f} s > {RECOVERY_BOUND_S:g} s")

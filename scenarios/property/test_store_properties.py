@@ -6,13 +6,10 @@ instance of the target with an empty cache_dir, which can only have it from Post
 written" is checked the same way, and in the harness's tables with a raw connection when they
 exist.
 
-Any store is held to what it does: a value round-trips exactly, or is refused (in the store's own
-words: fixtures.refusals) with nothing written. The stores shipped here (reference, resilient)
-are also held to our own limits and wording: they refuse what JSONB cannot hold and company ids
-outside the rule, with a bounded message and a hint.
-
-Each example uses its own company id, so examples sharing the test's database stay independent
-(hence the suppressed function-scoped-fixture health check: the fixture is deliberately shared).
+Any store is held to what it does: a value round-trips exactly, or is refused (in the store's
+own words: harness.authstate.foreign_errors) with nothing written. The stores shipped here
+(reference, resilient) are also held to our own limits and wording: they refuse what JSONB
+cannot hold and company ids outside the rule, with a bounded message and a hint.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.property_store import LoopStore
-from fixtures.refusals import describe, is_refusal
 from fixtures.strategies import (
     creds,
     invalid_company_ids,
@@ -38,6 +34,7 @@ from fixtures.strategies import (
 from fixtures.tenants import CROSS_TENANT, harness_tables_exist
 from harness.authstate import AuthStateError
 from harness.authstate import key_types as kt
+from harness.authstate.foreign_errors import error_kind, foreign_sqlstate
 from harness.authstate.key_types import is_js_falsy
 
 SHARED_DB = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -136,13 +133,17 @@ def test_large_app_state_versions_round_trip(loop_store, value) -> None:
 
 
 def _refused(call: Callable[[], Any]) -> BaseException | None:
-    """Run `call`: None when it completed, the exception when it was a refusal (any store's
-    words: fixtures.refusals); anything else fails the test."""
+    """Run `call`: None when it completed, the exception when it was a refusal in any store's
+    words (harness.authstate.foreign_errors: a TypeError or ValueError, a database error of
+    SQLSTATE class 22 or 23 let through); anything else -- an outage, a bug -- fails the test."""
     try:
         call()
     except Exception as exc:
-        assert is_refusal(exc), (f"raised {describe(exc)}: neither a refusal (TypeError, "
-                                 "ValueError, SQLSTATE class 22/23) nor a success")
+        code = foreign_sqlstate(exc)
+        assert error_kind(exc) == "refusal", (
+            f"raised {type(exc).__name__}: {str(exc)[:200]}"
+            + (f" (SQLSTATE {code})" if code else "")
+            + ": neither a refusal (TypeError, ValueError, SQLSTATE class 22/23) nor a success")
         return exc
     return None
 

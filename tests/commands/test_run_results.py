@@ -125,5 +125,5 @@ def test_the_end_summary_prints_the_rto_table_before_the_checks(
     text = out.getvalue()
     assert text.index("chaos: detection (MTTD) and recovery (RTO)") < text.index("checks")
     assert "reference[x]*" in text  # escaped for rich markup, marked as a contrast row
-    assert "failed: stale-read ×2" in text and "0.610" in text
+    assert "failed: stale-read (2 key reads)" in text and "0.610" in text
     assert "* contrast row: the plain store, not gated" in text

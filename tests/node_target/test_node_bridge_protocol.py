@@ -17,6 +17,7 @@ from harness.node_target.errors import (
     NodeSidecarCrashed,
     NodeStoreCrashed,
     NodeStoreError,
+    NodeStoreSetupFailed,
     NodeStoreTypeError,
 )
 from harness.node_target.target import NodeClearableKeyStore
@@ -46,6 +47,18 @@ async def test_creds_saved_in_place_and_read_back(open_probe: OpenProbe) -> None
 async def test_uint8array_from_the_module_arrives_as_bytes(open_probe: OpenProbe) -> None:
     state = await (await open_probe()).load("uint8")
     assert await state.keys.get("identity-key", ["x"]) == {"x": bytes([0, 1, 254, 255])}
+
+
+async def test_plain_objects_that_look_like_bytes_arrive_as_the_objects_they_are(
+        open_probe: OpenProbe) -> None:
+    """A module that returns {type: 'Buffer', data} or {"0": 0, "1": 1} objects (a cache parsed
+    without BufferJSON's reviver) hands Baileys objects, not bytes: the bridge must not revive
+    them on the way, or the checker could never see the bug. Real Buffers stay bytes."""
+    state = await (await open_probe()).load("undecoded")
+    got = (await state.keys.get("session", ["x"]))["x"]
+    assert got["buffer"] == {"type": "Buffer", "data": "AAH+/w=="}
+    assert got["numbered"] == {"0": 0, "1": 1}
+    assert got["real"] == bytes([0, 1, 254, 255])
 
 
 async def test_null_for_a_missing_id_is_omitted_and_a_falsy_set_deletes(
@@ -139,9 +152,11 @@ async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
 
 
 async def test_a_module_that_fails_to_import_is_reported_at_open(open_probe: OpenProbe) -> None:
-    with pytest.raises(NodeSidecarCrashed, match="cannot be imported") as err:
+    with pytest.raises(NodeStoreSetupFailed, match="cannot be imported") as err:
         await open_probe(MODULES / "broken_import.mjs")
-    assert is_harness_failure(err.value), "a module that cannot be loaded is a bad target spec"
+    # `run` refuses such a module before it starts (a bad spec); one failing only here failed
+    # its set-up: a verdict about the store
+    assert err.value.anomaly == "setup-failed" and not is_harness_failure(err.value)
 
 
 async def test_a_missing_export_names_the_functions_there_are(open_probe: OpenProbe) -> None:

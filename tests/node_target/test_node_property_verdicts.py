@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from node_bridge_support import require_node
 
-from fixtures.refusals import is_refusal
+from harness.authstate.foreign_errors import error_kind
 from harness.infra.postgres import PostgresServer
 from harness.node_target.errors import NodeUnavailable
 from harness.paths import repo_root
@@ -47,7 +47,8 @@ async def test_the_passthrough_store_refuses_a_nul_with_node_postgres_own_error(
         state = await target.load("acme")
         with pytest.raises(Exception) as err:
             await state.keys.set({"session": {"a.0": {"note": "x\x00y"}}})
-        assert getattr(err.value, "js_code", None) == "22P05" and is_refusal(err.value)
+        assert getattr(err.value, "js_code", None) == "22P05"
+        assert error_kind(err.value) == "refusal"
         with pytest.raises(TypeError) as refused:
             await target.load(None)  # type: ignore[arg-type]
         assert refused.value.message == "TypeError: invalid company id null"  # no "A-Z"

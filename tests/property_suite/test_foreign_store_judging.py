@@ -12,40 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import asyncpg
-import pytest
-
-from fixtures.refusals import is_refusal
-from harness.authstate.errors import StoreRejected, StoreUnavailable
 from harness.infra.postgres import PostgresServer
-from harness.node_target.errors import NodeStoreError
 from harness.paths import repo_root
 
 FOREIGN = "tests/property_suite/foreign_store.py:open_store"
-
-
-def _node_error(code: str | None) -> NodeStoreError:
-    return NodeStoreError("error: from node-postgres", operation="state.keys.set",
-                          company_id="c1", outcome="unknown", js_name="error", js_code=code,
-                          js_where="")
-
-
-@pytest.mark.parametrize(("error", "refusal"), [
-    (TypeError("invalid company id null"), True),
-    (ValueError("value not storable"), True),
-    (asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence"), True),
-    (asyncpg.UniqueViolationError("duplicate key"), True),
-    (_node_error("22P05"), True),
-    (StoreRejected("bad input", sqlstate="22021"), True),
-    (_node_error("ECONNRESET"), False),
-    (_node_error(None), False),
-    (StoreUnavailable("connection lost", sqlstate="08006"), False),
-    (asyncpg.AdminShutdownError("terminating connection"), False),
-    (AttributeError("'NoneType' object has no attribute 'get'"), False),
-])
-def test_a_refusal_is_known_by_its_kind_not_its_words(error: BaseException,
-                                                      refusal: bool) -> None:
-    assert is_refusal(error) is refusal
 
 
 def test_a_correct_store_with_its_own_schema_and_words_passes(pg_server: PostgresServer) -> None:

@@ -40,7 +40,7 @@ def test_gates_missing_from_the_figures_are_not_measured_and_fail() -> None:
 def test_gates_of_a_suite_that_did_not_run_are_not_applicable_and_do_not_fail() -> None:
     checks = _by_name(gate_checks(CONFIG, [_figure("bench-bulk-min-ratio", 0.9)], {"bench"}))
     chaos = [c for c in checks.values() if c.name.startswith("gate chaos-")]
-    assert len(chaos) == 3
+    assert len(chaos) == 4  # rto, mttd, lost writes, deadline
     assert all(c.status == "not applicable" and c.passed for c in chaos)
     assert "chaos suite did not run" in chaos[0].detail
     assert checks["gate resilient-bulk-min-ratio"].status == "not measured"
