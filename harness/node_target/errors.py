@@ -61,6 +61,11 @@ class NodeSidecarCrashed(HarnessError):
         self.output_tail = output_tail
 
 
+class NodeProtocolError(NodeSidecarCrashed):
+    """The sidecar's reply could not be read: the bridge itself is broken (replies are the
+    harness's own lines, never the module's output), so a failure of the harness (exit 2)."""
+
+
 class NodeStoreCrashed(NodeSidecarCrashed):
     """The module crashed its process after it was loaded (an unhandled 'error' event or
     rejection, process.exit): what the store did, so a verdict (anomaly `crash`, with the

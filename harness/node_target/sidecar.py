@@ -34,6 +34,7 @@ from harness.authstate import codec
 from harness.node_target import native
 from harness.node_target.errors import (
     NodeCallTimeout,
+    NodeProtocolError,
     NodeSidecarCrashed,
     NodeStoreCrashed,
     NodeStoreSetupFailed,
@@ -270,8 +271,16 @@ class Sidecar:
     def _on_line(self, raw: bytes) -> None:
         try:
             message = codec.unwrap_plain(codec.loads(raw))
-        except Exception as exc:  # a corrupt line: say so, keep reading
-            log.warning("%s: unreadable reply line (%s)", self.label, exc)
+        except Exception as exc:
+            # Replies are written by sidecar.mjs, never by the module (its output has a pipe of
+            # its own): a line we cannot read is the bridge broken, a failure of the harness.
+            # Every waiting and later call says so at once, rather than time out as a "hang".
+            log.error("%s: unreadable reply line (%s)", self.label, exc)
+            self._fail_all(NodeProtocolError(
+                f"{self.label}: the Node sidecar sent a reply line the harness cannot read "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+                hint="a bug in the harness's Node bridge (harness/node_target): please report "
+                     "it with the module that triggered it"))
             return
         if "event" in message:
             self._on_event(message)

@@ -14,6 +14,7 @@ from harness.errors import is_harness_failure
 from harness.metrics.history import History
 from harness.node_target.errors import (
     NodeCallTimeout,
+    NodeProtocolError,
     NodeSidecarCrashed,
     NodeStoreCrashed,
     NodeStoreError,
@@ -138,6 +139,17 @@ async def test_a_crashed_sidecar_is_a_verdict_about_the_store_with_the_module_ou
     with pytest.raises(NodeSidecarCrashed):  # later calls fail at once, they do not hang
         await target.load("acme")
     assert target.failure() is err.value, "the chaos runner's hook names the crash"
+
+
+async def test_an_unreadable_reply_is_the_bridge_failing_not_the_store(
+        open_probe: OpenProbe) -> None:
+    """Replies are the sidecar's own lines: one the harness cannot read is a harness failure
+    (exit 2), raised at once by every call, not a 20 s "hang" charged to the store."""
+    target = await open_probe()
+    target.sidecar._on_line(b'{"id": 1, "ok": {"type": "Buffer", "data": "not base64 !"}')
+    with pytest.raises(NodeProtocolError, match="cannot read") as err:
+        await target.load("acme")
+    assert is_harness_failure(err.value)
 
 
 async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
