@@ -59,6 +59,20 @@ def test_the_stateful_machine_names_cross_tenant_on_a_like_delete_store(
                               database=None, phases=[Phase.explicit, Phase.generate]))
 
 
+def test_the_direct_read_of_rows_catches_what_the_read_api_hides(pg_dsn: str,
+                                                                tmp_path: Path) -> None:
+    """A store on the harness's tables that deletes with LIKE but serves reads from its own
+    memory: its read API shows nothing wrong, the rows read straight from PostgreSQL do."""
+    spec = resolve_target("tests/property_suite/cached_like_delete.py:open_store")
+    with pytest.raises(AssertionError, match=r"cross-tenant: delete_company on company "
+                                             r"'\w+_\w+' changed company '\w+'[^\n]*\n"
+                                             r"\s+PostgreSQL rows: "):
+        run_state_machine_as_test(
+            lambda: StoreMachine(spec, pg_dsn, tmp_path),
+            settings=settings(max_examples=25, stateful_step_count=25, derandomize=True,
+                              database=None, phases=[Phase.explicit, Phase.generate]))
+
+
 @pytest.mark.slow
 def test_cli_property_run_on_a_like_delete_store_exits_1_naming_cross_tenant(
         tmp_path: Path) -> None:
