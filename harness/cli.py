@@ -23,11 +23,12 @@ from typing import IO
 
 from rich.markup import escape
 
-from harness import __version__
 from harness.commands import COMMAND_MODULES
 from harness.commands._console import make_console
 from harness.dsn import passwords_of, redact_text
 from harness.errors import HarnessError
+from harness.install_info import describe as describe_install
+from harness.paths import checkout_root
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -47,13 +48,23 @@ def _every_command_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.
                 yield from _every_command_parser(sub)
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: one unwrapped line (argparse's own wraps it at the terminal width), read
+    only when asked (it looks at the installed distribution's metadata)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {describe_install()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authstate-harness",
         description="Prove a PostgreSQL-backed Baileys auth-state store survives production.",
         epilog="exit codes: 0 success; 1 a check failed (test, gate, health); 2 harness "
                "error (message + hint); 130 interrupted")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version, how it was installed and where, and exit")
     _add_verbose(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -169,6 +180,10 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if checkout_root() is None:
+        # An installed copy runs in a team's repository: no `python -m harness...` child may
+        # import a `harness/` folder of theirs from the current directory (what -P does).
+        os.environ.setdefault("PYTHONSAFEPATH", "1")
     parser = build_parser()
     own, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = _parse(parser, own)

@@ -41,7 +41,7 @@ from harness.errors import HarnessError
 from harness.faults.helpers import Faults
 from harness.metrics.fault_timeline import FaultTimeline, Instant
 from harness.metrics.history import History
-from harness.paths import repo_root
+from harness.paths import import_root, project_dir
 
 log = logging.getLogger("harness.chaos")
 
@@ -76,7 +76,9 @@ class ChildProcess:
     @classmethod
     async def start(cls, ctx: ShapeContext, history: Path, layout: Path) -> ChildProcess:
         log_path = ctx.work_dir / "child.log"
-        argv = [sys.executable, "-m", "harness.chaos.child",
+        # -P and PYTHONPATH: this very harness, never a `harness/` of the project directory
+        # the child runs in (relative target paths start there)
+        argv = [sys.executable, "-P", "-m", "harness.chaos.child",
                 "--target", ctx.target_spec.spec, "--cache-dir", str(ctx.cache_dir),
                 "--history", str(history), "--layout", str(layout),
                 "--companies", ",".join(ctx.companies), "--seed", str(ctx.seed),
@@ -85,8 +87,10 @@ class ChildProcess:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=repo_root(), start_new_session=True,
-                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1"})
+                stderr=stderr, cwd=project_dir(), start_new_session=True,
+                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1",
+                     "PYTHONPATH": os.pathsep.join(
+                         p for p in (str(import_root()), os.environ.get("PYTHONPATH")) if p)})
         finally:
             os.close(stderr)
         return cls(proc, log_path)

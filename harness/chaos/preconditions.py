@@ -11,6 +11,9 @@ whether the outage must be *felt* by the callers:
 - ``unsynced-at-crash``: client-crash killed a process holding at least one acknowledged write
   the observer had not yet seen in PostgreSQL (else the kill tested nothing a write-through
   store does not do anyway);
+- ``power-loss`` (the disk scenarios, harness/chaos/disk_shapes.py): as unsynced-at-crash, and
+  the disk fault itself happened: the power loss caught the target mid-write (or tore / reordered
+  its write), the ENOSPC / EIO hit the target's files, the fsyncs were slowed;
 - felt: at least `MIN_FELT` calls noticed the fault: failed or indeterminate, slower than the
   harness's deadline, answered while the path was cut, or acknowledged writes the observer
   saw were not yet durable. (terminate-backends may be masked by an inline retry: not
@@ -83,6 +86,14 @@ def _unsynced_at_crash(ops: Sequence[Op], durability: Durability,
                     "clean stop would not)"))
 
 
+def _disk_fault(params: Sequence[Mapping[str, Any]]) -> Precondition:
+    found = [p["disk_precondition"] for p in params if p.get("disk_precondition")]
+    if not found:
+        return Precondition("disk-fault", False, "the disk scenario recorded no disk fault")
+    return Precondition(str(found[0]["name"]), all(bool(f["met"]) for f in found),
+                        "; ".join(str(f["detail"]) for f in found))
+
+
 def felt_calls(ops: Sequence[Op], windows: Sequence[Window], durability: Durability, *,
                deadline_s: float, cut_from_ns: Mapping[int, int]) -> int:
     """Calls that noticed a fault window (see the module docstring)."""
@@ -127,6 +138,9 @@ def evaluate(precondition: str, felt_required: bool, *, windows: Sequence[Window
                                  "an 812-pre-key write was on the wire when the RST hit"))
     elif precondition == "unsynced-at-crash":
         found.append(_unsynced_at_crash(ops, durability, params))
+    elif precondition == "power-loss":
+        found.append(_unsynced_at_crash(ops, durability, params))
+        found.append(_disk_fault(params))
     else:
         raise ValueError(f"unknown precondition {precondition!r}")
     if felt_required:

@@ -24,12 +24,14 @@ are judged by the main job from the figures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.disk_report import disk_fields
 from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.metrics.figures import Figure
+from harness.metrics.intervals import batch_interval
 from harness.metrics.latency import latency_stats, phase_of, spread
 from harness.metrics.recovery import summarize
 
@@ -92,6 +94,27 @@ def mttd_threshold(info: ScenarioInfo, deadline_s: float) -> tuple[float | None,
                    f"{BLACKHOLE_MARGIN_S:g} s = {bound:g} s, not by the MTTD gate")
 
 
+INTERVAL_FIGURES = ("rto_s", "mttd_s")
+
+
+def repetition_intervals(pooled: Mapping[str, Mapping[str, Any]],
+                         per_repetition: Sequence[Mapping[str, Mapping[str, Any]]]
+                         ) -> dict[str, dict[str, Any]]:
+    """Per gated time figure: the p95 of each repetition alone and a ~95 % interval of the
+    pooled p95 from their spread (harness.metrics.intervals.batch_interval). The companies of
+    one fault move together, so only repetitions (own seed, jittered start) are independent;
+    one repetition gives no interval."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in INTERVAL_FIGURES:
+        per = [(rep.get(name) or {}).get("p95") for rep in per_repetition]
+        interval = batch_interval((pooled.get(name) or {}).get("p95"), per)
+        out[name] = {"per_repetition_p95": [_round(v) for v in per],
+                     "interval": None if interval is None else [_round(max(0.0, interval[0])),
+                                                                _round(interval[1])],
+                     "basis": f"Student t over {len(per)} repetitions"}
+    return out
+
+
 def verdict_of(anomalies: dict[str, int], lost_writes: int,
                reps: Sequence[Repetition]) -> tuple[str, str]:
     """(verdict, reason): an anomaly or a lost write fails; else a precondition never met
@@ -147,6 +170,9 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "name": info.name, "description": info.description, "proves": info.proves,
         "target": target, "profile": params.profile, "companies": params.companies,
         "repetitions": len(reps), "contrast": contrast, "gated": not contrast,
+        "repetitions_planned": params.repetitions,
+        "seed": [r.seed for r in reps], "fault_jitter_s": [r.fault_jitter_s for r in reps],
+        "intervals": repetition_intervals(recovery, [summarize([r.recovery]) for r in reps]),
         "verdict": verdict, "reason": reason,
         "precondition": None if headline is None else {
             k: headline[k] for k in ("name", "met", "detail")},
@@ -197,6 +223,7 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "notes": sorted({n for r in reps for n in r.notes}),
         "timeline": first.timeline.buckets,
         "fault_windows": windows,
+        **disk_fields(reps),
     }
 
 
@@ -211,6 +238,21 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                "verdict": item["verdict"]}
     threshold, note = mttd_threshold(info, item["deadline_s"])
     rto, mttd = item["rto_s"], item["mttd_s"]
+    intervals = item.get("intervals") or {}
+    planned = item.get("repetitions_planned", item["repetitions"])
+    if item["repetitions"] > planned:
+        context["measured_more"] = {"added": item["repetitions"] - planned,
+                                    "what": "repetitions"}
+
+    def interval(name: str) -> tuple[float, float] | None:
+        got = (intervals.get(name) or {}).get("interval")
+        return None if got is None else (got[0], got[1])
+
+    def basis(name: str) -> dict[str, Any]:
+        got = intervals.get(name) or {}
+        return {"interval_basis": got.get("basis"),
+                "per_repetition_p95": got.get("per_repetition_p95")} if got else {}
+
     reported = item.get("reported") or {}
     contrast_note = "contrast row: shown beside the default target, not gated" if not gated \
         else ""
@@ -222,6 +264,10 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
         rto_note = (f"not gated: the RTO gate is stated for a 10 s outage; after "
                     f"{item['fault']['duration_s']:g} s the journal replay dominates (replay "
                     f"rate {item['journal'].get('replay_rate') or 0:.0f} rows/s)")
+    # a gate that does not apply to this scenario at all: "not applicable", not "not measured"
+    rto_na = {"not_applicable": info.rto_not_applicable} if info.rto_not_applicable else {}
+    if gated and rto_na:
+        rto_note = info.rto_not_applicable
     all_masked = mttd["count"] == 0 and item.get("masked", 0) > 0
     mttd_note = " ".join(x for x in (note, contrast_note) if x)
     if all_masked:
@@ -233,13 +279,17 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                gated=gated and info.rto_gated, notes=rto_note,
                context={**context, "p50": rto["p50"], "max": rto["max"],
                         "missing": rto["missing"],
-                        "reported_p95": (reported.get("rto_s") or {}).get("p95")}),
+                        "reported_p95": (reported.get("rto_s") or {}).get("p95"),
+                        **basis("rto_s"), **rto_na},
+               interval=interval("rto_s")),
         Figure(SUITE, f"{base} mttd p95", mttd["p95"], "s", "lower",
                gate="chaos-mttd-p95-max-s", threshold=threshold,
                gated=gated and not all_masked, notes=mttd_note,
                context={**context, "p50": mttd["p50"], "max": mttd["max"],
                         "missing": mttd["missing"], "masked": item.get("masked", 0),
-                        "reported_p95": (reported.get("mttd_s") or {}).get("p95")}),
+                        "reported_p95": (reported.get("mttd_s") or {}).get("p95"),
+                        **basis("mttd_s")},
+               interval=interval("mttd_s")),
         Figure(SUITE, f"{base} lost writes", float(item["lost_writes"]), "writes", "lower",
                gate="chaos-lost-writes-max", gated=gated, notes=contrast_note,
                context={**context, "acked_writes": item["acked_writes"],

@@ -25,12 +25,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.chaos import results
-from harness.chaos.catalog import ScenarioInfo, ScenarioParams
+from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
 from harness.chaos.crash import CrashScenarioError, make_shape
 from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
@@ -94,8 +94,13 @@ class ChaosResources:
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
-    """A scenario with its own course (client-crash), or None for inject/hold/clear."""
-    return make_shape(params) if name == "client-crash" else None
+    """A scenario with its own course (client-crash, the disk faults), or None for
+    inject/hold/clear."""
+    if name == "client-crash":
+        return make_shape(params)
+    from harness.chaos.disk_shapes import make_disk_shape
+
+    return make_disk_shape(name, params)
 
 
 def companies_for(params: ScenarioParams) -> list[str]:
@@ -211,7 +216,9 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                          workload_config: WorkloadConfig | None = None,
                          seed: int = 0, deadline_s: float = DEFAULT_DEADLINE_S,
                          attempt: int = 1) -> Repetition:
-    label = f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+    label = (f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+             if index < params.repetitions else
+             f"chaos {info.name} [{target_spec.name}] rep {index + 1} (measuring more)")
     if attempt > 1:
         label += f" (attempt {attempt})"
     notes: list[str] = []
@@ -502,15 +509,24 @@ def writes_during(history: History, windows: list[Window]) -> int:
                if op.is_write and any(w.covers(op.invoke_ns) for w in windows))
 
 
+MoreWanted = Callable[[list[Repetition]], bool]
+
+
 async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                        resources: ChaosResources, *, contrast: bool = False,
                        workload_config: WorkloadConfig | None = None,
-                       deadline_s: float = DEFAULT_DEADLINE_S) -> ScenarioOutcome:
+                       deadline_s: float = DEFAULT_DEADLINE_S,
+                       run_seed: int | None = None, more_repetitions: int = 0,
+                       more_wanted: MoreWanted | None = None) -> ScenarioOutcome:
     """Every repetition of one scenario; the outcome carries the section and the figures.
 
     A repetition whose fault did not meet its precondition (and found no anomaly) is run
     again, up to PRECONDITION_RETRIES times; still unmet, the scenario is inconclusive.
-    `deadline_s`: the harness's deadline (gate chaos-deadline-max-s)."""
+    `deadline_s`: the harness's deadline (gate chaos-deadline-max-s).
+    Each repetition's (and attempt's) seed and fault-start jitter come from `run_seed`
+    (`repetition_draw`). After the planned repetitions, up to `more_repetitions` more run while
+    `more_wanted(reps)` says an interval still straddles a gate (the suite decides that from
+    the figures)."""
     server: ControllableServer | None = None
     server_admin_dsn = resources.server_admin_dsn
     try:
@@ -524,12 +540,25 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
                     hint=None if given else "run without --dsn (embedded server)")
             server_admin_dsn = server.dsn
         reps: list[Repetition] = []
-        for index in range(params.repetitions):
+        while True:
+            index = len(reps)
+            extra = index - params.repetitions
+            if extra >= 0:
+                if extra >= more_repetitions or more_wanted is None or not more_wanted(reps):
+                    break
+                resources.say(f"chaos {info.name} [{target_spec.name}]: an interval straddles "
+                              f"its gate after {index} repetitions: one more "
+                              f"({extra + 1} of at most {more_repetitions})")
             for attempt in range(1, PRECONDITION_RETRIES + 2):
+                seed, jitter = repetition_draw(run_seed, info.name, target_spec.name,
+                                               index + 1000 * (attempt - 1),
+                                               params.fault_jitter_s)
                 rep = await run_repetition(
-                    info, params, target_spec, resources, index, server=server,
-                    server_admin_dsn=server_admin_dsn, workload_config=workload_config,
-                    seed=index + 1000 * (attempt - 1), deadline_s=deadline_s, attempt=attempt)
+                    info, replace(params, warmup_s=params.warmup_s + jitter), target_spec,
+                    resources, index, server=server, server_admin_dsn=server_admin_dsn,
+                    workload_config=workload_config, seed=seed, deadline_s=deadline_s,
+                    attempt=attempt)
+                rep.seed, rep.fault_jitter_s = seed, jitter
                 unmet = [p for p in rep.preconditions if not p.met]
                 if not unmet or not rep.check.valid or attempt > PRECONDITION_RETRIES:
                     break

@@ -27,7 +27,7 @@ from rich.table import Table
 from harness.commands._console import make_console
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
-from harness.paths import repo_root
+from harness.paths import checkout_root, project_dir
 
 console = make_console()
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.runner.job import check_node_export, prepare_out_dir, run_stamp
     from harness.targets import resolve_target
 
-    root = repo_root()
+    root = project_dir()  # reports/ and the gates' pyproject.toml
     started = datetime.now(UTC)
     t0 = time.monotonic()
     if args.dsn or os.environ.get("AUTHSTATE_DSN"):  # a bad port fails before the run folder
@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
                   bridge_seconds=None if args.no_bridge_bench else 3.0)
     out_dir = prepare_out_dir(Path(args.out) if args.out else None, root, run_stamp(started))
     live = console.is_terminal and not args.plain
-    env_facts = environment.collect(root)
+    env_facts = environment.collect(checkout_root())
     section: dict[str, Any] | None = None
     figures: list[Any] = []
     error: str | None = None

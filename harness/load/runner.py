@@ -32,7 +32,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.load.faults import FaultDriver, FaultPlan, FaultRun
 from harness.load.result import atomic_json, read_result
-from harness.paths import repo_root
+from harness.paths import import_root, project_dir, suite_root
 
 LOCUSTFILE = Path("scenarios") / "load" / "locustfile.py"
 FAULT_FILE = "fault-window.json"  # read by the Locust processes (locust_users.FAULT_FILE)
@@ -94,7 +94,9 @@ class LoadOutcome:
 def locust_command(plan: LoadPlan, out_dir: Path) -> list[str]:
     spawn = plan.spawn_rate or float(min(plan.companies, 50))
     seconds = max(1, round(plan.duration_s))
-    cmd = [sys.executable, "-m", "locust", "-f", str(repo_root() / LOCUSTFILE), "--headless",
+    # -P: the project directory (cwd) is not on sys.path, so nothing there shadows `harness`
+    cmd = [sys.executable, "-P", "-m", "locust", "-f", str(suite_root() / LOCUSTFILE),
+           "--headless",
            "-u", str(plan.companies), "-r", f"{spawn:g}", "-t", f"{seconds}s",
            "--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html"),
            "--only-summary", "--stop-timeout", "5"]
@@ -113,7 +115,7 @@ def locust_env(plan: LoadPlan, env: LoadEnv, out_dir: Path, run_tag: str,
         AUTHSTATE_COMPANIES=str(plan.companies), AUTHSTATE_LOAD_OUT=str(out_dir),
         AUTHSTATE_CACHE_DIR=str(cache_dir), AUTHSTATE_RUN_TAG=run_tag,
         AUTHSTATE_SEED=str(plan.seed), PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join([str(repo_root()), out.get("PYTHONPATH", "")]).rstrip(
+        PYTHONPATH=os.pathsep.join([str(import_root()), out.get("PYTHONPATH", "")]).rstrip(
             os.pathsep))
     if plan.rate:
         out["AUTHSTATE_RATE"] = f"{plan.rate:g}"
@@ -134,7 +136,7 @@ class LocustProcess:
 
     def __enter__(self) -> LocustProcess:
         self._log = open(self.log_path, "wb")  # closed in __exit__
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=repo_root(), stdout=self._log,
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=project_dir(), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         return self

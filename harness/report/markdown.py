@@ -176,7 +176,12 @@ def _seconds(value: float | None) -> str:
 
 def _commit(harness: dict[str, Any]) -> str:
     commit = harness.get("commit")
+    install = harness.get("install") or {}
     if not commit:
+        if install.get("kind") not in (None, "clone"):  # an installed copy: how it came
+            how = [install["kind"]] + [install[k] for k in ("installer", "environment")
+                                       if install.get(k)]
+            return "installed: " + ", ".join(how)
         return "not a git checkout"
     return commit[:12] + (", uncommitted changes" if harness.get("dirty") else "")
 
