@@ -26,7 +26,10 @@ Outcome = Literal["failed", "unknown"]
 
 
 class AuthStateError(HarnessError):
-    """Base class for auth-state store errors."""
+    """Base class for auth-state store errors. Raised by a store under test they report what
+    the store did (a refusal, a database error on its path), never a failure of the harness."""
+
+    from_target: ClassVar[bool] = True
 
 
 class InvalidCompanyId(AuthStateError, ValueError):

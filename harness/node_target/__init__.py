@@ -9,8 +9,10 @@ Each opened target is one Node.js sidecar process (a chaos child process opens i
 imports the module with `DATABASE_URL` and PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE set to the
 run's database (through the fault proxy in chaos scenarios) and answers JSON lines over pipes,
 values in Baileys' BufferJSON (PROTOCOL.md). Module errors arrive as `NodeStoreError`s, calls
-that hang past the deadline as `NodeCallTimeout` (outcome unknown), a dead sidecar as
-`NodeSidecarCrashed` with the module's last output.
+that hang past the deadline as `NodeCallTimeout` (outcome unknown), a sidecar the module
+crashed as `NodeStoreCrashed` (a verdict: anomaly `crash`) with the module's last output, one
+that never got ready as `NodeStoreSetupFailed` (a verdict too: anomaly `setup-failed`; `run`
+refuses a module that cannot be imported at all before it starts, as a bad spec).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 from harness.node_target.errors import (
     NodeCallTimeout,
     NodeSidecarCrashed,
+    NodeStoreCrashed,
     NodeStoreError,
+    NodeStoreSetupFailed,
     NodeUnavailable,
 )
 from harness.node_target.spec import DEFAULT_EXPORT, SPEC_FORM, is_node_spec
 
 __all__ = ["DEFAULT_EXPORT", "SPEC_FORM", "NodeCallTimeout", "NodeSidecarCrashed",
-           "NodeStoreError", "NodeUnavailable", "is_node_spec", "resolve_node_target"]
+           "NodeStoreCrashed", "NodeStoreError", "NodeStoreSetupFailed", "NodeUnavailable",
+           "is_node_spec", "resolve_node_target"]
 
 
 def resolve_node_target(spec: str) -> tuple[str, str, Callable[..., Any]]:

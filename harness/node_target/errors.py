@@ -18,7 +18,7 @@ An `outcome = 'failed' | 'unknown'` the JavaScript error carries wins. Reads are
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.authstate.errors import Outcome, StoreError, StoreTimeout, StoreUnavailable
 from harness.authstate.foreign_errors import ErrorKind, sqlstate_kind
@@ -59,6 +59,31 @@ class NodeSidecarCrashed(HarnessError):
         super().__init__(message, hint=hint)
         self.returncode = returncode
         self.output_tail = output_tail
+
+
+class NodeProtocolError(NodeSidecarCrashed):
+    """The sidecar's reply could not be read: the bridge itself is broken (replies are the
+    harness's own lines, never the module's output), so a failure of the harness (exit 2)."""
+
+
+class NodeStoreCrashed(NodeSidecarCrashed):
+    """The module crashed its process after it was loaded (an unhandled 'error' event or
+    rejection, process.exit): what the store did, so a verdict (anomaly `crash`, with the
+    module's last output), not a failure of the harness."""
+
+    from_target: ClassVar[bool] = True
+    anomaly: ClassVar[str] = "crash"
+
+
+class NodeStoreSetupFailed(NodeSidecarCrashed):
+    """The sidecar never got ready: the module's import threw, hung or killed the process, or
+    its export is missing. `run` checks the import and the export without a database before it
+    starts anything (a ConfigError, exit 2: a bad spec), so what still fails here fails with the
+    database there: the target failing its set-up, a verdict (anomaly `setup-failed`). A plain
+    NodeSidecarCrashed is left for a sidecar the harness itself had closed."""
+
+    from_target: ClassVar[bool] = True
+    anomaly: ClassVar[str] = "setup-failed"
 
 
 class NodeStoreError(StoreError):

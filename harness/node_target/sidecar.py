@@ -32,7 +32,14 @@ from typing import Any, TypeVar
 
 from harness.authstate import codec
 from harness.node_target import native
-from harness.node_target.errors import NodeCallTimeout, NodeSidecarCrashed, module_error
+from harness.node_target.errors import (
+    NodeCallTimeout,
+    NodeProtocolError,
+    NodeSidecarCrashed,
+    NodeStoreCrashed,
+    NodeStoreSetupFailed,
+    module_error,
+)
 
 log = logging.getLogger("harness.node_target")
 T = TypeVar("T")
@@ -152,7 +159,7 @@ class Sidecar:
             sidecar.info = await asyncio.wait_for(sidecar._ready.future, START_TIMEOUT_S)
         except TimeoutError:
             sidecar.kill()
-            raise NodeSidecarCrashed(
+            raise NodeStoreSetupFailed(
                 f"{label}: the Node sidecar did not get ready within {START_TIMEOUT_S:.0f} s "
                 f"(the module's import hangs?){sidecar._tail_text()}",
                 hint="import the module with node yourself to see where it hangs") from None
@@ -264,8 +271,16 @@ class Sidecar:
     def _on_line(self, raw: bytes) -> None:
         try:
             message = codec.unwrap_plain(codec.loads(raw))
-        except Exception as exc:  # a corrupt line: say so, keep reading
-            log.warning("%s: unreadable reply line (%s)", self.label, exc)
+        except Exception as exc:
+            # Replies are written by sidecar.mjs, never by the module (its output has a pipe of
+            # its own): a line we cannot read is the bridge broken, a failure of the harness.
+            # Every waiting and later call says so at once, rather than time out as a "hang".
+            log.error("%s: unreadable reply line (%s)", self.label, exc)
+            self._fail_all(NodeProtocolError(
+                f"{self.label}: the Node sidecar sent a reply line the harness cannot read "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+                hint="a bug in the harness's Node bridge (harness/node_target): please report "
+                     "it with the module that triggered it"))
             return
         if "event" in message:
             self._on_event(message)
@@ -306,7 +321,7 @@ class Sidecar:
                     + (f" (it exports {', '.join(functions[:8])})" if functions else "")
                     if functions is not None else "fix the module so that node can import it")
             self._threads[2].join(2)  # the module's last output, for the message
-            self._ready.settle(error=NodeSidecarCrashed(
+            self._ready.settle(error=NodeStoreSetupFailed(
                 f"{self.label}: {error.get('name', 'Error')}: {error.get('message', '')}"
                 f"{self._tail_text()}", hint=hint))
 
@@ -317,13 +332,13 @@ class Sidecar:
         if self._closing:
             crash = NodeSidecarCrashed(f"{self.label}: the sidecar was closed")
         elif not self._started:  # start() raises it (or the module's own fatal error)
-            crash = NodeSidecarCrashed(
+            crash = NodeStoreSetupFailed(
                 f"{self.label}: the Node sidecar exited (code {code}) before it was ready"
                 f"{self._tail_text()}", hint="fix the module so that node can import it",
                 returncode=code, output_tail="\n".join(self._tail))
         else:
-            crash = NodeSidecarCrashed(
-                f"{self.label}: the Node sidecar exited unexpectedly (exit code {code})"
+            crash = NodeStoreCrashed(
+                f"{self.label}: crash: the Node sidecar exited unexpectedly (exit code {code})"
                 f"{self._tail_text()}",
                 hint="the module crashed its process (an unhandled 'error' event or rejection?);"
                      " its output is above", returncode=code, output_tail="\n".join(self._tail))

@@ -8,8 +8,9 @@ value it wrote. One read-only connection, one query per table per read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -30,8 +31,11 @@ _TABLES = ("SELECT to_regclass('whatsapp_auth') IS NOT NULL "
 class SqlReader(DurableReader):
     mode = "sql"
 
-    def __init__(self, conn: asyncpg.Connection, *, tables: bool) -> None:
+    def __init__(self, conn: asyncpg.Connection, *, tables: bool, dsn: str = "",
+                 timeout_s: float = 60.0) -> None:
         self._conn = conn
+        self._dsn = dsn  # to connect again after the server went away (process faults)
+        self._timeout_s = timeout_s
         self._tables = tables  # both tables exist (else every read is "absent")
         self._lock = asyncio.Lock()  # one connection: one query at a time
         self._digests = TextDigests()
@@ -47,14 +51,29 @@ class SqlReader(DurableReader):
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, tables=tables)
+        return cls(conn, tables=tables, dsn=dsn, timeout_s=timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The reader's connection, one query at a time; a new one when the last was lost
+        (PostgreSQL restarted or killed): an observer reads on through a process fault."""
+        async with self._lock:
+            if self._conn.is_closed() and self._dsn:
+                self._conn = await asyncpg.connect(
+                    read_only_dsn(self._dsn), timeout=min(self._timeout_s, 5.0),
+                    command_timeout=self._timeout_s)
+            try:
+                yield self._conn
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._conn.terminate()  # the next read connects again
+                raise
 
     async def companies_with_creds(self, companies: Sequence[str]) -> list[str]:
         """Those of `companies` that have a creds row (sorted), [] without the tables."""
         if not self._tables:
             return []
-        async with self._lock:
-            rows = await self._conn.fetch(
+        async with self._connection() as conn:
+            rows = await conn.fetch(
                 "SELECT company_id FROM whatsapp_auth WHERE company_id = ANY($1) "
                 "ORDER BY company_id", list(companies))
         return [r[0] for r in rows]
@@ -71,13 +90,13 @@ class SqlReader(DurableReader):
             return out
         creds_of = [c for c, refs in wanted.items() if CREDS in refs]
         keys = [(c, t, i) for c, refs in wanted.items() for (t, i) in refs if (t, i) != CREDS]
-        async with self._lock:
-            creds_rows = await self._conn.fetch(
+        async with self._connection() as conn:
+            creds_rows = await conn.fetch(
                 "SELECT a.company_id, a.xmin::text, CASE WHEN a.xmin::text = w.known THEN "
                 "NULL ELSE a.creds::text END FROM whatsapp_auth a JOIN unnest($1::text[], "
                 "$2::text[]) AS w(c, known) ON a.company_id = w.c",
                 creds_of, [self._known((c, CREDS)) for c in creds_of]) if creds_of else []
-            key_rows = await self._conn.fetch(
+            key_rows = await conn.fetch(
                 "SELECT k.company_id, k.key_type, k.key_id, k.xmin::text, CASE WHEN "
                 "k.xmin::text = w.known THEN NULL ELSE k.value::text END FROM whatsapp_keys k "
                 "JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS "
@@ -125,11 +144,11 @@ class SqlReader(DurableReader):
             if company in out:
                 out[company].values.update({ref: None for ref in refs})
         if self._tables:
-            async with self._lock:
-                creds_rows = await self._conn.fetch(
+            async with self._connection() as conn:
+                creds_rows = await conn.fetch(
                     "SELECT company_id, creds::text FROM whatsapp_auth "
                     "WHERE company_id = ANY($1)", ids)
-                key_rows = await self._conn.fetch(
+                key_rows = await conn.fetch(
                     "SELECT company_id, key_type, key_id, value::text FROM whatsapp_keys "
                     "WHERE company_id = ANY($1)", ids)
             self._fill(out, creds_rows, key_rows)

@@ -9,7 +9,7 @@ drive the progress display and build the report. Events:
      "duration": s, "message": short scrubbed text or null}
     {"event": "fact", "key": ..., "value": ...}      (see `record_fact`)
     {"event": "harness_error", "nodeid": ..., "type": ..., "message": ...}
-                                  (a HarnessError ended a test: the harness failed, not the store)
+                                  (the harness failed, not the store: see is_harness_failure)
     {"event": "finished", "exitstatus": int}
 
 Without `--harness-events` the plugin does nothing, so a plain `pytest` is unaffected.
@@ -24,11 +24,15 @@ from typing import IO, Any
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import is_harness_failure
 from harness.report.redact import scrub, scrub_tree
 
 PLUGIN_NAME = "authstate-harness-events"
-MESSAGE_LINES = 12  # of a failure's text kept in the report; the full text is in pytest.log
+# Lines of a failure's text kept in the report (the full text is in pytest.log): its head (the
+# assertion, the error) and its tail (Hypothesis' falsifying example, a crashed Node.js module's
+# last output lines), which matter most.
+HEAD_LINES, TAIL_LINES = 5, 6
+MESSAGE_LINES = HEAD_LINES + 1 + TAIL_LINES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,13 +70,14 @@ class EventWriter:
 
     def pytest_exception_interact(self, node: pytest.Item | pytest.Collector,
                                   call: pytest.CallInfo[Any], report: Any) -> None:
-        """A test that ended in a HarnessError (the harness itself could not work: a store's
-        sidecar crashed, a server could not be provided) makes the run a harness error, not a
-        finding about the store: tell the main job, once per test."""
+        """A test that ended in a failure of the harness itself (a server could not be
+        provided, a bad spec) makes the run a harness error: tell the main job, once per test.
+        What the target did -- its errors, refusals, timeouts, a crashed Node.js process -- is
+        an ordinary failure, a finding about the store (harness.errors.is_harness_failure)."""
         excinfo = call.excinfo
-        if excinfo is None or not excinfo.errisinstance(HarnessError):
+        if excinfo is None or not is_harness_failure(excinfo.value):
             return
-        exc = excinfo.value
+        exc = _harness_error(excinfo.value)
         text = str(getattr(exc, "message", exc))
         hint = getattr(exc, "hint", None)
         self.emit("harness_error", nodeid=getattr(node, "nodeid", ""),
@@ -86,6 +91,13 @@ class EventWriter:
         self._file.close()
 
 
+def _harness_error(exc: BaseException) -> BaseException:
+    """The HarnessError to name: `exc`, or the first harness failure in its group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return next(_harness_error(e) for e in exc.exceptions if is_harness_failure(e))
+    return exc
+
+
 def _message(report: pytest.TestReport) -> str | None:
     if report.passed:
         return None
@@ -95,8 +107,9 @@ def _message(report: pytest.TestReport) -> str | None:
     text = crash.message if crash is not None else report.longreprtext
     lines = str(text).strip().splitlines()
     if len(lines) > MESSAGE_LINES:
-        lines = [*lines[:MESSAGE_LINES], f"... ({len(lines) - MESSAGE_LINES} more lines in "
-                 "pytest.log)"]
+        cut = len(lines) - HEAD_LINES - TAIL_LINES
+        lines = [*lines[:HEAD_LINES], f"... ({cut} more lines in pytest.log)",
+                 *lines[-TAIL_LINES:]]
     return scrub("\n".join(lines))
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from harness.dsn import passwords_of, redact_text
 
-_BYTES_LITERAL = re.compile(r"(?<!['\"\\])[bB]('(?:[^'\\\n]|\\.){9,}'|\"(?:[^\"\\\n]|\\.){9,}\")")
+# (not after a letter, digit or _: `company 'a_b' changed ...` is text, not a bytes literal)
+_BYTES_LITERAL = re.compile(r"(?<![\w'\"\\])[bB]('(?:[^'\\\n]|\\.){9,}'|\"(?:[^\"\\\n]|\\.){9,}\")")
 _BUFFER_STRING = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*[\"'])[A-Za-z0-9+/=_-]{8,}(?=[\"'])")
 _BUFFER_ARRAY = re.compile(r"(?P<head>[\"']data[\"']\s*:\s*)\[\s*\d+(?:\s*,\s*\d+){7,}\s*,?\s*\]")
 _HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")

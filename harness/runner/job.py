@@ -227,9 +227,11 @@ class MainJob:
                     self._harness_errors_in_tests()
 
     def _harness_errors_in_tests(self) -> None:
-        """Tests that a HarnessError ended (a Node.js store's sidecar crashed, a server could not
-        be started) mean the harness could not do its job: exit 2 naming the first, not "n tests
-        failed", which would read as a verdict about the store."""
+        """Tests that a failure of the harness itself ended (a server could not be started, a
+        bad spec; see harness.errors.is_harness_failure) mean the harness could not do its job:
+        exit 2 naming the first, not "n tests failed", which would read as a verdict about the
+        store. What the target did (threw, refused, hung, crashed its Node.js process) never
+        lands here: those tests failed on a finding, and the run exits 1."""
         errors = self.outcomes.harness_errors
         if errors:
             first = errors[0]

@@ -78,7 +78,7 @@ class RunOutcomes:
         self._specs = list(suites)
         self._tests: dict[str, TestOutcome] = {}
         self.facts: dict[str, Any] = {}
-        self.harness_errors: list[dict[str, Any]] = []  # tests a HarnessError ended
+        self.harness_errors: list[dict[str, Any]] = []  # tests the harness failed
         self.exitstatus: int | None = None
         self.outside: list[str] = []  # collected tests that match no suite (should not happen)
 

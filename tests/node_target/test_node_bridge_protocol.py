@@ -10,11 +10,15 @@ import pytest
 from node_bridge_support import MODULES, OpenProbe
 
 from harness.chaos.driver import Driver
+from harness.errors import is_harness_failure
 from harness.metrics.history import History
 from harness.node_target.errors import (
     NodeCallTimeout,
+    NodeProtocolError,
     NodeSidecarCrashed,
+    NodeStoreCrashed,
     NodeStoreError,
+    NodeStoreSetupFailed,
     NodeStoreTypeError,
 )
 from harness.node_target.target import NodeClearableKeyStore
@@ -120,17 +124,32 @@ async def test_a_hung_call_is_bounded_and_unknown(open_probe: OpenProbe,
     await other.keys.set({"session": {"a.0": {"x": 1}}})
 
 
-async def test_a_crashed_sidecar_is_a_harness_error_with_the_module_output(
+async def test_a_crashed_sidecar_is_a_verdict_about_the_store_with_the_module_output(
         open_probe: OpenProbe) -> None:
+    """The module crashed its own process: a finding about the store (anomaly `crash`, exit 1
+    in a run), not the harness failing; a module that cannot be imported stays a bad spec."""
     target = await open_probe()
     state = await target.load("crash")
-    with pytest.raises(NodeSidecarCrashed) as err:
+    with pytest.raises(NodeStoreCrashed) as err:
         await state.keys.set({"session": {"a.0": {"x": 1}}})
-    assert err.value.exit_code == 2 and err.value.returncode == 7
+    assert err.value.returncode == 7 and err.value.anomaly == "crash"
+    assert err.value.from_target and not is_harness_failure(err.value)
+    assert "crash: the Node sidecar exited unexpectedly" in err.value.message
     assert "about to die" in err.value.message
     with pytest.raises(NodeSidecarCrashed):  # later calls fail at once, they do not hang
         await target.load("acme")
     assert target.failure() is err.value, "the chaos runner's hook names the crash"
+
+
+async def test_an_unreadable_reply_is_the_bridge_failing_not_the_store(
+        open_probe: OpenProbe) -> None:
+    """Replies are the sidecar's own lines: one the harness cannot read is a harness failure
+    (exit 2), raised at once by every call, not a 20 s "hang" charged to the store."""
+    target = await open_probe()
+    target.sidecar._on_line(b'{"id": 1, "ok": {"type": "Buffer", "data": "not base64 !"}')
+    with pytest.raises(NodeProtocolError, match="cannot read") as err:
+        await target.load("acme")
+    assert is_harness_failure(err.value)
 
 
 async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
@@ -145,8 +164,11 @@ async def test_an_unhandled_error_in_the_module_crashes_the_sidecar_visibly(
 
 
 async def test_a_module_that_fails_to_import_is_reported_at_open(open_probe: OpenProbe) -> None:
-    with pytest.raises(NodeSidecarCrashed, match="cannot be imported"):
+    with pytest.raises(NodeStoreSetupFailed, match="cannot be imported") as err:
         await open_probe(MODULES / "broken_import.mjs")
+    # `run` refuses such a module before it starts (a bad spec); one failing only here failed
+    # its set-up: a verdict about the store
+    assert err.value.anomaly == "setup-failed" and not is_harness_failure(err.value)
 
 
 async def test_a_missing_export_names_the_functions_there_are(open_probe: OpenProbe) -> None:

@@ -92,3 +92,10 @@ def test_a_javascript_stores_crash_dump_loses_its_secrets(dump: str, secret: str
     scrubbed = scrub(dump)
     assert secret not in scrubbed
     assert "<redacted>" in scrubbed
+
+
+def test_a_quoted_id_ending_in_b_is_text_not_a_bytes_literal() -> None:
+    """A finding naming company 'a_b' stays readable; a real bytes literal is still caught."""
+    text = "cross-tenant: keys.clear() on company 'a_b' changed company 'axb', which it must"
+    assert scrub(text) == text
+    assert "\\x8f" not in scrub("got [b'\\x8f\\x01\\x02\\x03\\x04\\x05'] from the store")
