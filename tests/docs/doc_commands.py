@@ -271,6 +271,13 @@ def synopsis_groups(lines: tuple[str, ...]) -> Iterator[tuple[int, list[str], st
         yield current[0], current[1], " ".join(current[2])
 
 
+def is_synopsis(text: str) -> bool:
+    """`authstate-harness load [--profile P] [--seed N]`: optional parts or metavariables. A
+    line without them is a command as it would be typed."""
+    words = PLACEHOLDER.sub("X", strip_comment(text)).split()
+    return "[" in text or any(re.fullmatch(r"[A-Z][A-Z0-9_.=/-]*|\.\.\.", w) for w in words[1:])
+
+
 @dataclass
 class Found:
     commands: list[Command] = field(default_factory=list)
@@ -302,7 +309,11 @@ def find_all() -> Found:
                         found.misplaced.append(f"{at}+{offset + 1} ({block.lang or 'no language'}"
                                                f"): {line.strip()}")
                 for offset, _words, text in synopsis_groups(block.lines):
-                    found.synopses.append((f"{name}:{block.line + 1 + offset}", text))
+                    at_line = f"{name}:{block.line + 1 + offset}"
+                    if is_synopsis(text):
+                        found.synopses.append((at_line, text))
+                    else:  # a plain command line in a text block: checked as one
+                        found.commands += shell_commands(at_line, "text", text)
                 for offset, line in enumerate(block.lines):
                     if harness_module(line.split()) is not None:  # `a | b`: alternatives
                         found.commands.append(classify(f"{name}:{block.line + 1 + offset}",
