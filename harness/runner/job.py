@@ -236,7 +236,7 @@ class MainJob:
         session = PytestSession(
             root=self.root, suites=self.options.suites, artifacts=self.artifacts, pg_dsn=dsn,
             hypothesis_profile=self.options.profile.hypothesis_profile, pg_kind=pg_kind,
-            target=self.target, chaos=self.chaos, gate_overrides=self.options.gate_overrides,
+            run_profile=self.options.profile.name, target=self.target, chaos=self.chaos, gate_overrides=self.options.gate_overrides,
             extra_args=self.options.pytest_args)
         session.start()
         with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:

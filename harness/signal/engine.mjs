@@ -30,8 +30,9 @@ const silent = {
 // on the console: dropped, counted; the verdicts carry the errors instead.
 const LIBSIGNAL_NOISE = /^(Session error:|Failed to decrypt message with any known session|Closing open session|Closing session|Removing old closed session|Decrypted message with closed session|Session already closed|WARNING: Expected pubkey|Unhandled bucket type|Migrating session|V1 session storage)/
 let noise = 0
+let escapedReads = 0 // reads of a send op that ran outside its own transaction
 let lib = null
-let settings = { commitRetries: 10, commitDelayMs: 3000, record: true, storeTimeoutMs: 20000 }
+let settings = { commitRetries: 10, commitDelayMs: 3000, record: true, storeTimeoutMs: 20000, peerLock: true }
 const companies = new Map()
 
 const now = () => process.hrtime.bigint()
@@ -105,6 +106,7 @@ class Company {
     const inner = this.auth.state.keys
     return {
       get: async (type, ids) => {
+        if (this.inSend && !this.keys.isInTransaction()) escapedReads++
         const t0 = now()
         let got
         try {
@@ -322,7 +324,7 @@ const OPS = {
     for (const jid of recipients) {
       if (bundles[jid]) continue
       const valid = await ctx.repo.validateSession(jid)
-      if (!valid.exists) need.push(jid)
+      if (!valid.exists) need.push([jid, valid.reason])
     }
     if (need.length) return { need_bundles: need }
     for (const jid of recipients) {
@@ -382,7 +384,7 @@ const OPS = {
   }
 }
 
-async function init ({ baileys_dir: dir, commit_retries: retries, commit_delay_ms: delay, record, store_timeout_ms: storeTimeout }) {
+async function init ({ baileys_dir: dir, commit_retries: retries, commit_delay_ms: delay, record, store_timeout_ms: storeTimeout, peer_lock: peerLock }) {
   if (!lib) {
     const pkg = path.join(dir, 'node_modules', '@whiskeysockets', 'baileys')
     const B = await import(pathToFileURL(path.join(pkg, 'lib', 'index.js')).href)
@@ -404,7 +406,8 @@ async function init ({ baileys_dir: dir, commit_retries: retries, commit_delay_m
     commitRetries: retries ?? settings.commitRetries,
     commitDelayMs: delay ?? settings.commitDelayMs,
     record: record ?? settings.record,
-    storeTimeoutMs: storeTimeout ?? settings.storeTimeoutMs
+    storeTimeoutMs: storeTimeout ?? settings.storeTimeoutMs,
+    peerLock: peerLock ?? settings.peerLock
   }
   return { baileys: lib.version, node: process.version }
 }
@@ -412,7 +415,7 @@ async function init ({ baileys_dir: dir, commit_retries: retries, commit_delay_m
 export async function run (op, msg, { stateOf }) {
   if (op === 'signal.init') return init(msg)
   if (!lib) throw new Error('signal engine: call signal.init first')
-  if (op === 'signal.stats') return { companies: companies.size, libsignal_console_lines: noise }
+  if (op === 'signal.stats') return { companies: companies.size, libsignal_console_lines: noise, escaped_reads: escapedReads }
   if (op === 'signal.open') {
     const ctx = new Company(msg.company, msg.jid, stateOf(msg.handle))
     companies.set(msg.company, ctx)
@@ -422,21 +425,65 @@ export async function run (op, msg, { stateOf }) {
   if (!fn) throw new Error(`signal engine: unknown op ${op}`)
   const ctx = companies.get(msg.company)
   if (!ctx) throw new Error(`signal engine: company ${msg.company} is not open`)
-  return ctx.exclusive(async () => {
-    ctx.begin()
-    const t0 = now()
-    let result
-    try {
-      result = await fn(ctx, msg)
-    } catch (e) {
-      result = { error: await failure(ctx, e, op === 'signal.receive' ? msg : null) }
-    }
-    const opNs = now() - t0
-    return {
-      ...result,
-      store_failures: ctx.storeFailures,
-      trace: ctx.trace,
-      timing: { op_ns: Number(opNs), store_ns: Number(ctx.storeNs) }
-    }
+  const received = now()
+  return ctx.exclusive(() => settings.peerLock
+    ? withPeers(peersOf(ctx, op, msg), () => runOp(ctx, fn, op, msg, received))
+    : runOp(ctx, fn, op, msg, received))
+}
+
+// libsignal queues every session operation in one process-wide queue per *peer address*, and
+// Baileys' transactions live in an AsyncLocalStorage: when two accounts of one process work on
+// sessions with the same contact at once, one account's job can run in the other's async
+// context, outside its own transaction (its reads and writes bypass it, and its commit can then
+// overwrite them: a reused counter, "Key used already or never filled"). A multi-tenant Baileys
+// service has that hazard; the harness must not, so ops on one peer address wait for each other
+// (`escaped_reads` counts reads a send made outside its transaction: 0 with the lock).
+function peersOf (ctx, op, msg) {
+  let jids = []
+  if (op === 'signal.send') jids = [msg.to]
+  else if (op === 'signal.receive' || op === 'signal.group_receive') jids = [msg.from]
+  else if (op === 'signal.group_send') jids = msg.only ? [msg.only] : msg.members
+  return jids.map(j => ctx.repo.jidToSignalProtocolAddress(j))
+}
+
+const peerLocks = new Map()
+async function withPeers (addresses, fn) {
+  const releases = []
+  for (const a of [...new Set(addresses)].sort()) releases.push(await acquire(a))
+  try {
+    return await fn()
+  } finally {
+    for (const release of releases.reverse()) release()
+  }
+}
+
+function acquire (key) {
+  const previous = peerLocks.get(key) ?? Promise.resolve()
+  let release
+  const held = new Promise(resolve => { release = resolve })
+  const chained = previous.then(() => held)
+  peerLocks.set(key, chained)
+  return previous.then(() => () => {
+    release()
+    if (peerLocks.get(key) === chained) peerLocks.delete(key)
   })
+}
+
+async function runOp (ctx, fn, op, msg, received) {
+  ctx.begin()
+  ctx.inSend = op === 'signal.send'
+  const t0 = now()
+  let result
+  try {
+    result = await fn(ctx, msg)
+  } catch (e) {
+    result = { error: await failure(ctx, e, op === 'signal.receive' ? msg : null) }
+  }
+  const opNs = now() - t0
+  return {
+    ...result,
+    store_failures: ctx.storeFailures,
+    trace: ctx.trace,
+    timing: { op_ns: Number(opNs), store_ns: Number(ctx.storeNs), wait_ns: Number(t0 - received) }
+  }
 }

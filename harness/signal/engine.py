@@ -34,6 +34,7 @@ class EngineTiming:
 
     ops: int = 0
     rtt_ns: int = 0  # the op as Python waited for it
+    wait_ns: int = 0  # queued in Node.js behind another company's op on the same peer
     op_ns: int = 0  # the op inside Node.js
     store_js_ns: int = 0  # its store calls as Node.js saw them (bridge: with the bridge hop)
 
@@ -41,7 +42,7 @@ class EngineTiming:
         """Shares of crypto (Baileys + libsignal in Node), store and bridge in the ops' time.
         `store_py_ns`: the store's own time when Python serves it (bridge), else None."""
         crypto = max(0, self.op_ns - self.store_js_ns)
-        transport = max(0, self.rtt_ns - self.op_ns)
+        transport = max(0, self.rtt_ns - self.op_ns - self.wait_ns)
         if store_py_ns is None:
             store, bridge = self.store_js_ns, transport
         else:
@@ -50,7 +51,9 @@ class EngineTiming:
         total = crypto + store + bridge
         share = (lambda part: round(part / total, 3)) if total else (lambda part: None)
         return {"ops": self.ops, "crypto": share(crypto), "store": share(store),
-                "bridge": share(bridge), "busy_s": round(total / 1e9, 3)}
+                "bridge": share(bridge), "busy_s": round(total / 1e9, 3),
+                "peer_wait_s": round(self.wait_ns / 1e9, 3),
+                "mean_op_ms": round(self.rtt_ns / self.ops / 1e6, 2) if self.ops else None}
 
 
 class SignalEngine:
@@ -124,6 +127,7 @@ class SignalEngine:
         t.ops += 1
         t.rtt_ns += time.monotonic_ns() - started
         t.op_ns += int(timing.get("op_ns") or 0)
+        t.wait_ns += int(timing.get("wait_ns") or 0)
         t.store_js_ns += int(timing.get("store_ns") or 0)
         trace = result.pop("trace", None) or []
         if trace:
