@@ -30,7 +30,9 @@ _SHOWN = 20
 
 def attribute(failures: Sequence[Failure], check: CheckResult,
               history: History) -> dict[str, Any]:
-    """{"attributed", "unattributed", "by_anomaly", "examples"} for the report."""
+    """{"attributed", "unattributed", "by_anomaly", "keys", "examples"} for the report;
+    `keys` lists the keys failures were attributed to, most failures first, with the anomaly
+    and the libsignal errors: which key broke which messages."""
     invoke_ns = {op.index: op.invoke_ns for op in history.ops()}
     anomalies: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for found in check.anomalies.values():
@@ -38,7 +40,9 @@ def attribute(failures: Sequence[Failure], check: CheckResult,
             if anomaly.key is not None:
                 anomalies[(anomaly.company, anomaly.key[0], anomaly.key[1])].append(anomaly)
     by_cause: Counter[str] = Counter()
+    by_key: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
     examples: list[dict[str, Any]] = []
+    shown: set[tuple[str, str | None]] = set()
     attributed = 0
     for failure in failures:
         matches = list(_matching(failure, anomalies, invoke_ns))
@@ -49,6 +53,8 @@ def attribute(failures: Sequence[Failure], check: CheckResult,
             first = matches[0]
             cause = {"anomaly": first.name, "company": first.company, "key": list(first.key),
                      "op": first.op, "where": first.where, "note": first.note}
+            for anomaly in {(a.company, *a.key, a.name) for a in matches}:
+                by_key[anomaly][failure.label] += 1
         elif failure.store_failures:
             attributed += 1
             by_cause[STORE_ERROR] += 1
@@ -57,14 +63,21 @@ def attribute(failures: Sequence[Failure], check: CheckResult,
                              "as 'no session')"}
         else:
             cause = None
-        if len(examples) < _SHOWN and (cause is not None or len(examples) < _SHOWN // 2):
+        kind = (failure.label, None if cause is None else cause["anomaly"])
+        if len(examples) < _SHOWN and kind not in shown:
+            shown.add(kind)
             examples.append({"message": failure.message, "sender": failure.sender,
                              "recipient": failure.recipient, "error": failure.label,
                              "attempt": failure.attempt, "cause": cause,
                              "keys": [list(k) for k in failure.keys]})
+    keys = [{"company": company, "key": [key_type, key_id], "anomaly": name,
+             "failures": sum(errors.values()), "errors": dict(errors.most_common())}
+            for (company, key_type, key_id, name), errors in by_key.items()]
+    keys.sort(key=lambda k: -k["failures"])
     return {"failures": len(failures), "attributed": attributed,
             "unattributed": len(failures) - attributed,
-            "by_anomaly": dict(by_cause.most_common()), "examples": examples}
+            "by_anomaly": dict(by_cause.most_common()), "keys": keys[:_SHOWN],
+            "examples": examples}
 
 
 def _matching(failure: Failure, anomalies: dict[tuple[str, str, str], list[Any]],

@@ -21,8 +21,8 @@ from typing import Any
 from harness.metrics.history import History
 from harness.signal.engine import SignalEngine
 from harness.signal.recorder import Processes
-from harness.signal.tally import label
-from harness.signal.topology import Conversation, Topology
+from harness.signal.tally import Failure, label
+from harness.signal.topology import Conversation, Topology, involved_keys
 
 
 @dataclass
@@ -30,6 +30,7 @@ class NewPodResult:
     conversations: int = 0
     continued: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    decrypt_failures: list[Failure] = field(default_factory=list)  # for the attribution
     companies_unpaired: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
@@ -78,12 +79,26 @@ async def new_pod_check(target: Any, topology: Topology, history: History,
         result.conversations = len(conversations)
 
         async def one(conv: Conversation) -> None:
+            extra: list[dict[str, Any]] = []
             async with gate:
-                failure = await _continue(engine, topology, conv, locks)
+                failure = await _continue(engine, topology, conv, locks, extra)
             if failure is None:
                 result.continued += 1
-            else:
-                result.failures.append({"conversation": conv.id, "kind": conv.kind, **failure})
+                return
+            for item in (failure, *extra):
+                note(conv, item)
+
+        def note(conv: Conversation, failure: dict[str, Any]) -> None:
+            error = failure.pop("detail", None)
+            pkmsg = bool(failure.pop("pkmsg", False))
+            result.failures.append({"conversation": conv.id, "kind": conv.kind, **failure})
+            if error is not None:
+                result.decrypt_failures.append(Failure(
+                    time.monotonic_ns(), f"new-pod:{conv.id}", failure["peer"],
+                    failure["company"], failure["error"], error,
+                    involved_keys(topology, conv, failure["peer"], failure["company"],
+                                  pkmsg=pkmsg),
+                    int(error.get("store_failures") or 0)))
 
         await asyncio.gather(*(one(conv) for conv in conversations))
     finally:
@@ -102,28 +117,42 @@ async def _locked(engine: SignalEngine, locks: _Locks, name: str, company: str,
                               "harness": True}}
 
 
+async def _one_way(engine: SignalEngine, locks: _Locks, jids: dict[str, str], text: bytes,
+                   sender: str, recipient: str) -> dict[str, Any] | None:
+    sent = await _locked(engine, locks, "send", sender, to=jids[recipient], plaintext=text,
+                         bundle=None)
+    if sent.get("need_bundle"):
+        return {"company": sender, "step": "send", "peer": recipient,
+                "error": "session missing (a new session would be needed)"}
+    if "error" in sent:
+        return {"company": sender, "step": "send", "peer": recipient,
+                "error": label(sent["error"])}
+    got = await _locked(engine, locks, "receive", recipient, **{
+        "from": jids[sender], "type": sent["type"], "ciphertext": sent["ciphertext"]})
+    if got.get("plaintext") == text:
+        return None
+    error = {**(got.get("error") or {"message": "wrong plaintext"}),
+             "store_failures": got.get("store_failures")}
+    return {"company": recipient, "step": "decrypt", "peer": sender, "error": label(error),
+            "detail": error, "pkmsg": sent["type"] == "pkmsg"}
+
+
 async def _continue(engine: SignalEngine, topology: Topology, conv: Conversation,
-                    locks: _Locks) -> dict[str, Any] | None:
-    """One message each way (1:1) or one group message; the failure, or None."""
+                    locks: _Locks, extra: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One message each way (1:1) or one group message; the first failure, or None (later
+    failures of the same conversation go to `extra`)."""
     jids = topology.jids
     text = f"new-pod:{conv.id}".encode()
     if conv.kind == "direct":
         a, b = conv.members
-        for sender, recipient in ((a, b), (b, a)):
-            sent = await _locked(engine, locks, "send", sender, to=jids[recipient],
-                                 plaintext=text, bundle=None)
-            if sent.get("need_bundle"):
-                return {"company": sender, "step": "send", "peer": recipient,
-                        "error": "session missing (a new session would be needed)"}
-            if "error" in sent:
-                return {"company": sender, "step": "send", "peer": recipient,
-                        "error": label(sent["error"])}
-            got = await _locked(engine, locks, "receive", recipient, **{
-                "from": jids[sender], "type": sent["type"], "ciphertext": sent["ciphertext"]})
-            if got.get("plaintext") != text:
-                return {"company": recipient, "step": "decrypt", "peer": sender,
-                        "error": label(got.get("error") or {"message": "wrong plaintext"})}
-        return None
+        first: dict[str, Any] | None = None
+        for sender, recipient in ((a, b), (b, a)):  # both ways, even after a failure
+            failure = await _one_way(engine, locks, jids, text, sender, recipient)
+            if failure is not None and first is None:
+                first = failure
+            elif failure is not None:
+                extra.append(failure)
+        return first
     sender, *others = conv.members
     sent = await _locked(engine, locks, "group_send", sender, group=conv.jid,
                          members=[jids[m] for m in others], plaintext=text, bundles={},
@@ -140,6 +169,9 @@ async def _continue(engine: SignalEngine, topology: Topology, conv: Conversation
             "from": jids[sender], "ciphertext": sent["ciphertext"],
             "skdm": skdm.get(jids[member])})
         if got.get("plaintext") != text:
+            error = {**(got.get("error") or {"message": "wrong plaintext"}),
+                     "store_failures": got.get("store_failures")}
+            part = skdm.get(jids[member]) or {}
             return {"company": member, "step": "group decrypt", "peer": sender,
-                    "error": label(got.get("error") or {"message": "wrong plaintext"})}
+                    "error": label(error), "detail": error, "pkmsg": part.get("type") == "pkmsg"}
     return None

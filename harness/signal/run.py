@@ -126,7 +126,8 @@ async def run_signal(scenario: str, params: SignalParams, target_spec: Any, env:
         await _close(pod, notes)
     final = await final_read(env.admin_dsn, companies)
     result = check(history, final.final, final_meta=final.final_meta, max_examples=100_000)
-    attribution = attribute(workload.tally.failures, result, history)
+    attribution = attribute([*workload.tally.failures, *new_pod.decrypt_failures], result,
+                            history)
     section = build_section(
         scenario=scenario, params=params, target=target_spec.name, contrast=contrast,
         workload=workload, new_pod=new_pod, check=result, attribution=attribution,

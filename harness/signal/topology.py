@@ -99,3 +99,20 @@ def build_topology(companies: list[str], *, contacts: int, groups: int,
         for member in conv.members:
             by_company[member].append(conv)
     return Topology(jids, conversations, by_company)
+
+
+def involved_keys(topology: Topology, conv: Conversation, sender: str, recipient: str, *,
+                  pkmsg: bool, pre_key: int | None = None) -> list[tuple[str, str, str]]:
+    """The (company, key type, key id) a decrypt of `sender`'s message by `recipient` involves,
+    at both ends: what a failure of it is joined with in the checker's anomalies."""
+    s_addr, r_addr = address(topology.jids[sender]), address(topology.jids[recipient])
+    keys = [(recipient, "session", s_addr), (sender, "session", r_addr)]
+    if pkmsg:
+        keys.append((recipient, "identity-key", s_addr))
+        if pre_key is not None:
+            keys.append((recipient, "pre-key", str(pre_key)))
+    if conv.kind == "group":
+        sk = sender_key_id(conv.jid, topology.jids[sender])
+        keys += [(recipient, "sender-key", sk), (sender, "sender-key", sk),
+                 (sender, "sender-key-memory", conv.jid)]
+    return keys

@@ -47,13 +47,7 @@ from harness.signal.engine import SignalEngine
 from harness.signal.recorder import Processes
 from harness.signal.server import Envelope, Server
 from harness.signal.tally import Delivery, Failure, Message, Tally, label
-from harness.signal.topology import (
-    Conversation,
-    Topology,
-    address,
-    build_topology,
-    sender_key_id,
-)
+from harness.signal.topology import Conversation, Topology, build_topology, involved_keys
 
 log = logging.getLogger("harness.signal")
 
@@ -526,22 +520,11 @@ class SignalWorkload:
     def _keys_of(self, message: Message, recipient: str,
                  envelope: Envelope) -> list[tuple[str, str, str]]:
         """The (company, key type, key id) a failed decrypt involved, at both ends."""
-        sender = message.sender
-        s_addr, r_addr = address(self._jid(sender)), address(self._jid(recipient))
-        keys = [(recipient, "session", s_addr), (sender, "session", r_addr)]
         pkmsg = (envelope.payload.get("type") == "pkmsg"
                  or (envelope.payload.get("skdm") or {}).get("type") == "pkmsg")
-        if pkmsg:
-            keys.append((recipient, "identity-key", s_addr))
-            pre_key = self.pre_key_of.get((sender, recipient))
-            if pre_key is not None:
-                keys.append((recipient, "pre-key", str(pre_key)))
-        if message.kind == "group":
-            conv = self._conversation(message.conversation)
-            sk = sender_key_id(conv.jid, self._jid(sender))
-            keys += [(recipient, "sender-key", sk), (sender, "sender-key", sk),
-                     (sender, "sender-key-memory", conv.jid)]
-        return keys
+        return involved_keys(self.topology, self._conversation(message.conversation),
+                             message.sender, recipient, pkmsg=pkmsg,
+                             pre_key=self.pre_key_of.get((message.sender, recipient)))
 
     # -- results ---------------------------------------------------------------------------------
     def traffic_window_s(self) -> float | None:
