@@ -125,6 +125,14 @@ def print_summary(result: RunResult) -> None:
 
         console.print()
         console.print(latency_table(load))
+    signal = report.get("signal") or []
+    if signal:
+        from harness.report.signal_table import summary_line
+
+        console.print()
+        for item in signal:
+            console.print(escape(summary_line(item)), highlight=False,
+                          style="dim" if item.get("contrast") else None)
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")

@@ -236,8 +236,8 @@ class MainJob:
         session = PytestSession(
             root=self.root, suites=self.options.suites, artifacts=self.artifacts, pg_dsn=dsn,
             hypothesis_profile=self.options.profile.hypothesis_profile, pg_kind=pg_kind,
-            run_profile=self.options.profile.name, target=self.target, chaos=self.chaos, gate_overrides=self.options.gate_overrides,
-            extra_args=self.options.pytest_args)
+            run_profile=self.options.profile.name, target=self.target, chaos=self.chaos,
+            gate_overrides=self.options.gate_overrides, extra_args=self.options.pytest_args)
         session.start()
         with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:
             try:
@@ -309,7 +309,8 @@ class MainJob:
                               stats=benchmark_stats(self.artifacts.benchmark_stats),
                               chaos=results.section("chaos"), artifacts=artifacts,
                               facts=self.outcomes.facts,
-                              load=(results.section("load") or [None])[-1])
+                              load=(results.section("load") or [None])[-1],
+                              signal=results.section("signal"))
         self._scrub_artifacts()
         write_report(self.out_dir, report)
         if self.out_dir.parent == self.root / "reports":  # the default place: keep its index

@@ -19,6 +19,7 @@ from typing import Any
 from harness.metrics.checker import CheckResult
 from harness.metrics.figures import Figure
 from harness.metrics.history import History
+from harness.report import signal_table
 from harness.signal.newpod import NewPodResult
 from harness.signal.profiles import SignalParams
 from harness.signal.workload import SignalWorkload
@@ -138,17 +139,5 @@ def figures_of(item: dict[str, Any]) -> list[Figure]:
 
 
 def summary_line(item: dict[str, Any]) -> str:
-    top = ", ".join(f"{k} {v}" for k, v in list(item["undecryptable"].items())[:3])
-    split = item["throughput"]["time_split"] or {}
-    pod = "ok" if item["new_pod_ok"] else (
-        f"FAILED {item['new_pod']['conversations'] - item['new_pod']['continued']}/"
-        f"{item['new_pod']['conversations']}")
-    rate = item["throughput"]["deliveries_per_s"]
-    shares = "/".join(f"{round((split.get(k) or 0) * 100)}%" for k in ("crypto", "store", "bridge"))
-    return (f"signal {item['name']} [{item['target']}] {item['verdict'].upper()}: "
-            f"{item['messages']} messages, {item['deliveries']} deliveries, "
-            f"{item['decrypted']} decrypted, {item['undecryptable_total']} undecryptable"
-            f"{f' ({top})' if top else ''}, {item['reestablished']} re-established, "
-            f"{item['lost']} lost; new pod {pod}; "
-            f"{rate if rate is not None else '-'} deliveries/s "
-            f"(crypto/store/bridge {shares})")
+    """The console line (harness/report/signal_table.py renders it from the item alone)."""
+    return signal_table.summary_line(item)
