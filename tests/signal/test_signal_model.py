@@ -245,3 +245,15 @@ def test_time_split_shares_add_up() -> None:
     bridge = timing.split(250)  # Python served the store in 250 of the 400 ns Node waited
     assert (bridge["crypto"], bridge["store"], bridge["bridge"]) == (0.222, 0.278, 0.5)
     assert bridge["ops"] == 2 and bridge["peer_wait_s"] == 0.0  # rounded to ms
+
+
+def test_the_html_chart_draws_outcomes_and_shades_the_fault() -> None:
+    from harness.report.html.signal_chart import signal_timeline
+
+    item = _item(timeline={"bucket_s": 0.5, "decrypted": [4, 6, 0, 5], "failed": [0, 0, 2, 0],
+                           "lost": [0, 0, 0, 1], "faults": [[0.5, 1.5]]})
+    chart = signal_timeline(item, "signal-0")
+    assert chart is not None and chart.title == "Signal sever [resilient]: decrypt outcomes"
+    assert chart.svg.startswith("<svg") and "fault window 0.5-1.5 s" in chart.svg
+    assert chart.svg.count('class="mark') >= 3  # three series drawn
+    assert signal_timeline(_item(timeline={}), "x") is None
