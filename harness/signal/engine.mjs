@@ -86,6 +86,7 @@ class Company {
     this.trace = []
     this.storeNs = 0n
     this.storeFailures = 0
+    this.lockWaitNs = 0n
     this.reads = new Map() // what the store returned in this op: the diagnosis reads it
   }
 
@@ -320,33 +321,37 @@ const OPS = {
     const memory = { ...(stored || {}) }
     const devices = only ? [only] : members
     const recipients = devices.filter(jid => !memory[jid] || only)
-    const need = []
-    for (const jid of recipients) {
-      if (bundles[jid]) continue
-      const valid = await ctx.repo.validateSession(jid)
-      if (!valid.exists) need.push([jid, valid.reason])
-    }
-    if (need.length) return { need_bundles: need }
-    for (const jid of recipients) {
-      if (bundles[jid]) await ctx.repo.injectE2ESession({ jid, session: toSession(bundles[jid]) })
-    }
-    const { ciphertext, senderKeyDistributionMessage } = await ctx.repo.encryptGroupMessage({
-      group, meId: ctx.jid, data: Buffer.from(plaintext)
+    return lockPeers(ctx, recipients, async () => {
+      const need = []
+      for (const jid of recipients) {
+        if (bundles[jid]) continue
+        const valid = await ctx.repo.validateSession(jid)
+        if (!valid.exists) need.push([jid, valid.reason])
+      }
+      if (need.length) return { need_bundles: need }
+      for (const jid of recipients) {
+        if (bundles[jid]) await ctx.repo.injectE2ESession({ jid, session: toSession(bundles[jid]) })
+      }
+      const { ciphertext, senderKeyDistributionMessage } = await ctx.repo.encryptGroupMessage({
+        group, meId: ctx.jid, data: Buffer.from(plaintext)
+      })
+      const skdm = {}
+      for (const jid of recipients) {
+        const frame = Buffer.concat([Buffer.from('k'), Buffer.from(senderKeyDistributionMessage)])
+        skdm[jid] = await ctx.repo.encryptMessage({ jid, data: frame })
+        memory[jid] = true
+      }
+      await ctx.keys.set({ 'sender-key-memory': { [group]: memory } })
+      return { ciphertext, skdm: Object.entries(skdm), injected: Object.keys(bundles) }
     })
-    const skdm = {}
-    for (const jid of recipients) {
-      const frame = Buffer.concat([Buffer.from('k'), Buffer.from(senderKeyDistributionMessage)])
-      skdm[jid] = await ctx.repo.encryptMessage({ jid, data: frame })
-      memory[jid] = true
-    }
-    await ctx.keys.set({ 'sender-key-memory': { [group]: memory } })
-    return { ciphertext, skdm: Object.entries(skdm), injected: Object.keys(bundles) }
   }, ctx.jid),
   'signal.group_receive': async (ctx, { group, from, ciphertext, skdm }) => {
     let stage = 'skdm'
     try {
       if (skdm) {
-        const frame = await ctx.repo.decryptMessage({ jid: from, type: skdm.type, ciphertext: Buffer.from(skdm.ciphertext) })
+        const frame = await lockPeers(ctx, [from], () => ctx.repo.decryptMessage({
+          jid: from, type: skdm.type, ciphertext: Buffer.from(skdm.ciphertext)
+        }))
         await ctx.repo.processSenderKeyDistributionMessage({
           item: { groupId: group, axolotlSenderKeyDistributionMessage: Buffer.from(frame).subarray(1) },
           authorJid: from
@@ -426,9 +431,8 @@ export async function run (op, msg, { stateOf }) {
   const ctx = companies.get(msg.company)
   if (!ctx) throw new Error(`signal engine: company ${msg.company} is not open`)
   const received = now()
-  return ctx.exclusive(() => settings.peerLock
-    ? withPeers(peersOf(ctx, op, msg), () => runOp(ctx, fn, op, msg, received))
-    : runOp(ctx, fn, op, msg, received))
+  return ctx.exclusive(() => lockPeers(ctx, peersOf(ctx, op, msg),
+    () => runOp(ctx, fn, op, msg, received)))
 }
 
 // libsignal queues every session operation in one process-wide queue per *peer address*, and
@@ -439,11 +443,19 @@ export async function run (op, msg, { stateOf }) {
 // service has that hazard; the harness must not, so ops on one peer address wait for each other
 // (`escaped_reads` counts reads a send made outside its transaction: 0 with the lock).
 function peersOf (ctx, op, msg) {
-  let jids = []
-  if (op === 'signal.send') jids = [msg.to]
-  else if (op === 'signal.receive' || op === 'signal.group_receive') jids = [msg.from]
-  else if (op === 'signal.group_send') jids = msg.only ? [msg.only] : msg.members
-  return jids.map(j => ctx.repo.jidToSignalProtocolAddress(j))
+  // group ops lock inside (only their 1:1 parts enter libsignal's queues)
+  if (op === 'signal.send') return [msg.to]
+  if (op === 'signal.receive') return [msg.from]
+  return []
+}
+
+function lockPeers (ctx, jids, fn) {
+  if (!settings.peerLock || !jids.length) return fn()
+  const asked = now()
+  return withPeers(jids.map(j => ctx.repo.jidToSignalProtocolAddress(j)), () => {
+    ctx.lockWaitNs += now() - asked
+    return fn()
+  })
 }
 
 const peerLocks = new Map()
@@ -479,11 +491,12 @@ async function runOp (ctx, fn, op, msg, received) {
   } catch (e) {
     result = { error: await failure(ctx, e, op === 'signal.receive' ? msg : null) }
   }
-  const opNs = now() - t0
+  const lockWait = ctx.lockWaitNs
+  const opNs = now() - t0 - lockWait
   return {
     ...result,
     store_failures: ctx.storeFailures,
     trace: ctx.trace,
-    timing: { op_ns: Number(opNs), store_ns: Number(ctx.storeNs), wait_ns: Number(t0 - received) }
+    timing: { op_ns: Number(opNs), store_ns: Number(ctx.storeNs), wait_ns: Number(t0 - received + lockWait) }
   }
 }

@@ -43,13 +43,20 @@ def _timeline(workload: SignalWorkload, windows: Sequence[tuple[int, int]]) -> d
                        for a, b in windows]}
 
 
-def _store_calls_during(history: History, windows: Sequence[tuple[int, int]]) -> dict[str, int]:
-    calls = failed = 0
+def _store_calls_during(history: History,
+                        windows: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """Store calls invoked while the fault was on, and the first failed ones (key refs and
+    the error, never values): what libsignal could not get from the store."""
+    calls, failed = 0, []
     for op in history.ops():
         if any(a <= op.invoke_ns <= b for a, b in windows):
             calls += 1
-            failed += op.outcome != "ok"
-    return {"calls": calls, "failed": failed}
+            if op.outcome != "ok":
+                failed.append(op)
+    examples = [{"op": op.index, "f": op.f, "company": op.company,
+                 "keys": [list(k) for k in op.keys[:4]], "outcome": op.outcome,
+                 "error": op.error} for op in failed[:10]]
+    return {"calls": calls, "failed": len(failed), "examples": examples}
 
 
 def build_section(*, scenario: str, params: SignalParams, target: str, contrast: bool,
@@ -69,7 +76,7 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
         during = _store_calls_during(history, windows)
         fault = {"kind": scenario, "outage_s": params.outage_s,
                  "store_calls": during["calls"], "store_calls_failed": during["failed"],
-                 "met": during["calls"] > 0}
+                 "failed_calls": during["examples"], "met": during["calls"] > 0}
     new_pod_summary = new_pod.summary()
     undecryptable = summary["undecryptable_total"] + len(new_pod.failures)
     item: dict[str, Any] = {
