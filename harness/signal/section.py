@@ -102,7 +102,8 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
                        if window_s else None,
                        "messages_per_s": round(summary["messages"] / window_s, 1)
                        if window_s else None,
-                       "time_split": stats["time_split"]},
+                       "time_split": stats["time_split"],
+                       "cpu_s": stats["cpu_s"]},
         "fault": fault, "timeline": _timeline(workload, windows),
         "engine": engine_stats, "server": stats["server"],
         "harness_errors": stats["harness_errors"], "setup_s": stats["setup_s"],
@@ -141,7 +142,9 @@ def figures_of(item: dict[str, Any]) -> list[Figure]:
         Figure("signal", f"{name} throughput", None if rate is None else float(rate),
                "deliveries/s", "higher", gated=False,
                notes="decrypted deliveries per second of traffic on this machine",
-               context={"time_split": item["throughput"]["time_split"]}),
+               context={"time_split": item["throughput"]["time_split"],
+                        "cpu_s": item["throughput"].get("cpu_s"),
+                        "window_s": item["throughput"]["window_s"]}),
     ]
 
 

@@ -34,6 +34,7 @@ import asyncio
 import itertools
 import logging
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -132,6 +133,8 @@ class SignalWorkload:
         self.stopped_at: float | None = None
         self.started_ns: int | None = None
         self.stopped_ns: int | None = None
+        self._cpu_at_start: dict[str, float] = {}
+        self.cpu_s: dict[str, float] | None = None  # CPU seconds during the traffic
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -190,6 +193,7 @@ class SignalWorkload:
         self._stopping = False
         self.started_at = time.monotonic()
         self.started_ns = time.monotonic_ns()
+        self._cpu_at_start = self._cpu()
         self._generators = [asyncio.create_task(self._generate(c), name=f"signal-gen-{c}")
                             for c in self.companies]
 
@@ -202,6 +206,7 @@ class SignalWorkload:
         self._generators = []
         self.stopped_at = time.monotonic()
         self.stopped_ns = time.monotonic_ns()
+        self.cpu_s = self._cpu_since(self._cpu_at_start)
         await self.drain(self.config.drain_s if grace_s is None else grace_s)
 
     async def drain(self, timeout_s: float) -> bool:
@@ -526,6 +531,27 @@ class SignalWorkload:
                              message.sender, recipient, pkmsg=pkmsg,
                              pre_key=self.pre_key_of.get((message.sender, recipient)))
 
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds so far of this process (driver, bridge, store client, history) and of
+        the Node.js sidecar running the engine (Baileys, libsignal, JSON)."""
+        import psutil
+
+        pids = {"python": os.getpid()}
+        if self.engine is not None and self.engine.sidecar is not None:
+            pids["node"] = self.engine.sidecar.proc.pid
+        out = {}
+        for name, pid in pids.items():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            out[name] = times.user + times.system
+        return out
+
+    def _cpu_since(self, start: dict[str, float]) -> dict[str, float]:
+        now = self._cpu()
+        return {k: round(now[k] - start[k], 2) for k in start if k in now}
+
     # -- results ---------------------------------------------------------------------------------
     def traffic_window_s(self) -> float | None:
         if self.started_at is None:
@@ -543,4 +569,5 @@ class SignalWorkload:
                 "setup_s": None if self.setup_s is None else round(self.setup_s, 3),
                 "harness_errors": dict(self.harness_errors),
                 "server": dict(self.server.counts),
-                "time_split": self.engine.time_split() if self.engine else None}
+                "time_split": self.engine.time_split() if self.engine else None,
+                "cpu_s": self.cpu_s}
