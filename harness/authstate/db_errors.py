@@ -100,6 +100,12 @@ _LOST_CONNECTION_TEXTS = ("released back to the pool", "connection is closed",
                           "connection was closed", "another operation is in progress")
 
 
+def retryable_sqlstate(code: str) -> bool:
+    """PostgreSQL's SQLSTATE `code` says the server may serve the same call later (an outage,
+    not the request's fault): classes 08, 53, 58 and the codes listed above (57P01, 40001...)."""
+    return code in _RETRYABLE_CODES or code[:2] in _RETRYABLE_CLASSES or code.startswith("57P")
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     code = getattr(exc, "sqlstate", None)
     return code if isinstance(code, str) and len(code) == 5 else None

@@ -6,6 +6,11 @@ ratio is the median of each round's own ratio: the two sides of a round run back
 slow spell (autovacuum, a checkpoint, a busy neighbour) scales both and cancels in the pair,
 where it would shift only one side's median. Measured here: over 6 runs of 100 rounds the
 ratio of medians spread 0.76-0.87, the median of paired ratios 0.83-0.86.
+
+Latency comparisons (p50 of many sub-millisecond calls) are paired the same way in batches:
+the calls alternate sides, each batch of consecutive calls gives one p50 ratio, and the figure
+is the median of those ratios with the same order-statistics interval (`batch_p50_ratios`).
+Every gated ratio thus carries a ~95 % interval from the run itself, which the gates judge.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from harness.metrics.intervals import Decision, decide, median_interval
 
 
 @dataclass
@@ -52,16 +59,26 @@ def paired_ratio_ci(numerator: Timings, denominator: Timings,
     """A ~95 % confidence interval of `median_paired_ratio` (distribution-free: the order
     statistics around the median that a binomial(n, 1/2) brackets with probability ~95 %).
 
-    It travels with the figure so `compare` can tell a regression from this run's own noise.
+    It travels with the figure (as its interval) so the gate and `compare` can tell a miss or
+    a regression from this run's own noise.
     """
-    ratios = sorted(n / d for n, d in zip(numerator.seconds, denominator.seconds, strict=True))
+    ratios = [n / d for n, d in zip(numerator.seconds, denominator.seconds, strict=True)]
     if not ratios:
         raise ValueError("no rounds")
-    n = len(ratios)
-    half = z * math.sqrt(n) / 2
-    lo = max(0, math.floor(n / 2 - half))
-    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
-    return ratios[lo], ratios[max(lo, hi)]
+    return median_interval(ratios, z)
+
+
+def batch_p50_ratios(ours: Timings, base: Timings, batch: int) -> list[float]:
+    """p50(ours) / p50(baseline) of each batch of `batch` consecutive paired calls (the calls
+    alternate sides, so a batch's two halves saw the same machine); a short tail is dropped."""
+    if len(ours.seconds) != len(base.seconds):
+        raise ValueError(f"need as many calls on both sides, got {len(ours.seconds)} and "
+                         f"{len(base.seconds)}")
+    out = []
+    for start in range(0, len(ours.seconds) - batch + 1, batch):
+        b = statistics.median(base.seconds[start:start + batch])
+        out.append(statistics.median(ours.seconds[start:start + batch]) / b if b else math.inf)
+    return out
 
 
 def paired_rounds(ours: Callable[[], Any], baseline: Callable[[], Any], *, rounds: int,
@@ -145,6 +162,7 @@ class Comparison:
     paired_ratio: float | None = None
     # ~95 % confidence interval of the ratio (`paired_ratio_ci`), when rounds were paired
     ratio_ci: tuple[float, float] | None = None
+    added_rounds: int = 0  # pairs measured beyond `rounds` because the interval straddled
 
     @property
     def ratio(self) -> float:
@@ -156,13 +174,25 @@ class Comparison:
     def passed(self) -> bool:
         return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
 
+    @property
+    def decision(self) -> Decision:
+        """passed / failed / undecided with the ratio's interval (the value alone without)."""
+        ratio = self.ratio if math.isfinite(self.ratio) else None
+        return decide(ratio, self.ratio_ci, float(self.target),
+                      higher_is_better=self.higher_is_better)
+
     def describe(self) -> str:
         op = ">=" if self.higher_is_better else "<="
-        verdict = ("met" if self.passed else "MISSED") if self.gated else "not gated"
+        verdict = {"passed": "met", "failed": "MISSED", "undecided": "UNDECIDED"}[
+            self.decision] if self.gated else "not gated"
+        interval = ("" if self.ratio_ci is None else
+                    f" [95 % {self.ratio_ci[0]:.3f}..{self.ratio_ci[1]:.3f}]")
+        more = f", +{self.added_rounds} rounds measured" if self.added_rounds else ""
         return (f"{self.name}: {self.metric} ours {self.ours:.4g} {self.unit} vs baseline "
                 f"{self.baseline:.4g} {self.unit} -> "
-                f"{'paired ' if self.paired_ratio is not None else ''}ratio {self.ratio:.3f} "
-                f"(target {op} {self.target}) {verdict}")
+                f"{'paired ' if self.paired_ratio is not None else ''}ratio {self.ratio:.3f}"
+                f"{interval} (target {op} {self.target}{more}) {verdict}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "passed": self.passed}
+        return {**asdict(self), "ratio": self.ratio, "passed": self.passed,
+                "decision": self.decision}

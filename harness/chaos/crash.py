@@ -41,7 +41,7 @@ from harness.errors import HarnessError
 from harness.faults.helpers import Faults
 from harness.metrics.fault_timeline import FaultTimeline, Instant
 from harness.metrics.history import History
-from harness.paths import repo_root
+from harness.paths import import_root, project_dir
 
 log = logging.getLogger("harness.chaos")
 
@@ -76,7 +76,9 @@ class ChildProcess:
     @classmethod
     async def start(cls, ctx: ShapeContext, history: Path, layout: Path) -> ChildProcess:
         log_path = ctx.work_dir / "child.log"
-        argv = [sys.executable, "-m", "harness.chaos.child",
+        # -P and PYTHONPATH: this very harness, never a `harness/` of the project directory
+        # the child runs in (relative target paths start there)
+        argv = [sys.executable, "-P", "-m", "harness.chaos.child",
                 "--target", ctx.target_spec.spec, "--cache-dir", str(ctx.cache_dir),
                 "--history", str(history), "--layout", str(layout),
                 "--companies", ",".join(ctx.companies), "--seed", str(ctx.seed),
@@ -85,8 +87,10 @@ class ChildProcess:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=repo_root(), start_new_session=True,
-                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1"})
+                stderr=stderr, cwd=project_dir(), start_new_session=True,
+                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1",
+                     "PYTHONPATH": os.pathsep.join(
+                         p for p in (str(import_root()), os.environ.get("PYTHONPATH")) if p)})
         finally:
             os.close(stderr)
         return cls(proc, log_path)
@@ -231,6 +235,8 @@ class CrashShape:
         window = None
         target = None
         child = await ChildProcess.start(ctx, history_path, layout_path)
+        if ctx.observer is not None:  # the child's writes, watched as it records them
+            await ctx.observer.follow_file(history_path)
         try:
             ctx.phase("setup", "child process opens the target and pairs the companies")
             await child.wait_running(CHILD_START_S)
@@ -249,6 +255,8 @@ class CrashShape:
             depth_at_kill = child.journal_depth
             child.kill()
             killed_at = time.monotonic()
+            if ctx.observer is not None:  # what PostgreSQL held at the kill
+                await ctx.observer.round()
             await child.reap()
             if has_journal and not depth_at_kill:
                 notes.append(f"client-crash: the child's journal was still empty "
@@ -258,7 +266,8 @@ class CrashShape:
             env.timeline.close(window)
             cleared_at = window.cleared_at.monotonic if window.cleared_at else time.monotonic()
             window.params.update(child_pid=child.proc.pid, journal_depth_at_kill=depth_at_kill,
-                                 killed_after_s=round(killed_at - started.monotonic, 3))
+                                 killed_after_s=round(killed_at - started.monotonic, 3),
+                                 killed_at_ns=round(killed_at * 1e9))
 
             child_history = History.read_jsonl(history_path)
             if child_history.torn_tail:
@@ -271,7 +280,7 @@ class CrashShape:
             opened_s = time.monotonic() - cleared_at
             drain = asyncio.ensure_future(watch_drain(target, cleared_at, params.settle_s +
                                                       params.recovery_s))
-            history = History()
+            history = ctx.history  # the runner's: its observer follows it already
             workload = Workload(target, ctx.companies, history,
                                 config=WorkloadConfig(seed=ctx.seed + 1),
                                 run_tag=f"p{ctx.seed}", process_base=PARENT_PROCESS_BASE)

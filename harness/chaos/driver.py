@@ -4,7 +4,8 @@ Each call is an `invoke` in the History before it starts and exactly one complet
 - `ok`: a read returned (its result as digests, absent = None, and `target.last_source()` when
   the target has it), or a write returned (acknowledged: the target promises it is durable);
 - `fail`: any error on a read (reads change nothing), or a write error that says
-  `outcome == "failed"` (the harness's StoreError: definitely not applied);
+  `outcome == "failed"` (the harness's StoreError: definitely not applied) or is a refusal by
+  what it carries (TypeError/ValueError, SQLSTATE class 22/23: authstate/foreign_errors.py);
 - `info`: any other write error, a timeout, an unexpected exception: it may have been applied.
 Writes that raised are not retried here: the next message makes new writes, so the checker sees
 what the target really did. A call that hangs longer than `op_timeout_s` is cancelled and
@@ -20,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.chaos.values import digest, is_fresh
+from harness.authstate.foreign_errors import write_outcome
+from harness.chaos.values import decoded, digest, is_fresh
 from harness.metrics.history import (
     CREDS,
     READ_CREDS,
@@ -61,6 +63,13 @@ def _is_falsy(value: Any) -> bool:
     return value is None or value is False or value == 0 or value == ""
 
 
+def _forms_row(ref: KeyRef, value: Any) -> list[list[Any]]:
+    """`[[type, id, digest if decoded, [forms]]]` when the value holds bytes in an un-decoded
+    form (a Buffer object, a base64 text ...), else []: lets the checker name a wrong type."""
+    loose, forms = decoded(value)
+    return [[ref[0], ref[1], digest(loose), sorted(forms)]] if forms else []
+
+
 class Driver:
     """Wraps one open target; one Driver per target (a child process has its own)."""
 
@@ -88,8 +97,8 @@ class Driver:
         if isinstance(exc, Hung):
             outcome: Outcome = "info" if write else "fail"
             (handle.info if write else handle.fail)(str(exc))
-        elif write:
-            outcome = handle.raised(exc)
+        elif write:  # a foreign store's refusal (TypeError, SQLSTATE 22/23) wrote nothing
+            outcome = handle.raised(exc, outcome=write_outcome(exc))
         else:
             handle.fail(error_text(exc))
             outcome = "fail"
@@ -122,7 +131,10 @@ class Driver:
         source = self._source()
         creds = getattr(state, "creds", None)
         fresh = is_fresh(creds)
-        handle.ok({CREDS: None if fresh else digest(creds)}, source, meta={"fresh": fresh})
+        meta: dict[str, Any] = {"fresh": fresh}
+        if not fresh and (forms := _forms_row(CREDS, creds)):
+            meta["forms"] = forms
+        handle.ok({CREDS: None if fresh else digest(creds)}, source, meta=meta)
         self.stats.outcomes["read ok"] += 1
         return "ok", state
 
@@ -147,7 +159,9 @@ class Driver:
         got = dict(got or {})
         result: dict[KeyRef, str | None] = {
             (key_type, i): (None if _is_falsy(got.get(i)) else digest(got[i])) for i in ids}
-        handle.ok(result, source)
+        forms = [form for i in ids if not _is_falsy(got.get(i))
+                 for form in _forms_row((key_type, i), got[i])]
+        handle.ok(result, source, meta={"forms": forms} if forms else None)
         self.stats.outcomes["read ok"] += 1
         return "ok", got
 

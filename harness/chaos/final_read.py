@@ -1,75 +1,48 @@
-"""The final read: every row of the scenario's companies, straight from PostgreSQL.
+"""The final read: the durable state of the scenario's companies, read from outside the target.
 
 After the fault is healed and the target has settled, the checker needs the truth, not what the
-target says: so this reads the tables with the superuser DSN, bypassing the proxy and the target,
-decodes each stored JSON text with the store's own codec and digests it as the driver digested
-the value it wrote. Creds also get a `fresh` flag (no `me` / not registered): paired creds
-replaced by fresh ones is the checker's `creds-reset`.
+target says. `harness.observe` reads it with a direct connection (bypassing the proxy and the
+target under test): the harness's tables for stores that keep them (every row of the companies),
+else a fresh instance of the target (empty cache_dir, read-only) or its `snapshot` hook, asked
+for the creds and every key the history touched. Values are digested as the driver digested the
+value it wrote; creds carry a `fresh` flag (no `me` / not registered): paired creds replaced by
+fresh ones is the checker's `creds-reset`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import asyncpg
+from harness.metrics.history import KeyRef
+from harness.observe.durable import FinalKey, FinalRead, RequestedMode, open_reader
+from harness.observe.sql_reader import SqlReader
 
-from harness.authstate import codec
-from harness.chaos.values import digest, is_fresh
-from harness.metrics.history import CREDS, KeyRef
-
-FinalKey = tuple[str, KeyRef]
+__all__ = ["FinalKey", "FinalRead", "final_read"]
 
 
-@dataclass
-class FinalRead:
-    final: dict[FinalKey, str | None] = field(default_factory=dict)
-    final_meta: dict[FinalKey, dict[str, Any]] = field(default_factory=dict)
-    rows: int = 0
-    undecodable: int = 0  # rows whose JSON the codec refused (digested as raw text)
-    seconds: float = 0.0
+async def final_read(admin_dsn: str, companies: Sequence[str], *, timeout_s: float = 60.0,
+                     target_spec: Any = None, direct_dsn: str | None = None,
+                     refs_by_company: Mapping[str, Iterable[KeyRef]] | None = None,
+                     work_dir: Path | None = None, mode: RequestedMode = "auto") -> FinalRead:
+    """Creds and keys of `companies` as durable state holds them.
 
-
-def _digest_text(text: str) -> tuple[str, bool]:
-    try:
-        return digest(codec.loads(text)), True
-    except Exception:  # a value no write produced: the checker will call it unexpected
-        return "raw:" + hashlib.sha256(text.encode()).hexdigest()[:12], False
-
-
-async def final_read(admin_dsn: str, companies: Sequence[str], *,
-                     timeout_s: float = 60.0) -> FinalRead:
-    """Read creds and keys of `companies` from the database `admin_dsn` points at."""
-    started = time.monotonic()
-    out = FinalRead()
-    conn = await asyncpg.connect(admin_dsn, timeout=min(timeout_s, 15.0),
-                                 command_timeout=timeout_s)
-    try:
-        ids = list(companies)
-        creds_rows = await conn.fetch(
-            "SELECT company_id, creds::text FROM whatsapp_auth WHERE company_id = ANY($1)", ids)
-        key_rows = await conn.fetch(
-            "SELECT company_id, key_type, key_id, value::text FROM whatsapp_keys "
-            "WHERE company_id = ANY($1)", ids)
-    finally:
-        await conn.close()
-    for company in ids:
-        out.final[(company, CREDS)] = None
-    for company, text in creds_rows:
+    Without `target_spec`: the harness's tables through `admin_dsn` (the historic behaviour).
+    With it: `harness.observe.open_reader` picks the mode (`sql` for stores on the harness's
+    tables, else `snapshot` / `fresh-instance` on `direct_dsn`, default `admin_dsn`), asked for
+    `refs_by_company` (`harness.observe.refs_of_history(history)`)."""
+    if target_spec is None:
+        reader = await SqlReader.open(admin_dsn, timeout_s=timeout_s)
         try:
-            creds = codec.loads(text)
-            out.final[(company, CREDS)] = digest(creds)
-            out.final_meta[(company, CREDS)] = {"fresh": is_fresh(creds)}
-        except Exception:
-            out.final[(company, CREDS)], _ = _digest_text(text)
-            out.undecodable += 1
-    for company, key_type, key_id, text in key_rows:
-        value, ok = _digest_text(text)
-        out.undecodable += not ok
-        out.final[(company, (key_type, key_id))] = value
-    out.rows = len(creds_rows) + len(key_rows)
-    out.seconds = time.monotonic() - started
-    return out
+            return await reader.read_all(companies, refs_by_company)
+        finally:
+            await reader.aclose()
+    with tempfile.TemporaryDirectory(prefix="final-read-", dir=work_dir) as scratch:
+        async with open_reader(target_spec, direct_dsn or admin_dsn, Path(scratch), mode=mode,
+                               admin_dsn=admin_dsn, companies=companies) as durable:
+            final = await durable.read_all(companies, refs_by_company)
+            if durable.detail:
+                final.notes.insert(0, f"final read: {durable.mode} ({durable.detail})")
+            return final

@@ -210,6 +210,9 @@ class ResetMidWrite(_Nemesis):
         while not in_flight and attempts < RESET_ATTEMPTS:
             attempts += 1
             self._bulk = env.workload.bulk_write(count=self.count)
+            if env.observer is not None:  # any read of part of it is a torn write
+                await env.observer.watch_group(f"812-pre-key write {attempts}",
+                                               self._bulk.company, self._bulk.values)
             await self._bulk.invoked.wait()
             await asyncio.sleep(RESET_AFTER_S)
             in_flight = not self._bulk.done.is_set()

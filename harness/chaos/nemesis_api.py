@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from harness.chaos.catalog import ScenarioParams
     from harness.faults.helpers import Faults
 
-# Used when the target does not say (no status()["deadline_s"]): the reference store's default.
+# The harness's deadline for any call under a fault (gate chaos-deadline-max-s): what the
+# latency nemesis exceeds, what bounds MTTD of faults that make calls wait. Never the store's.
 DEFAULT_DEADLINE_S = 2.0
 
 
@@ -95,6 +96,7 @@ class BulkWrite:
     invoked: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: Literal["ok", "fail", "info"] | None = None  # once done
+    values: dict[tuple[str, str], str | None] = field(default_factory=dict)  # digest per ref
 
 
 class WorkloadHooks(Protocol):
@@ -114,9 +116,10 @@ class ChaosEnv:
     admin_dsn: str  # superuser, straight to PostgreSQL, this repetition's database
     app_role: str | None  # the LOGIN role the target connects as; None: it uses the admin role
     server: ControllableServer | None  # our own PostgreSQL process; None when not ours
-    deadline_s: float  # the target's operation deadline (status()["deadline_s"]) or the default
+    deadline_s: float  # the harness's deadline (gate chaos-deadline-max-s), not the target's
     database: str = ""
     workload: WorkloadHooks | None = None
+    observer: Any = None  # harness.chaos.observer.Observer: watch_group() for atomicity checks
     notes: list[str] = field(default_factory=list)  # said in the scenario's result
 
 
@@ -152,6 +155,10 @@ class ShapeContext:
     history: Any  # harness.metrics.history.History the runner will check
     work_dir: Path  # scratch files (child history sink, logs); removed after the run
     seed: int
+    # harness.chaos.observer.Observer, already running: a shape hands it every history its
+    # processes record (`follow` in process, `follow_file` for a child's history file) so
+    # durable state is watched from outside while the shape runs.
+    observer: Any = None
 
     def phase(self, name: str, detail: str = "") -> None:
         """Log one line per phase (warmup / fault / recover / check) into pytest's log."""

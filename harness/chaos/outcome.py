@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
 from harness.chaos.final_read import FinalRead
+from harness.chaos.preconditions import Precondition
 from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
 from harness.metrics.recovery import RecoveryResult
@@ -26,7 +27,10 @@ class Repetition:
     index: int
     history: History
     check: CheckResult
-    recovery: RecoveryResult
+    recovery: RecoveryResult  # observed from outside the store: these decide the verdict
+    reported: RecoveryResult  # from the store's own word (last_source, breaker): shown only
+    preconditions: list[Precondition]
+    observer: dict[str, Any]  # how the observer read: mode, rounds, durations, durability
     windows: list[Window]
     availability: dict[str, Any]
     journal: dict[str, Any]
@@ -34,7 +38,8 @@ class Repetition:
     final: FinalRead
     flush: dict[str, Any]
     workload: dict[str, Any]
-    deadline_s: float
+    deadline_s: float  # the harness's (gate chaos-deadline-max-s)
+    store_deadline_s: float | None  # what the target says it keeps (reported only)
     conflicts: int | None
     pg_recovery_s: float | None
     writes_during_fault: int
@@ -42,6 +47,13 @@ class Repetition:
     duration_s: float
     phases_s: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    attempt: int = 1  # > 1: earlier attempts did not meet the precondition
+    seed: int = 0  # this repetition's traffic seed (catalog.repetition_draw)
+    fault_jitter_s: float = 0.0  # how much later than the warmup the fault started
+
+    @property
+    def unmet(self) -> list[Precondition]:
+        return [p for p in self.preconditions if not p.met]
 
 
 @dataclass
@@ -50,7 +62,7 @@ class ScenarioOutcome:
     params: ScenarioParams
     target: str
     contrast: bool
-    verdict: str  # passed | failed | skipped | error
+    verdict: str  # passed | failed | inconclusive | skipped | error
     section: dict[str, Any]
     figures: list[Any]
     repetitions: list[Repetition] = field(default_factory=list)

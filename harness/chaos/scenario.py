@@ -25,13 +25,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.chaos import results
-from harness.chaos.catalog import ScenarioInfo, ScenarioParams
-from harness.chaos.crash import make_shape
+from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
+from harness.chaos.crash import CrashScenarioError, make_shape
 from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
 from harness.chaos.nemesis_api import (
@@ -44,28 +44,35 @@ from harness.chaos.nemesis_api import (
     ShapeContext,
     ShapeOutcome,
 )
+from harness.chaos.observer import Observer
 from harness.chaos.outcome import Repetition, ScenarioOutcome
+from harness.chaos.preconditions import evaluate
+from harness.chaos.results import HANG_MARGIN_S
 from harness.chaos.sampler import StatusSampler
-from harness.chaos.workload import Workload, WorkloadConfig
+from harness.chaos.workload import Workload, WorkloadConfig, WorkloadSetupError
 from harness.dsn import database_of, host_port, with_host_port
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.faults.client import NotFoundError, ToxiproxyClient
 from harness.faults.helpers import Faults
 from harness.infra.postgres import IsolatedDatabases
 from harness.infra.postgres.roles import CannotCreateRole, login_role
-from harness.metrics.checker import check
+from harness.metrics.checker import CRASH, SETUP_FAILED, Anomaly, check
+from harness.metrics.durability import Durability
 from harness.metrics.fault_timeline import FaultTimeline
 from harness.metrics.history import History
+from harness.metrics.observed_recovery import observed_recovery
 from harness.metrics.recovery import availability, journal_summary, recovery
 from harness.metrics.timeline import timeline
-from harness.metrics.windows import NS, Window, as_window
+from harness.metrics.windows import NS, Window, as_window, episodes
+from harness.observe import refs_of_history
 
 log = logging.getLogger("harness.chaos")
 
 OPEN_TIMEOUT_S = 60.0
+CUT_GRACE_NS = 50_000_000  # for a fault to take effect once its window opened
+PRECONDITION_RETRIES = 2
 CLOSE_TIMEOUT_S = 30.0
 CLEAR_TIMEOUT_S = 120.0  # a process fault's clear waits for PostgreSQL's crash recovery
-NO_FLUSH_SETTLE_S = 1.0  # targets without flush() write through before acknowledging
 
 
 class ScenarioSkipped(HarnessError):
@@ -87,8 +94,13 @@ class ChaosResources:
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
-    """A scenario with its own course (client-crash), or None for inject/hold/clear."""
-    return make_shape(params) if name == "client-crash" else None
+    """A scenario with its own course (client-crash, the disk faults), or None for
+    inject/hold/clear."""
+    if name == "client-crash":
+        return make_shape(params)
+    from harness.chaos.disk_shapes import make_disk_shape
+
+    return make_disk_shape(name, params)
 
 
 def companies_for(params: ScenarioParams) -> list[str]:
@@ -104,24 +116,9 @@ async def _bounded(awaitable: Any, seconds: float, what: str, notes: list[str]) 
         return None
 
 
-async def _flush(target: Any, settle_s: float) -> dict[str, Any]:
-    flush = getattr(target, "flush", None)
-    started = time.monotonic()
-    if not callable(flush):
-        await asyncio.sleep(NO_FLUSH_SETTLE_S)
-        return {"method": "settle", "returned": None, "seconds": NO_FLUSH_SETTLE_S}
-    try:
-        done = await asyncio.wait_for(flush(timeout=settle_s), settle_s + 10.0)
-        returned: Any = bool(done)
-    except TimeoutError:
-        returned = "hung"
-    except Exception as exc:  # reported; the final read shows what did land
-        returned = f"raised {type(exc).__name__}"
-    return {"method": "flush", "returned": returned,
-            "seconds": round(time.monotonic() - started, 3)}
-
-
-def _deadline_of(target: Any) -> float:
+def _deadline_of(target: Any) -> float | None:
+    """The deadline the target says it keeps (reported beside the harness's own; never used
+    to judge it). None when it does not say."""
     status = getattr(target, "status", None)
     if callable(status):
         with contextlib.suppress(Exception):
@@ -129,7 +126,7 @@ def _deadline_of(target: Any) -> float:
             if isinstance(value, (int, float)) and value > 0:
                 return float(value)
     value = getattr(target, "operation_deadline", None)
-    return float(value) if isinstance(value, (int, float)) and value > 0 else DEFAULT_DEADLINE_S
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 class _Proxy:
@@ -162,8 +159,9 @@ class _Collected:
 
     traffic_start: float
     cleared_at: float | None
-    deadline_s: float
     history: History
+    store_deadline_s: float | None = None  # what the target says its deadline is (reported)
+    effective_at: float | None = None  # the first injection had returned: the fault is on
     samples: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     transitions: list[tuple[int, str]] = field(default_factory=list)
     last_status: dict[str, Any] | None = None
@@ -171,6 +169,7 @@ class _Collected:
     pg_recovery_s: float | None = None
     flush: dict[str, Any] = field(default_factory=dict)
     loop_lag_ms: dict[str, Any] = field(default_factory=dict)
+    anomalies: list[Anomaly] = field(default_factory=list)  # crash, setup-failed
 
 
 async def _quietly(what: str, awaitable: Any) -> None:
@@ -198,12 +197,30 @@ async def _database(stack: contextlib.AsyncExitStack, server_admin_dsn: str,
     return database_dsn, role.dsn, role.name
 
 
+def target_anomaly(name: str, message: str, *, detail: dict[str, Any] | None = None) -> Anomaly:
+    """An anomaly about the target as a whole (it crashed, it failed its set-up)."""
+    return Anomaly(name, "*", None, "target", note=message[:2000], detail=detail or {})
+
+
+def crash_anomaly(error: BaseException) -> Anomaly:
+    """The target's process died: what it said last is the most useful thing to show."""
+    tail = str(getattr(error, "output_tail", "") or "")
+    # (the section is scrubbed of passwords and key-like text when it is recorded)
+    return target_anomaly(CRASH, f"{error}", detail={"exit_code": getattr(
+        error, "returncode", None), "output_tail": tail[-3000:]})
+
+
 async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                          resources: ChaosResources, index: int, *,
                          server: ControllableServer | None, server_admin_dsn: str,
                          workload_config: WorkloadConfig | None = None,
-                         seed: int = 0) -> Repetition:
-    label = f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+                         seed: int = 0, deadline_s: float = DEFAULT_DEADLINE_S,
+                         attempt: int = 1) -> Repetition:
+    label = (f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
+             if index < params.repetitions else
+             f"chaos {info.name} [{target_spec.name}] rep {index + 1} (measuring more)")
+    if attempt > 1:
+        label += f" (attempt {attempt})"
     notes: list[str] = []
     phases: dict[str, float] = {}
     started = time.monotonic()
@@ -222,50 +239,124 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
         env = ChaosEnv(faults=Faults(resources.toxiproxy, proxy.name, fault_timeline),
                        timeline=fault_timeline, proxy_dsn=proxy.through(app_dsn),
                        direct_dsn=app_dsn, admin_dsn=admin_dsn, app_role=role, server=server,
-                       deadline_s=DEFAULT_DEADLINE_S, database=database_of(admin_dsn))
+                       deadline_s=deadline_s, database=database_of(admin_dsn))
+        observer = Observer(admin_dsn, work_dir, target=target_spec.spec,
+                            probe_dsn=env.proxy_dsn)
+        stack.push_async_callback(lambda: _quietly("closing the observer", observer.close()))
+        await observer.open()
+        env.observer = observer
+        history = History(sink=work_dir / "history.jsonl")
+        stack.callback(history.close)
+        await observer.follow(history)
         if shape is not None:
             ctx = ShapeContext(info.name, params, env, target_spec, cache_dir, companies,
-                               History(), work_dir, seed)
+                               history, work_dir, seed, observer=observer)
             resources.say(f"{label}: {shape.name} starts")
             run = await _run_shape(shape, ctx, stack, notes)
         else:
             assert nemesis is not None
             run = await _run_steady(info, params, target_spec, env, nemesis, companies,
                                     workload_config or WorkloadConfig(seed=seed), index,
-                                    cache_dir, stack, resources.say, label, phases, notes)
+                                    cache_dir, stack, resources.say, label, phases, notes,
+                                    history, observer)
+        observations = await observer.stop()
         t0 = time.monotonic()
-        final = await final_read(admin_dsn, companies)
-        notes += env.notes
+        final = await final_read(admin_dsn, companies, target_spec=target_spec,
+                                 direct_dsn=env.direct_dsn, work_dir=work_dir,
+                                 refs_by_company=refs_of_history(run.history))
+        observations.record_final(time.monotonic_ns(), final.final)
+        notes += env.notes + final.notes
     history = run.history
     windows = metric_windows(fault_timeline, run.cleared_at)
     for w in windows:  # the fault's start/stop in the history too: one file tells the story
         history.nemesis(w.kind, "start", at_ns=w.injected_ns)
         if w.cleared_ns is not None:
             history.nemesis(w.kind, "stop", at_ns=w.cleared_ns)
+    ops = history.ops()
+    durability = Durability(ops, observations)
+    cut_from = cut_times(info, windows, run.effective_at)
+    end_ns = max((op.complete_ns or op.invoke_ns for op in ops), default=0)
     rep = Repetition(
         index=index, history=history,
-        check=check(history, final.final, final_meta=final.final_meta),
-        recovery=recovery(history, windows, samples=run.samples, transitions=run.transitions,
+        check=check(history, final.final, final_meta=final.final_meta, durability=durability,
+                    hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies,
+                    unreadable=final.unreadable),
+        recovery=observed_recovery(history, windows, durability, deadline_s=deadline_s,
+                                   cut_from_ns=cut_from, companies=companies),
+        reported=recovery(history, windows, samples=run.samples, transitions=run.transitions,
                           companies=companies),
+        preconditions=evaluate(info.precondition, info.felt, windows=windows,
+                               params=[w.params for w in fault_timeline.windows],
+                               observations=observations, ops=ops,
+                               durability=durability, deadline_s=deadline_s,
+                               cut_from_ns=cut_from, end_ns=end_ns),
+        observer={**observer.summary(), "durability": durability.summary()},
         windows=windows, availability=availability(history, windows),
         journal=journal_summary(run.samples, run.last_status),
         timeline=timeline(history, windows, samples=run.samples, transitions=run.transitions,
                           bucket_ms=100, origin_ns=round(run.traffic_start * NS)),
-        final=final, flush=run.flush, workload=run.workload, deadline_s=run.deadline_s,
+        final=final, flush=run.flush, workload=run.workload, deadline_s=deadline_s,
+        store_deadline_s=run.store_deadline_s,
         conflicts=(run.last_status or {}).get("conflicts"), pg_recovery_s=run.pg_recovery_s,
         writes_during_fault=writes_during(history, windows), loop_lag_ms=run.loop_lag_ms,
-        duration_s=time.monotonic() - started, phases_s=phases, notes=notes)
+        duration_s=time.monotonic() - started, phases_s=phases, notes=notes, attempt=attempt)
     phases["check"] = time.monotonic() - t0
     resources.say(f"{label}: {results.one_line(rep)}")
     return rep
 
 
+def cut_times(info: ScenarioInfo, windows: list[Window],
+              effective_at: float | None) -> dict[int, int]:
+    """Per fault window: from when calls could not reach PostgreSQL (faults that cut the
+    path): the window's start plus a grace for the fault to take effect, and for the first
+    window no earlier than the moment its injection had returned."""
+    if not info.cuts_path:
+        return {}
+    cuts = {}
+    for i, w in enumerate(episodes(windows)):
+        cut = w.injected_ns + CUT_GRACE_NS
+        if i == 0 and effective_at is not None:
+            cut = max(cut, round(effective_at * NS))
+        cuts[i] = cut
+    return cuts
+
+
+async def _settle(target: Any, params: ScenarioParams, observer: Observer,
+                  notes: list[str]) -> dict[str, Any]:
+    """Give the target time to make its acknowledged writes durable: until the observer has
+    seen all of them in PostgreSQL (its own judgement), at most `settle_s`. The target's own
+    `flush(timeout)` is called alongside when it has one (its answer is only reported)."""
+    started = time.monotonic()
+    flush = getattr(target, "flush", None)
+    returned: Any = None
+    flush_task = (asyncio.ensure_future(flush(timeout=params.settle_s))
+                  if callable(flush) else None)
+    while time.monotonic() - started < params.settle_s:
+        await observer.round()
+        if await observer.waiting() == 0 and (flush_task is None or flush_task.done()):
+            break
+        await asyncio.sleep(0.05)
+    if flush_task is not None:
+        try:
+            returned = bool(await asyncio.wait_for(flush_task, 10.0))
+        except TimeoutError:
+            returned = "hung"
+        except Exception as exc:  # reported; the final read shows what did land
+            returned = f"raised {type(exc).__name__}"
+    waiting = await observer.waiting()
+    if waiting:
+        notes.append(f"settle: after {params.settle_s:g} s the observer still had not seen "
+                     f"{waiting} acknowledged write(s) in PostgreSQL")
+    if returned not in (True, None):
+        notes.append(f"flush({params.settle_s:g}) returned {returned}")
+    return {"method": "observer" + ("+flush" if flush_task is not None else ""),
+            "returned": returned, "waiting": waiting,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
 async def _settle_and_close(target: Any, params: ScenarioParams, sampler: StatusSampler | None,
-                            run: _Collected, notes: list[str]) -> None:
-    run.flush = await _flush(target, params.settle_s)
-    if run.flush["returned"] not in (True, None):
-        notes.append(f"flush({params.settle_s:g}) returned {run.flush['returned']} after "
-                     f"{run.flush['seconds']} s")
+                            run: _Collected, observer: Observer, notes: list[str]) -> None:
+    run.flush = await _settle(target, params, observer, notes)
     if sampler is not None:
         sampler.sample()
         await sampler.stop()
@@ -277,16 +368,34 @@ async def _settle_and_close(target: Any, params: ScenarioParams, sampler: Status
         run.loop_lag_ms = sampler.lag_summary()
 
 
+def _target_died(target: Any) -> BaseException | None:
+    """The target's own process died (a Node.js sidecar crashed): its `failure()` hook."""
+    failure = getattr(target, "failure", None)
+    return failure() if callable(failure) else None
+
+
 async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                       env: ChaosEnv, nemesis: Nemesis, companies: list[str],
                       config: WorkloadConfig, index: int, cache_dir: Path,
                       stack: contextlib.AsyncExitStack, say: Callable[[str], None], label: str,
-                      phases: dict[str, float], notes: list[str]) -> _Collected:
-    """Steady traffic, inject / hold / clear, recovery period, flush; the target is closed
-    before this returns (or by the exit stack when anything fails)."""
+                      phases: dict[str, float], notes: list[str], history: History,
+                      observer: Observer) -> _Collected:
+    """Steady traffic, inject / hold / clear, recovery period, settle; the target is closed
+    before this returns (or by the exit stack when anything fails). What the target does
+    (fails to open or to set up on a healthy database, crashes) is recorded as an anomaly,
+    not raised: it is the verdict."""
     t0 = time.monotonic()
-    target = await asyncio.wait_for(target_spec.open(env.proxy_dsn, cache_dir=cache_dir),
-                                    OPEN_TIMEOUT_S)
+    run = _Collected(traffic_start=t0, cleared_at=None, history=history)
+    try:
+        target = await asyncio.wait_for(target_spec.open(env.proxy_dsn, cache_dir=cache_dir),
+                                        OPEN_TIMEOUT_S)
+    except ConfigError:
+        raise  # not a store at all: the user's configuration, not a finding
+    except (Exception, TimeoutError) as exc:
+        run.anomalies.append(target_anomaly(
+            SETUP_FAILED, f"the target failed to open on a healthy database: "
+                          f"{type(exc).__name__}: {exc}"))
+        return run
     closed = False
 
     async def close_target() -> None:
@@ -294,19 +403,25 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
             await _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes)
 
     stack.push_async_callback(close_target)
-    env.deadline_s = _deadline_of(target)
-    history = History()
+    run.store_deadline_s = _deadline_of(target)
     workload = Workload(target, companies, history, config=config, run_tag=f"r{index}")
-    await workload.setup()
+    try:
+        await workload.setup()
+    except WorkloadSetupError as exc:
+        died = _target_died(target)
+        run.anomalies.append(crash_anomaly(died) if died is not None else target_anomaly(
+            SETUP_FAILED, exc.message))
+        return run
     env.workload = workload
     phases["setup"] = time.monotonic() - t0
+    await observer.round()  # every set-up write seen durable before traffic: not measured
+    await observer.start()
     sampler = StatusSampler(target)
     stack.push_async_callback(sampler.stop)
     sampler.start()
     workload.start()
     stack.push_async_callback(lambda: workload.stop(grace_s=1.0))
-    run = _Collected(traffic_start=workload.started_at or time.monotonic(), cleared_at=None,
-                     deadline_s=env.deadline_s, history=history)
+    run.traffic_start = workload.started_at or time.monotonic()
     say(f"{label}: setup {phases['setup']:.1f} s ({len(companies)} companies); "
         f"warmup {params.warmup_s:g} s")
     await asyncio.sleep(params.warmup_s)
@@ -314,6 +429,7 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     fault_t0 = time.monotonic()
     try:
         await nemesis.inject(env)
+        run.effective_at = time.monotonic()
         await asyncio.sleep(max(0.0, params.fault_span_s - (time.monotonic() - fault_t0)))
     finally:
         run.cleared_at = await asyncio.wait_for(asyncio.shield(nemesis.clear(env)),
@@ -326,17 +442,18 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     await asyncio.sleep(params.recovery_s)
     await workload.stop()
     run.workload = workload.stats()
-    failure = getattr(target, "failure", None)  # optional hook: the target itself died
-    if callable(failure) and (error := failure()) is not None:
-        raise error  # a harness error naming the cause, not a scenario measured on a dead target
+    died = _target_died(target)
+    if died is not None:  # the finding: judge what landed, show what it said last
+        run.anomalies.append(crash_anomaly(died))
+        notes.append(f"the target's process died: {died}")
     if run.workload.get("hung"):
         notes.append(f"{run.workload['hung']} target calls did not return within "
                      f"{config.op_timeout_s:g} s and were cancelled (recorded as info/fail)")
     t0 = time.monotonic()
-    await _settle_and_close(target, params, sampler, run, notes)
-    phases["flush"] = time.monotonic() - t0
-    say(f"{label}: check (flush {run.flush['method']} -> {run.flush['returned']} in "
-        f"{run.flush['seconds']:.2f} s; final read straight from PostgreSQL)")
+    await _settle_and_close(target, params, sampler, run, observer, notes)
+    phases["settle"] = time.monotonic() - t0
+    say(f"{label}: check (settle {run.flush['method']} in {run.flush['seconds']:.2f} s; "
+        f"final read straight from PostgreSQL)")
     await close_target()
     closed = True
     return run
@@ -344,20 +461,30 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
 
 async def _run_shape(shape: ScenarioShape, ctx: ShapeContext, stack: contextlib.AsyncExitStack,
                      notes: list[str]) -> _Collected:
-    outcome: ShapeOutcome = await shape.run(ctx)
+    assert ctx.observer is not None
+    await ctx.observer.start()
+    try:
+        outcome: ShapeOutcome = await shape.run(ctx)
+    except CrashScenarioError as exc:  # the target's process never got its workload going
+        run = _Collected(traffic_start=time.monotonic(), cleared_at=None, history=ctx.history)
+        run.anomalies.append(target_anomaly(SETUP_FAILED, str(exc)))
+        return run
     target = outcome.target
     if target is not None:
         stack.push_async_callback(
             lambda: _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes))
     run = _Collected(traffic_start=outcome.started_at, cleared_at=outcome.cleared_at,
-                     deadline_s=ctx.env.deadline_s,
                      history=outcome.history if outcome.history is not None else ctx.history,
                      samples=[(round(s["t"] * NS), s) for s in outcome.samples],
                      workload=dict(outcome.workload), pg_recovery_s=outcome.pg_recovery_s)
     notes += outcome.notes
     if target is not None:
+        run.store_deadline_s = _deadline_of(target)
+        died = _target_died(target)
+        if died is not None:
+            run.anomalies.append(crash_anomaly(died))
         sampler = StatusSampler(target)
-        await _settle_and_close(target, ctx.params, sampler, run, notes)
+        await _settle_and_close(target, ctx.params, sampler, run, ctx.observer, notes)
     else:
         run.flush = {"method": "none", "returned": None, "seconds": 0.0}
     return run
@@ -382,26 +509,62 @@ def writes_during(history: History, windows: list[Window]) -> int:
                if op.is_write and any(w.covers(op.invoke_ns) for w in windows))
 
 
+MoreWanted = Callable[[list[Repetition]], bool]
+
+
 async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: Any,
                        resources: ChaosResources, *, contrast: bool = False,
-                       workload_config: WorkloadConfig | None = None) -> ScenarioOutcome:
-    """Every repetition of one scenario; the outcome carries the section and the figures."""
+                       workload_config: WorkloadConfig | None = None,
+                       deadline_s: float = DEFAULT_DEADLINE_S,
+                       run_seed: int | None = None, more_repetitions: int = 0,
+                       more_wanted: MoreWanted | None = None) -> ScenarioOutcome:
+    """Every repetition of one scenario; the outcome carries the section and the figures.
+
+    A repetition whose fault did not meet its precondition (and found no anomaly) is run
+    again, up to PRECONDITION_RETRIES times; still unmet, the scenario is inconclusive.
+    `deadline_s`: the harness's deadline (gate chaos-deadline-max-s).
+    Each repetition's (and attempt's) seed and fault-start jitter come from `run_seed`
+    (`repetition_draw`). After the planned repetitions, up to `more_repetitions` more run while
+    `more_wanted(reps)` says an interval still straddles a gate (the suite decides that from
+    the figures)."""
     server: ControllableServer | None = None
     server_admin_dsn = resources.server_admin_dsn
     try:
         if info.needs_process_control:
             server = await asyncio.to_thread(resources.process_server)
             if server is None:
-                raise ScenarioSkipped(resources.process_skip_reason() or (
+                given = resources.process_skip_reason()  # carries its own hint: not twice
+                raise ScenarioSkipped(given or (
                     f"{info.name} stops the PostgreSQL process, and this run's server is not "
-                    "one the harness controls"), hint="run without --dsn (embedded server)")
+                    "one the harness controls"),
+                    hint=None if given else "run without --dsn (embedded server)")
             server_admin_dsn = server.dsn
         reps: list[Repetition] = []
-        for index in range(params.repetitions):
-            reps.append(await run_repetition(
-                info, params, target_spec, resources, index, server=server,
-                server_admin_dsn=server_admin_dsn, workload_config=workload_config,
-                seed=index))
+        while True:
+            index = len(reps)
+            extra = index - params.repetitions
+            if extra >= 0:
+                if extra >= more_repetitions or more_wanted is None or not more_wanted(reps):
+                    break
+                resources.say(f"chaos {info.name} [{target_spec.name}]: an interval straddles "
+                              f"its gate after {index} repetitions: one more "
+                              f"({extra + 1} of at most {more_repetitions})")
+            for attempt in range(1, PRECONDITION_RETRIES + 2):
+                seed, jitter = repetition_draw(run_seed, info.name, target_spec.name,
+                                               index + 1000 * (attempt - 1),
+                                               params.fault_jitter_s)
+                rep = await run_repetition(
+                    info, replace(params, warmup_s=params.warmup_s + jitter), target_spec,
+                    resources, index, server=server, server_admin_dsn=server_admin_dsn,
+                    workload_config=workload_config, seed=seed, deadline_s=deadline_s,
+                    attempt=attempt)
+                rep.seed, rep.fault_jitter_s = seed, jitter
+                unmet = [p for p in rep.preconditions if not p.met]
+                if not unmet or not rep.check.valid or attempt > PRECONDITION_RETRIES:
+                    break
+                resources.say(f"chaos {info.name} [{target_spec.name}]: precondition "
+                              f"{unmet[0].name} unmet ({unmet[0].detail}); running it again")
+            reps.append(rep)
     except (ScenarioSkipped, NemesisUnavailable) as exc:
         reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
         return results.skipped(info, params, target_spec.name, contrast, reason)

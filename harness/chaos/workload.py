@@ -42,7 +42,7 @@ from typing import Any
 
 from harness.chaos.driver import DEFAULT_OP_TIMEOUT_S, Driver, Outcome
 from harness.chaos.nemesis_api import BulkWrite
-from harness.chaos.values import ValueFactory
+from harness.chaos.values import ValueFactory, digest
 from harness.errors import HarnessError
 from harness.metrics.history import History
 
@@ -316,16 +316,17 @@ class Workload:
         the nemesis strikes while it is in flight). Ids continue the company's numbering."""
         c = self.companies[0] if company is None else next(
             x for x in self.companies if x.id == company)
-        request = BulkWrite(company=c.id, count=count)
         first = c.next_pre_key_id
         c.next_pre_key_id += count
         process = self.new_process()
+        data = {"pre-key": self.values.pre_keys(first, count)}
+        request = BulkWrite(company=c.id, count=count,
+                            values={("pre-key", i): digest(v) for i, v in data["pre-key"].items()})
 
         async def run() -> None:
             try:
                 request.outcome = await self.driver.set(
-                    process, c.id, c.state, {"pre-key": self.values.pre_keys(first, count)},
-                    on_invoke=request.invoked.set)
+                    process, c.id, c.state, data, on_invoke=request.invoked.set)
             finally:
                 request.invoked.set()
                 request.done.set()

@@ -1,7 +1,9 @@
 """`authstate-harness compare OLD NEW`: is the new run worse than the old one beyond noise?
 
 Exit codes: 0 no regression; 1 a gated figure (or the run verdict) regressed; 2 an input that
-is missing, not JSON or not a report this harness reads.
+is missing, not JSON or not a report this harness reads, or two runs that cannot be compared
+(another PostgreSQL major or kind, profile, target, core count or load shape) unless
+`--allow-incomparable`.
 """
 
 from __future__ import annotations
@@ -42,10 +44,29 @@ def tolerance_from(args: argparse.Namespace) -> Tolerance:
     return Tolerance(relative=args.tolerance, noise=args.noise)
 
 
+def check_comparable(cmp: Comparison, *, allow: bool) -> None:
+    """Refuse (exit 2) to judge runs that differ in what makes figures comparable."""
+    if cmp.incomparable and not allow:
+        raise ConfigError(
+            f"runs {cmp.old_id} and {cmp.new_id} are not comparable: "
+            + "; ".join(d.describe() for d in cmp.incomparable),
+            hint="compare runs of the same profile, target, PostgreSQL and machine (e.g. a "
+                 "baseline made by the same CI job); --allow-incomparable compares anyway and "
+                 "marks the verdict INCOMPARABLE")
+
+
+def print_differences(cmp: Comparison) -> None:
+    for d in cmp.differences:
+        style = "bold red" if d.refuse else "yellow"
+        label = "NOT COMPARABLE" if d.refuse else "differs"
+        console.print(f"[{style}]{label}: {escape(d.describe())}[/]", highlight=False)
+
+
 def print_comparison(cmp: Comparison, *, markdown: bool, all_rows: bool = False) -> None:
     if markdown:
         sys.stdout.write(render_markdown(cmp))
         return
+    print_differences(cmp)
     table = Table(title=f"compare {escape(cmp.old_id)} -> {escape(cmp.new_id)}",
                   title_justify="left", box=None, pad_edge=False)
     for name in HEADER:
@@ -69,6 +90,7 @@ def _compare(args: argparse.Namespace) -> int:
     tolerance = tolerance_from(args)
     old, new = read_report(Path(args.old)), read_report(Path(args.new))
     cmp = compare(old, new, tolerance, strict=args.strict)
+    check_comparable(cmp, allow=args.allow_incomparable)
     print_comparison(cmp, markdown=args.markdown, all_rows=args.all)
     return cmp.exit_code
 
@@ -79,10 +101,14 @@ def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
                              "0.10 = 10 %%); each unit also has an absolute floor (0.05 s, "
                              "0.5 ms, 0.02 for ratios) and the runs' own spread widens it")
     parser.add_argument("--noise", type=float, default=1.0, metavar="K",
-                        help="multiplier on the spread a report records (chaos p50..max, "
-                             "stddev); 0 ignores spreads (default 1)")
+                        help="multiplier on the noise the runs' own ~95 %% intervals give "
+                             "(sqrt(2) x the baseline's half-width); 0 ignores them (default 1)")
     parser.add_argument("--strict", action="store_true",
                         help="ungated rows (contrast runs, informational latencies) also fail")
+    parser.add_argument("--allow-incomparable", action="store_true",
+                        help="compare runs that differ in PostgreSQL major or kind, profile, "
+                             "target, cores or load shape (refused by default: exit 2); the "
+                             "verdict is marked INCOMPARABLE")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

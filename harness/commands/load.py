@@ -27,7 +27,7 @@ from rich.table import Table
 from harness.commands._console import make_console
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
-from harness.paths import repo_root
+from harness.paths import checkout_root, project_dir
 
 console = make_console()
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
@@ -92,16 +92,21 @@ class LiveView:
 
 
 def latency_table(section: dict[str, Any]) -> Table:
-    from harness.report.load_table import HEADER, op_rows
+    from harness.report.load_table import HEADER, console_title, op_rows
 
-    table = Table(title=f"load: latency per store operation, ms (HDR; Locust's own right) -- "
-                        f"{section['profile']}, {section['companies']} companies",
-                  title_justify="left", box=None, pad_edge=False)
+    table = Table(title=console_title(section), title_justify="left", box=None, pad_edge=False)
     for name in HEADER:
         table.add_column(name, justify="left" if name == "operation" else "right")
     for row in op_rows(section["ops"]):
         table.add_row(*(escape(c) for c in row))
     return table
+
+
+def load_lines(section: dict[str, Any]) -> list[str]:
+    """The steady state the gates judge and the fault under load, named (below the table)."""
+    from harness.report.load_table import console_lines
+
+    return console_lines(section)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -115,10 +120,10 @@ def _run(args: argparse.Namespace) -> int:
     from harness.report.checks import Check, gate_checks, judged
     from harness.report.schema import STATUS_EXIT, build_report, run_status
     from harness.report.writer import write_report
-    from harness.runner.job import prepare_out_dir, run_stamp
+    from harness.runner.job import check_node_export, prepare_out_dir, run_stamp
     from harness.targets import resolve_target
 
-    root = repo_root()
+    root = project_dir()  # reports/ and the gates' pyproject.toml
     started = datetime.now(UTC)
     t0 = time.monotonic()
     if args.dsn or os.environ.get("AUTHSTATE_DSN"):  # a bad port fails before the run folder
@@ -135,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.rate is not None and args.rate <= 0:
         raise ConfigError("--rate must be above 0 messages/s", hint="e.g. --rate 400")
     target = resolve_target(args.target).spec
+    check_node_export(target)  # a missing #export fails now, not after provisioning
     main_count = 100 if 100 in counts else counts[0]
     plan = LoadPlan(profile=profile.name, companies=main_count, duration_s=duration,
                     rate=args.rate, processes=args.processes, target=target, fault=fault,
@@ -143,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
                   bridge_seconds=None if args.no_bridge_bench else 3.0)
     out_dir = prepare_out_dir(Path(args.out) if args.out else None, root, run_stamp(started))
     live = console.is_terminal and not args.plain
-    env_facts = environment.collect(root)
+    env_facts = environment.collect(checkout_root())
     section: dict[str, Any] | None = None
     figures: list[Any] = []
     error: str | None = None
@@ -199,19 +205,9 @@ def _run(args: argparse.Namespace) -> int:
     if section is not None:
         console.print()
         console.print(latency_table(section))
-        steady = section["steady"]
-        console.print(f"steady state: p95 {steady['p95_ms']} ms, p99 {steady['p99_ms']} ms, "
-                      f"error rate {steady['error_rate']}; bridge ratio "
-                      f"{section.get('bridge_ratio')}", highlight=False)
-        if fault_section:
-            rto = fault_section.get("rto_s") or {}
-            rto_text = ", ".join(f"{k} {rto[k]:.3f} s" if rto.get(k) is not None else f"{k} -"
-                                 for k in ("p50", "p95", "max"))
-            console.print(f"fault {fault_section['schedule']}: window "
-                          f"{fault_section['window']} s, RTO under load {rto_text} "
-                          f"({rto.get('count')} companies), lost writes "
-                          f"{fault_section['lost_writes']} of {fault_section['acked_writes']} "
-                          "acknowledged", highlight=False)
+        for line in load_lines(section):
+            console.print(escape(line), highlight=False)
+        console.print(f"bridge ratio {section.get('bridge_ratio')}", highlight=False)
     for check in checks:
         if check.status != "not applicable":
             console.print(f"  {check.status:>8}  {escape(check.name)}: {escape(check.detail)}",
@@ -260,8 +256,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gate", action="append", default=[], metavar="NAME=VALUE",
                         help="override a gate, e.g. --gate load-p99-max-ms=300")
     parser.add_argument("--no-bridge-bench", action="store_true",
-                        help="skip the bridge benchmark (the bridge-ratio gate is then not "
-                             "measured)")
+                        help="skip the gevent-asyncio bridge benchmark that runs before the "
+                             "load: gate load-bridge-min-ratio is then 'not applicable', not "
+                             "missed")
     parser.add_argument("--seed", type=int, default=0, help="traffic seed (default 0)")
     parser.add_argument("--plain", action="store_true",
                         help="plain progress lines instead of a live bar")

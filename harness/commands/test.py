@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from harness.errors import ConfigError
-from harness.paths import repo_root
+from harness.paths import checkout_root
 
 
 def pytest_command(pytest_args: list[str]) -> list[str]:
@@ -26,11 +26,12 @@ def pytest_command(pytest_args: list[str]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = repo_root()
-    if not (root / "tests").is_dir() or not (root / "conftest.py").is_file():
+    root = checkout_root()
+    if root is None or not (root / "tests").is_dir():
         raise ConfigError(
-            f"no test suites next to the installed package ({root})",
-            hint="run `python3 -m harness test` from a clone of the authstate-harness repository",
+            "`test` runs the harness's own unit tests (tests/), which only a clone has",
+            hint="run `python3 -m harness test` from a clone of the authstate-harness "
+                 "repository; an installed copy runs the suites with `authstate-harness run`",
         )
     process = subprocess.Popen(pytest_command(args.pytest_args), cwd=root, env=os.environ.copy())
     try:

@@ -120,7 +120,13 @@ def summarize(windows: list[dict[str, Any]], companies: int, seconds: float, rou
         return n / s if s else 0.0
 
     pure, bridged = rate("pure"), rate("bridge")
+    pures = [w for w in windows if w["mode"] == "pure"]
+    bridges = [w for w in windows if w["mode"] == "bridge"]
+    rounds_ratios = [round((b["messages"] / b["seconds"]) / (p["messages"] / p["seconds"]), 3)
+                     for p, b in zip(pures, bridges, strict=False)
+                     if p["messages"] and p["seconds"] and b["seconds"]]
     return {"ratio": round(bridged / pure, 3) if pure else None,
+            "round_ratios": rounds_ratios,
             "pure_messages_per_s": round(pure, 1), "bridge_messages_per_s": round(bridged, 1),
             "companies": companies, "seconds": seconds, "rounds": rounds, "runs": windows}
 

@@ -9,7 +9,9 @@ exactly, so the counts of N worker processes merged here equal the sum of their 
 percentiles are those of one histogram that saw every operation.
 
 A per-second timeline (ok / fail counts and a 2-digit histogram for the second's p99) is kept
-beside, keyed by wall-clock second so processes (and machines) line up.
+beside, keyed by wall-clock second so processes (and machines) line up. So are 2-digit
+histograms of every operation per (kind, phase, second): time batches of a run, from which the
+gates' percentiles get their ~95 % interval (`batch_percentiles`).
 
 Thread-safety: one process records from its asyncio thread while Locust's greenlets take
 deltas; `take_delta` swaps under a real (unpatched) lock.
@@ -74,6 +76,7 @@ class LatencyRecorder:
     counts: dict[tuple[str, str], _Counts] = field(default_factory=dict)
     timeline: dict[int, list[Any]] = field(default_factory=dict)  # sec -> [ok, fail, hist]
     errors: dict[str, int] = field(default_factory=dict)  # "op: message" -> count
+    seconds: dict[tuple[str, str, int], HdrHistogram] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = _lock()
@@ -84,12 +87,12 @@ class LatencyRecorder:
         """One finished operation: its service time, and (open model) its time since the
         intended start. Failed operations are counted and timed too."""
         raw = _clamp(raw_us)
+        corrected = None if corrected_us is None else max(raw, _clamp(corrected_us))
         with self._lock:
             for name in (op, ALL):
                 self._hist("raw", name, phase).record_value(raw)
-                if corrected_us is not None:
-                    self._hist("corrected", name, phase).record_value(
-                        max(raw, _clamp(corrected_us)))
+                if corrected is not None:
+                    self._hist("corrected", name, phase).record_value(corrected)
                 counts = self.counts.get((name, phase))
                 if counts is None:
                     counts = self.counts[(name, phase)] = _Counts()
@@ -102,9 +105,19 @@ class LatencyRecorder:
                 slot = self.timeline[second] = [0, 0, new_histogram(TIMELINE_DIGITS)]
             slot[0 if ok else 1] += 1
             slot[2].record_value(raw)
+            self._second("raw", phase, second).record_value(raw)
+            if corrected is not None:
+                self._second("corrected", phase, second).record_value(corrected)
             if error is not None:
                 key = f"{op}: {error}"
                 self.errors[key] = self.errors.get(key, 0) + 1
+
+    def _second(self, kind: str, phase: str, second: int) -> HdrHistogram:
+        key = (kind, phase, second)
+        hist = self.seconds.get(key)
+        if hist is None:
+            hist = self.seconds[key] = new_histogram(TIMELINE_DIGITS)
+        return hist
 
     def _hist(self, kind: str, op: str, phase: str) -> HdrHistogram:
         key = (kind, op, phase)
@@ -122,15 +135,18 @@ class LatencyRecorder:
                 "counts": [[o, p, c.ok, c.fail] for (o, p), c in self.counts.items()],
                 "timeline": [[s, v[0], v[1], encode(v[2])] for s, v in self.timeline.items()],
                 "errors": dict(self.errors),
+                "seconds": [[k, p, s, encode(h)] for (k, p, s), h in self.seconds.items()],
             }
 
     def take_delta(self) -> dict[str, Any]:
         """What was recorded since the last delta, as `to_wire`; this recorder starts empty."""
         with self._lock:
             fresh = LatencyRecorder()
-            old = LatencyRecorder(self.hists, self.counts, self.timeline, self.errors)
+            old = LatencyRecorder(self.hists, self.counts, self.timeline, self.errors,
+                                  self.seconds)
             self.hists, self.counts = fresh.hists, fresh.counts
             self.timeline, self.errors = fresh.timeline, fresh.errors
+            self.seconds = fresh.seconds
         return old.to_wire()
 
     def absorb(self, wire: Mapping[str, Any]) -> None:
@@ -151,6 +167,8 @@ class LatencyRecorder:
                 slot[2].add(decode(text))
             for key, n in (wire.get("errors") or {}).items():
                 self.errors[key] = self.errors.get(key, 0) + int(n)
+            for kind, phase, second, text in wire.get("seconds", ()):
+                self._second(kind, phase, int(second)).add(decode(text))
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> LatencyRecorder:
@@ -182,6 +200,28 @@ class LatencyRecorder:
                 ok += c.ok
                 fail += c.fail
         return ok, fail
+
+
+def batch_percentiles(recorder: LatencyRecorder, kind: str, phases: Iterable[str],
+                      percentile: float, batches: int = 10) -> list[float]:
+    """`percentile` (ms) of each of up to `batches` contiguous time batches of the run's
+    seconds in `phases` (all operations): independent-enough draws of the statistic, whose
+    spread gives the interval of the whole run's figure (harness.metrics.intervals)."""
+    wanted = set(phases)
+    seconds = sorted({s for (k, p, s) in recorder.seconds if k == kind and p in wanted})
+    if not seconds:
+        return []
+    n = min(batches, len(seconds))
+    out = []
+    for i in range(n):
+        part = set(seconds[i * len(seconds) // n:(i + 1) * len(seconds) // n])
+        merged = new_histogram(TIMELINE_DIGITS)
+        for (k, p, s), hist in recorder.seconds.items():
+            if k == kind and p in wanted and s in part:
+                merged.add(hist)
+        if merged.get_total_count():
+            out.append(ms(merged.get_value_at_percentile(percentile)))
+    return out
 
 
 def ms(us: float | int) -> float:

@@ -247,22 +247,21 @@ class CompanyUser(User):
             slot = self._storm_slot()
             if slot > self.last_storm:
                 self.last_storm, kind = slot, "reconnect_full"
-        results, started, _ = CONTEXT.run(CONTEXT.workload.message(self.company, kind))
-        lag = None if intended is None else open_model.lag_s(intended, started)
-        self._record(results, lag=lag)
+        results, _started, _ = CONTEXT.run(CONTEXT.workload.message(self.company, kind))
+        self._record(results, intended=intended)
 
     def _record(self, results: list[OpResult], *, phase: str | None = None,
-                lag: float | None = None) -> None:
+                intended: float | None = None) -> None:
         fire = self.environment.events.request.fire
-        for r in results:
-            raw_us = r.elapsed_ns / 1000.0
+        latencies = open_model.message_latencies(
+            [(r.start_ns / 1e9, r.elapsed_ns / 1000.0) for r in results], intended)
+        for r, (raw_us, corrected_us) in zip(results, latencies, strict=True):
             op_phase = phase or CONTEXT.phase(r.start_ns + r.elapsed_ns)
             error = None if r.error is None else _COMPANY.sub("company '<id>'", r.error)
             CONTEXT.recorded += 1
             CONTEXT.recorder.record(
                 r.name, op_phase, raw_us, ok=r.ok, second=int(CONTEXT.wall(r.start_ns)),
-                corrected_us=None if lag is None else open_model.corrected_us(raw_us, lag),
-                error=error)
+                corrected_us=corrected_us, error=error)
             fire(request_type=REQUEST_TYPE, name=r.name, response_time=raw_us / 1000.0,
                  response_length=0, context={},
                  exception=None if r.ok else StoreFailure(error or "failed"))

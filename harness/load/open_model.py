@@ -12,9 +12,10 @@ still processes its messages one at a time (Baileys serialises a socket's events
 falls behind it starts late and catches up back to back. Per operation we record:
 
 - raw latency: the service time of the call;
-- corrected latency: raw + how late its message started (`actual start - intended start`), i.e.
-  what a message arriving on schedule would have waited for that answer (wrk2's correction at
-  message granularity).
+- corrected latency: from the message's intended start to the call's end, i.e. raw + how late
+  the message started + the time the message spent on its earlier calls (`call_corrected_us`):
+  what a message arriving on schedule had waited by the time that answer came (wrk2's
+  correction at message granularity). A message's third call waited for its first two.
 
 Read raw for "how fast is the store when asked", corrected for "what users experience at this
 arrival rate"; they differ only when the system cannot keep up.
@@ -59,3 +60,18 @@ def lag_s(intended_s: float, actual_start_s: float) -> float:
 def corrected_us(raw_us: float, lag: float) -> float:
     """Corrected latency: the service time plus the message's late start."""
     return raw_us + lag * 1e6
+
+
+def call_corrected_us(raw_us: float, intended_s: float, call_start_s: float) -> float:
+    """Corrected latency of one call of a message: its service time plus everything the
+    message waited for before the call started (its late start and its earlier calls)."""
+    return raw_us + max(0.0, call_start_s - intended_s) * 1e6
+
+
+def message_latencies(calls: list[tuple[float, float]], intended_s: float | None
+                      ) -> list[tuple[float, float | None]]:
+    """(raw µs, corrected µs or None) of each call of one message, from (call start in
+    seconds on the schedule's clock, raw µs) pairs; closed model (`intended_s` None): no
+    corrected figure."""
+    return [(raw, None if intended_s is None else call_corrected_us(raw, intended_s, start))
+            for start, raw in calls]

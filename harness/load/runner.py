@@ -32,7 +32,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.load.faults import FaultDriver, FaultPlan, FaultRun
 from harness.load.result import atomic_json, read_result
-from harness.paths import repo_root
+from harness.paths import import_root, project_dir, suite_root
 
 LOCUSTFILE = Path("scenarios") / "load" / "locustfile.py"
 FAULT_FILE = "fault-window.json"  # read by the Locust processes (locust_users.FAULT_FILE)
@@ -94,7 +94,9 @@ class LoadOutcome:
 def locust_command(plan: LoadPlan, out_dir: Path) -> list[str]:
     spawn = plan.spawn_rate or float(min(plan.companies, 50))
     seconds = max(1, round(plan.duration_s))
-    cmd = [sys.executable, "-m", "locust", "-f", str(repo_root() / LOCUSTFILE), "--headless",
+    # -P: the project directory (cwd) is not on sys.path, so nothing there shadows `harness`
+    cmd = [sys.executable, "-P", "-m", "locust", "-f", str(suite_root() / LOCUSTFILE),
+           "--headless",
            "-u", str(plan.companies), "-r", f"{spawn:g}", "-t", f"{seconds}s",
            "--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html"),
            "--only-summary", "--stop-timeout", "5"]
@@ -113,7 +115,7 @@ def locust_env(plan: LoadPlan, env: LoadEnv, out_dir: Path, run_tag: str,
         AUTHSTATE_COMPANIES=str(plan.companies), AUTHSTATE_LOAD_OUT=str(out_dir),
         AUTHSTATE_CACHE_DIR=str(cache_dir), AUTHSTATE_RUN_TAG=run_tag,
         AUTHSTATE_SEED=str(plan.seed), PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join([str(repo_root()), out.get("PYTHONPATH", "")]).rstrip(
+        PYTHONPATH=os.pathsep.join([str(import_root()), out.get("PYTHONPATH", "")]).rstrip(
             os.pathsep))
     if plan.rate:
         out["AUTHSTATE_RATE"] = f"{plan.rate:g}"
@@ -134,7 +136,7 @@ class LocustProcess:
 
     def __enter__(self) -> LocustProcess:
         self._log = open(self.log_path, "wb")  # closed in __exit__
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=repo_root(), stdout=self._log,
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=project_dir(), stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         return self
@@ -204,11 +206,14 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
     # The target's cache (the resilient store keeps creds and a journal there) holds key
     # material: a private temp folder, removed afterwards, never the run folder.
     cache = Path(tempfile.mkdtemp(prefix="authstate-load-cache-"))
+    observer = _observer(plan, env, out_dir) if plan.fault is not None else None
     with contextlib.ExitStack() as cleanup, \
             LocustProcess(locust_command(plan, out_dir),
                           locust_env(plan, env, out_dir, tag, cache),
                           out_dir / "locust.log") as locust:
         cleanup.callback(shutil.rmtree, cache, True)
+        if observer is not None:
+            cleanup.callback(observer.close)
         try:
             while locust.poll() is None:
                 if time.monotonic() > deadline:
@@ -234,6 +239,7 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
         locust.stop()
         code = locust.poll()
         tail = locust.tail()
+        observations = None if observer is None else observer.call(observer.observer.stop())
     result_path = out_dir / "load-result.json"
     if not result_path.exists():
         raise LoadRunError(f"Locust exited ({code}) without writing {result_path.name}; its "
@@ -246,18 +252,45 @@ def run_load(plan: LoadPlan, env: LoadEnv, out_dir: Path, *,
                           fault=None if fault_driver is None else fault_driver.run)
     if plan.records_history:
         say("checking the operation history against PostgreSQL")
-        asyncio.run(_judge(outcome, env))
+        asyncio.run(_judge(outcome, env, observations))
     outcome.wall_s = time.monotonic() - began
     return outcome
 
 
-async def _judge(outcome: LoadOutcome, env: LoadEnv) -> None:
-    """Merge the per-process histories; checker against a final read; recovery per company."""
+def _observer(plan: LoadPlan, env: LoadEnv, out_dir: Path) -> Any:
+    """The chaos observer (its own process, harness.chaos.observer) following the Locust
+    processes' history files as they write them: recovery under load is observed, not taken
+    from the store."""
+    from harness.chaos.observer import Observer, ObserverThread
+
+    history_dir = out_dir / "history"
+    history_dir.mkdir(parents=True, exist_ok=True)
+    observer = ObserverThread(Observer(env.admin_dsn, out_dir, target=plan.target,
+                                       probe_dsn=env.dsn))
+    try:
+        observer.call(observer.observer.open())
+        observer.call(observer.observer.follow_dir(history_dir, "history-*.jsonl"))
+        observer.call(observer.observer.start())
+    except BaseException:
+        observer.close()
+        raise
+    return observer
+
+
+async def _judge(outcome: LoadOutcome, env: LoadEnv, observations: Any = None) -> None:
+    """Merge the per-process histories; checker against a final read; recovery per company,
+    observed (and the store's own, as reported) when a fault ran."""
     from harness.chaos.final_read import final_read
+    from harness.chaos.nemesis_api import DEFAULT_DEADLINE_S
+    from harness.chaos.results import HANG_MARGIN_S
     from harness.chaos.scenario import metric_windows
     from harness.metrics.checker import check
+    from harness.metrics.durability import Durability
     from harness.metrics.history import History
+    from harness.metrics.observed_recovery import observed_recovery
     from harness.metrics.recovery import recovery, summarize
+    from harness.observe import refs_of_history
+    from harness.targets import resolve_target
 
     files = sorted((outcome.out_dir / "history").glob("history-*.jsonl"))
     if not files:
@@ -268,10 +301,26 @@ async def _judge(outcome: LoadOutcome, env: LoadEnv) -> None:
     ops = history.ops()
     outcome.history_ops = len(ops)
     companies = sorted({op.company for op in ops})
-    final = await final_read(env.admin_dsn, companies)
-    result = check(history, final.final, final_meta=final.final_meta)
+    # the durable state as a reader from outside sees it: the harness's tables, or a fresh
+    # instance of the target when it keeps its own schema (harness.observe)
+    final = await final_read(env.admin_dsn, companies,
+                             target_spec=resolve_target(outcome.plan.target),
+                             work_dir=outcome.out_dir, refs_by_company=refs_of_history(history))
+    durability = None
+    if observations is not None:
+        observations.record_final(time.monotonic_ns(), final.final)
+        durability = Durability(ops, observations)
+    result = check(history, final.final, final_meta=final.final_meta, durability=durability,
+                   hang_after_s=None if durability is None else DEFAULT_DEADLINE_S + HANG_MARGIN_S,
+                   unreadable=final.unreadable)
     outcome.check = result.summary(examples=3)
     if outcome.fault is not None and outcome.fault.timeline.windows:
         windows = metric_windows(outcome.fault.timeline, outcome.fault.cleared_at)
-        rec = recovery(history, windows, companies=companies)
-        outcome.recovery = summarize([rec])
+        reported = summarize([recovery(history, windows, companies=companies)])
+        if durability is None:
+            outcome.recovery = {**reported, "source": "reported by the store"}
+        else:
+            observed = observed_recovery(history, windows, durability,
+                                         deadline_s=DEFAULT_DEADLINE_S, companies=companies)
+            outcome.recovery = {**summarize([observed]), "reported": reported,
+                                "observer": observations.summary()}

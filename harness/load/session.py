@@ -85,7 +85,9 @@ def run_job(job: LoadJob, server_admin_dsn: str, toxiproxy: ToxiproxyClient | No
     outcomes: list[LoadOutcome] = []
     main: LoadOutcome | None = None
     for count in steps:
-        step_plan = replace(plan, companies=count)
+        # the open model's rate is per company: a scale step keeps each company's pace
+        step_plan = replace(plan, companies=count,
+                            rate=plan.rate * count / plan.companies if plan.rate else None)
         is_main = count == main_count
         if not is_main:  # scale steps: no fault, no checker, same duration
             step_plan = replace(step_plan, fault=None, history=False)

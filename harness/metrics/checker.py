@@ -26,10 +26,22 @@ Anomalies (each example names op indices, processes, key refs and *digests*, nev
 - ``creds-reset``: fresh creds (``{"fresh": True}`` meta on the read's completion, or in
   ``final_meta``) where paired creds had been acknowledged before; reported instead of
   ``unexpected``.
-- ``torn-write``: a multi-key write that ended info or fail is found partly applied and
-  partly not. Only keys the write was the last to touch are judged (every other write of the
-  key completed before it was invoked), else a later write could explain either state; a
-  delete is judged only when the key certainly held a value before.
+- ``torn``: a multi-key write that ended info or fail is found partly applied and partly not
+  in the final state. Only keys the write was the last to touch are judged (every other write
+  of the key completed before it was invoked), else a later write could explain either state;
+  a delete is judged only when the key certainly held a value before. With an observer's
+  reads (``durability``), also any read that saw part of a watched multi-key write's keys
+  applied and part not, acknowledged or not (a journal's non-atomic replay included).
+- ``late-write`` (observer): an indeterminate write's value appeared after a newer
+  acknowledged value of the key had been seen durable: an old session over a newer one.
+- ``hang``: a call that ran longer than the harness's deadline plus a margin
+  (``hang_after_ns``), whatever the store's own deadline says.
+- ``crash``, ``setup-failed``, ``cross-tenant``: found by the suites (the target's process
+  died; it failed on a healthy database before any fault; an operation on one company changed
+  another's state) and handed in as ``extra`` anomalies, so one result names them all.
+
+An ``unexpected`` value whose un-decoded bytes forms (a ``{"type": "Buffer"}`` object, a base64
+text, a list of numbers) decode to an allowed write is named as a wrong type, with the form.
 
 ``info`` writes are counted as indeterminate, never as lost or safe; those whose value turned
 up in a read or the final state are counted as ``recovered_writes``.
@@ -45,6 +57,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from harness.metrics.durability import Durability
 from harness.metrics.history import CREDS, History, KeyRef, Op
 
 LOST = "lost"
@@ -52,8 +65,14 @@ RESURRECTED = "resurrected"
 STALE_READ = "stale-read"
 UNEXPECTED = "unexpected"
 CREDS_RESET = "creds-reset"
-TORN_WRITE = "torn-write"
-ANOMALY_NAMES = (LOST, RESURRECTED, STALE_READ, UNEXPECTED, CREDS_RESET, TORN_WRITE)
+TORN = "torn"
+LATE_WRITE = "late-write"
+HANG = "hang"
+CRASH = "crash"
+SETUP_FAILED = "setup-failed"
+CROSS_TENANT = "cross-tenant"
+ANOMALY_NAMES = (LOST, RESURRECTED, STALE_READ, UNEXPECTED, CREDS_RESET, TORN, LATE_WRITE,
+                 HANG, CRASH, SETUP_FAILED, CROSS_TENANT)
 
 _NEVER = 1 << 62          # completion time of a write that may still take effect
 _MAX_LISTED = 10          # digests / ops / keys listed in one example
@@ -69,7 +88,7 @@ class Anomaly:
     name: str
     company: str
     key: KeyRef | None
-    where: str                                  # "read" | "final"
+    where: str                                  # "read" | "final" | "observed" | "call" | "target"
     op: int | None = None
     process: int | None = None
     expected: tuple[str | None, ...] = ()       # digests that would have been fine; None = absent
@@ -202,8 +221,15 @@ class _KeyWrites:
 class _Checker:
     def __init__(self, ops: Sequence[Op], final: FinalState,
                  final_meta: Mapping[tuple[str, KeyRef], Mapping[str, Any]],
-                 max_examples: int) -> None:
+                 max_examples: int, durability: Durability | None = None,
+                 hang_after_ns: int | None = None, extra: Sequence[Anomaly] = (),
+                 unreadable: Iterable[str] = ()) -> None:
         self.ops = ops
+        self.durability = durability
+        self.hang_after_ns = hang_after_ns
+        self.extra = list(extra)
+        self.unreadable = frozenset(unreadable)
+        self._ops_by_index: dict[int, Op] | None = None
         self.final = final
         self.final_meta = final_meta
         self.max_examples = max_examples
@@ -232,6 +258,12 @@ class _Checker:
                 self.check_read(op)
         self.check_final()
         self.check_torn_writes()
+        if self.durability is not None:
+            self.check_observed(self.durability)
+        if self.hang_after_ns is not None:
+            self.check_hangs(self.hang_after_ns)
+        for anomaly in self.extra:
+            self.report(anomaly)
         r = self.result
         r.recovered_writes = len(self.recovered)
         r.lost_writes = len(self.lost_ops)
@@ -308,6 +340,9 @@ class _Checker:
                                               "began"))
             else:
                 found_op, note = self.unexpected_origin(index, found, writes)
+                wrong_form = self.wrong_form(op, key, index, horizon, end)
+                if wrong_form is not None:
+                    found_op, note = wrong_form
                 self.report(self.read_anomaly(UNEXPECTED, op, key, index, horizon, found,
                                               found_op, note))
         if stale:
@@ -338,6 +373,21 @@ class _Checker:
                        found=found, found_op=found_op, note=note)
 
     @staticmethod
+    def wrong_form(op: Op, key: KeyRef, index: _KeyWrites, horizon: int | None,
+                   until: int) -> tuple[int, str] | None:
+        """(write, note) when the read's value is an allowed write's bytes in another form."""
+        for row in op.complete_meta.get("forms") or ():
+            key_type, key_id, loose, forms = row
+            if (key_type, key_id) != key:
+                continue
+            match = next((w for w in index.by_digest.get(loose, ())
+                          if index.allowed(w, horizon, until)), None)
+            if match is not None:
+                return match.op.index, (f"wrong type: the value of op {match.op.index} with its "
+                                        f"bytes as {', '.join(forms)}, not bytes")
+        return None
+
+    @staticmethod
     def unexpected_origin(index: _KeyWrites | None, found: str,
                           later: Iterable[_Write]) -> tuple[int | None, str]:
         later = list(later)
@@ -352,6 +402,8 @@ class _Checker:
         companies_keys = set(self.keys)
         companies_keys.update(ck for ck, v in self.final.items() if v is not None)
         for (company, key) in sorted(companies_keys):
+            if company in self.unreadable:
+                continue  # its final state is unknown, not absent
             self.result.keys_checked += 1
             self.check_final_key(company, key, self.keys.get((company, key)),
                                  self.final.get((company, key)))
@@ -433,12 +485,52 @@ class _Checker:
                     (applied if found is None else missing).append(key)
             if applied and missing:
                 self.report(Anomaly(
-                    TORN_WRITE, op.company, None, "final", op.index, op.process,
+                    TORN, op.company, None, "final", op.index, op.process,
                     note=f"{op.outcome or 'pending'} write of {len(op.value)} keys: "
                          f"{len(applied)} applied, {len(missing)} not",
                     detail={"applied": [list(k) for k in applied[:_MAX_LISTED]],
                             "not_applied": [list(k) for k in missing[:_MAX_LISTED]],
                             "applied_count": len(applied), "not_applied_count": len(missing)}))
+
+    def check_observed(self, durability: Durability) -> None:
+        """Late writes and torn reads, as the observer saw them."""
+        for late in durability.late_writes:
+            late_op = self.ops_by_index().get(late.late_op)
+            self.report(Anomaly(
+                LATE_WRITE, late.company, late.key, "final" if late.final else "observed",
+                late.late_op, None if late_op is None else late_op.process,
+                expected_ops=(late.newer_op,), found_op=late.late_op,
+                note=f"the value of indeterminate op {late.late_op} appeared "
+                     f"{(late.late_seen_ns - late.newer_seen_ns) / 1e9:.3f} s after op "
+                     f"{late.newer_op}'s newer value was seen durable"))
+        torn_groups: dict[str, list[Any]] = {}
+        for torn in durability.torn_reads():
+            torn_groups.setdefault(torn.group, []).append(torn)
+        for group, reads in torn_groups.items():
+            first = reads[0]
+            self.report(Anomaly(
+                TORN, first.company, None, "observed", first.op, None,
+                note=f"{len(reads)} read(s) of {group} saw part of it: first "
+                     f"{first.applied} of {first.total} keys",
+                detail={"group": group, "reads": len(reads),
+                        "applied": sorted({r.applied for r in reads})[:_MAX_LISTED],
+                        "total": first.total}))
+
+    def check_hangs(self, after_ns: int) -> None:
+        for op in self.ops:
+            if op.complete_ns is None or op.complete_ns - op.invoke_ns <= after_ns:
+                continue
+            self.report(Anomaly(
+                HANG, op.company, op.keys[0] if op.keys else None, "call", op.index,
+                op.process,
+                note=f"{op.f} ran {(op.complete_ns - op.invoke_ns) / 1e9:.2f} s (> "
+                     f"{after_ns / 1e9:g} s: the harness's deadline plus its margin); "
+                     f"{op.outcome}: {op.error or 'answered'}"))
+
+    def ops_by_index(self) -> dict[int, Op]:
+        if self._ops_by_index is None:
+            self._ops_by_index = {op.index: op for op in self.ops}
+        return self._ops_by_index
 
     @staticmethod
     def held_value_before(index: _KeyWrites) -> bool:
@@ -458,7 +550,9 @@ class _Checker:
 
 def check(history: History | Sequence[Op], final: FinalState, *,
           final_meta: Mapping[tuple[str, KeyRef], Mapping[str, Any]] | None = None,
-          max_examples: int = 1000) -> CheckResult:
+          max_examples: int = 1000, durability: Durability | None = None,
+          hang_after_s: float | None = None, extra: Sequence[Anomaly] = (),
+          unreadable: Iterable[str] = ()) -> CheckResult:
     """Judge a history against the final state read directly from PostgreSQL.
 
     ``final`` maps (company, key ref) to the digest PostgreSQL holds (None = absent). Every key
@@ -466,6 +560,11 @@ def check(history: History | Sequence[Op], final: FinalState, *,
     be omitted. ``final_meta`` carries per-key facts about that read, e.g.
     ``{(company, CREDS): {"fresh": True}}`` when PostgreSQL holds freshly generated creds.
     Examples are kept up to ``max_examples`` per anomaly name; the counts are exact.
+    ``durability``: the observer's reads, analysed (late writes, torn reads); ``hang_after_s``:
+    a call longer than this is a ``hang``; ``extra``: anomalies the suites found themselves;
+    ``unreadable``: companies whose final state could not be read (not judged there).
     """
     ops = history.ops() if isinstance(history, History) else list(history)
-    return _Checker(ops, final, final_meta or {}, max_examples).run()
+    hang_ns = None if hang_after_s is None else round(hang_after_s * 1e9)
+    return _Checker(ops, final, final_meta or {}, max_examples, durability, hang_ns,
+                    extra, unreadable).run()

@@ -181,11 +181,12 @@ class OpHandle:
         self._history._complete(self, "info", error=error, meta=meta, at_ns=at_ns)
 
     def raised(self, exc: BaseException, *, meta: Mapping[str, Any] | None = None,
-               at_ns: int | None = None) -> Outcome:
+               at_ns: int | None = None, outcome: str | None = None) -> Outcome:
         """Complete from an exception: ``fail`` when it says ``outcome == "failed"`` (the
-        harness's StoreError), else ``info`` (Jepsen: an exception means unknown).
-        Returns the outcome recorded."""
-        if getattr(exc, "outcome", None) == "failed":
+        harness's StoreError) or the caller classified it so (``outcome="failed"``: a
+        refusal, see harness/authstate/foreign_errors.py), else ``info`` (Jepsen: an
+        exception means unknown). Returns the outcome recorded."""
+        if (outcome or getattr(exc, "outcome", None)) == "failed":
             self.fail(error_text(exc), meta=meta, at_ns=at_ns)
             return "fail"
         self.info(error_text(exc), meta=meta, at_ns=at_ns)
@@ -350,6 +351,11 @@ class History:
         """Copies of the events in index order (JSON-ready: key refs as lists)."""
         with self._lock:
             return [dict(e) for e in self._events]
+
+    def events_from(self, cursor: int) -> list[dict[str, Any]]:
+        """Events recorded since the first `cursor` ones (the live observer's feed)."""
+        with self._lock:
+            return self._events[cursor:]
 
     def __len__(self) -> int:
         return len(self._events)

@@ -1,4 +1,9 @@
-"""Recovery figures per company and fault window: MTTD, time to first success, RTO.
+"""Recovery figures per company and fault window as the STORE reports them: MTTD, time to first
+success, RTO from its `last_source()` and breaker transitions.
+
+These are the store's own word: the chaos report keeps them under `reported`, beside the
+observed figures (`harness.metrics.observed_recovery`), and no verdict rests on them. The
+shared result types (`CompanyRecovery`, `RecoveryResult`, `summarize`) live here.
 
 All times are on the history's clock (monotonic ns); results are seconds. For each window
 (overlapping windows merged, see `windows.episodes`), events count only before the next
@@ -51,6 +56,7 @@ class CompanyRecovery:
     detected_by: str | None          # "error" | "fallback" | "breaker"
     time_to_first_success_s: float | None
     rto_s: float | None              # None: not recovered
+    masked: bool = False             # callers never saw the fault, and it recovered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,18 +81,28 @@ class RecoveryResult:
     reports_breaker: bool
 
     def values(self, figure: str) -> list[float | None]:
+        """One value per company and window; MTTD leaves out masked companies (never
+        detected, yet recovered: nothing to time), so only a real miss is a missing value."""
         if figure not in FIGURES:
             raise ValueError(f"unknown recovery figure {figure!r}; one of {FIGURES}")
-        return [getattr(r, figure) for r in self.per_company]
+        return [getattr(r, figure) for r in self.per_company
+                if not (figure == "mttd_s" and r.masked)]
+
+    @property
+    def masked(self) -> int:
+        return sum(r.masked for r in self.per_company)
 
     def summary(self) -> dict[str, dict[str, Any]]:
         return summarize([self])
 
 
 def summarize(results: Iterable[RecoveryResult]) -> dict[str, dict[str, Any]]:
-    """`spread` of each figure over companies × windows × repetitions (one result each)."""
+    """`spread` of each figure over companies × windows × repetitions (one result each); MTTD's
+    also says how many company-windows were masked."""
     results = list(results)
-    return {figure: spread(v for r in results for v in r.values(figure)) for figure in FIGURES}
+    out = {figure: spread(v for r in results for v in r.values(figure)) for figure in FIGURES}
+    out["mttd_s"]["masked"] = sum(r.masked for r in results)
+    return out
 
 
 def _seconds(later: int | None, earlier: int) -> float | None:

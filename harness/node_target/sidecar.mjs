@@ -20,10 +20,33 @@ const CLOSE_BOUND_MS = 10000
 const MAX_MESSAGE = 600
 
 const out = new net.Socket({ fd: Number(replyFd), readable: false, writable: true })
+
+// Replies keep the form the module returned. Real bytes (Buffer, Uint8Array) travel as
+// BufferJSON; a plain object that only LOOKS like bytes ({type: 'Buffer', data}, or {"0": 12,
+// ...}: an un-revived JSON'd Uint8Array, the classic cache bug behind Bad MAC) travels as
+// {"\u0000plain": [[key, value], ...]} so the harness sees the object Baileys would get, not
+// bytes: BufferJSON alone would turn it into bytes on the way and hide the bug.
+const PLAIN = '\u0000plain'
+function looksLikeBytes (v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
+  if (v.type === 'Buffer' && 'data' in v) return true
+  const keys = Object.keys(v)
+  return keys.length > 0 && keys.every(k => !isNaN(parseInt(k, 10))) &&
+    Object.values(v).every(x => typeof x === 'number')
+}
+function faithful (key, value) {
+  const original = this[key]
+  if (Buffer.isBuffer(original) || original instanceof Uint8Array) {
+    return { type: 'Buffer', data: Buffer.from(original).toString('base64') }
+  }
+  if (looksLikeBytes(value)) return { [PLAIN]: Object.entries(value) }
+  return value
+}
+
 const send = (obj) => {
   let line
   try {
-    line = JSON.stringify(obj, BufferJSON.replacer)
+    line = JSON.stringify(obj, faithful)
   } catch (e) {
     line = JSON.stringify({ id: obj.id, error: describe(new TypeError(`the module returned a value JSON cannot carry: ${e?.message ?? e}`)) })
   }
@@ -32,10 +55,20 @@ const send = (obj) => {
 
 installTransport(send)
 
+// The error's own code (node-postgres puts PostgreSQL's SQLSTATE there, Node its errno name),
+// or the first code down its `cause` chain (a store that wraps the driver's error keeps it).
+function codeOf (e) {
+  for (let c = e, depth = 0; c && typeof c === 'object' && depth < 4; c = c.cause, depth++) {
+    if (c.code !== undefined && c.code !== null) return String(c.code)
+  }
+  return undefined
+}
+
 function describe (err) {
   const e = err instanceof Error ? err : new Error(String(err))
   const d = { name: e.name || 'Error', message: String(e.message ?? '').slice(0, MAX_MESSAGE) }
-  if (e.code !== undefined) d.code = String(e.code)
+  const code = codeOf(e)
+  if (code !== undefined) d.code = code
   if (e.outcome === 'failed' || e.outcome === 'unknown') d.outcome = e.outcome
   if (typeof e.stack === 'string') d.where = e.stack.split('\n').slice(1, 4).map(s => s.trim()).join(' | ').slice(0, MAX_MESSAGE)
   return d
@@ -65,6 +98,7 @@ const pick = (name) => {
 }
 const factory = pick(exportName)
 const closeFn = pick('close')
+const snapshotFn = pick('snapshot') // optional: a direct read of a company's durable state
 const functions = [...new Set([...Object.keys(mod), ...(mod.default && typeof mod.default === 'object' ? Object.keys(mod.default) : [])])]
   .filter(k => typeof pick(k) === 'function')
 if (typeof factory !== 'function') {
@@ -100,6 +134,42 @@ function checkContract (r) {
   }
 }
 
+// null/undefined is how some Baileys stores say "absent"; the harness's surface omits absent ids
+const present = (got) => Object.entries(got ?? {}).filter(([, v]) => v !== null && v !== undefined)
+
+// fn over items, `limit` at a time; an item whose call threw becomes { error }
+async function bounded (items, limit, fn) {
+  const out = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await Promise.resolve().then(() => fn(items[i])).catch((e) => ({ error: describe(e) }))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit ?? 16, items.length)) }, worker))
+  return out
+}
+
+async function snapshotOne (company, text) {
+  if (typeof snapshotFn !== 'function') throw new TypeError('the module exports no snapshot(companyId)')
+  const s = await snapshotFn(company)
+  if (!s || typeof s !== 'object') throw new TypeError(`snapshot(companyId) must resolve to { creds, keys }, got ${s === null ? 'null' : typeof s}`)
+  const form = text ? (v) => JSON.stringify(v, faithful) : (v) => v
+  const keys = Object.entries(s.keys ?? {}).map(([type, entries]) => [type, present(entries).map(([id, v]) => [id, form(v)])])
+  return { creds: s.creds == null ? null : form(s.creds), keys }
+}
+
+async function readOne (company, keys, text) {
+  const r = await factory(company)
+  checkContract(r)
+  const form = text ? (v) => JSON.stringify(v, faithful) : (v) => v
+  // a falsy value (null, 0, false, '') is no value to Baileys: absent
+  const got = await Promise.all(keys.map(async ([type, ids]) => [
+    type, Object.entries(await r.state.keys.get(type, ids) ?? {}).filter(([, v]) => v).map(([id, v]) => [id, form(v)])]))
+  return { creds: form(r.state.creds), keys: got }
+}
+
 const ops = {
   ping: async () => ({ pid: process.pid }),
   load: async ({ company }) => {
@@ -107,12 +177,31 @@ const ops = {
     checkContract(r)
     const handle = nextHandle++
     handles.set(handle, r)
-    return { handle, creds: r.state.creds, clear: typeof r.state.keys.clear === 'function' }
+    return {
+      handle,
+      creds: r.state.creds,
+      clear: typeof r.state.keys.clear === 'function',
+      delete: typeof r.deleteSession === 'function'
+    }
   },
-  get: async ({ handle, type, ids }) => {
-    const got = await stateOf(handle).state.keys.get(type, ids)
-    // null/undefined is how some Baileys stores say "absent"; the harness's surface omits absent ids
-    return Object.entries(got ?? {}).filter(([, v]) => v !== null && v !== undefined)
+  get: async ({ handle, type, ids }) => present(await stateOf(handle).state.keys.get(type, ids)),
+  // A fresh-instance read in one round trip: useX(company), then keys.get per type, concurrently;
+  // the state is dropped at once (no handle). keys: [[type, [id, ...]], ...]. With `text`, every
+  // value comes as its BufferJSON text (the reader digests each distinct text once).
+  read: async ({ company, keys, text }) => readOne(company, keys, text),
+  // many companies in one round trip: [[company, keys], ...] -> [{creds, keys} | {error}, ...]
+  // (`limit` at a time, like a service's concurrency; a company's error does not fail the rest)
+  readMany: async ({ companies, text, limit }) => bounded(companies, limit, ([company, keys]) => readOne(company, keys, text)),
+  // The module's optional snapshot(companyId) -> { creds: object | null, keys: { type: { id: value } } }
+  snapshot: async ({ company, text }) => snapshotOne(company, text),
+  snapshotMany: async ({ companies, text, limit }) => bounded(companies, limit, (company) => snapshotOne(company, text)),
+  // delete_company: the deleteSession() that useX(company) returns beside saveCreds
+  delete: async ({ company }) => {
+    const r = await factory(company)
+    checkContract(r)
+    if (typeof r.deleteSession !== 'function') throw new TypeError(`${exportName}(companyId) returned no deleteSession()`)
+    await r.deleteSession()
+    return null
   },
   set: async ({ handle, data }) => {
     const object = Object.fromEntries(data.map(([type, entries]) => [type, Object.fromEntries(entries)]))
@@ -188,7 +277,7 @@ async function handle (line) {
 
 send({
   event: 'ready', pid: process.pid, node: process.version, export: exportName,
-  close: typeof closeFn === 'function', functions
+  close: typeof closeFn === 'function', snapshot: typeof snapshotFn === 'function', functions
 })
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity })

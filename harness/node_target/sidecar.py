@@ -44,7 +44,7 @@ CLOSE_TIMEOUT_S = 15.0  # the sidecar bounds the module's close() at 10 s
 OUTPUT_TAIL_LINES = 40
 SHOWN_TAIL_LINES = 15
 _ERROR_LINE = re.compile(r"^\s*(?:[A-Z]\w*)?Error\b.*:|^Uncaught\b")
-WRITES = frozenset({"set", "save", "clear"})
+WRITES = frozenset({"set", "save", "clear", "delete"})
 
 
 def _wait(proc: native.NativeProcess, timeout_s: float) -> int | None:
@@ -272,7 +272,7 @@ class Sidecar:
 
     def _on_line(self, raw: bytes) -> None:
         try:
-            message = codec.loads(raw)
+            message = codec.unwrap_plain(codec.loads(raw))
         except Exception as exc:  # a corrupt line: say so, keep reading
             log.warning("%s: unreadable reply line (%s)", self.label, exc)
             return
@@ -416,4 +416,7 @@ class Sidecar:
 def _describe_op(op: str) -> str:
     return {"load": "load (useAuthState(companyId))", "get": "state.keys.get",
             "set": "state.keys.set", "save": "saveCreds", "clear": "state.keys.clear",
-            "close": "close()"}.get(op, op)
+            "delete": "deleteSession()", "read": "load + state.keys.get (reader)",
+            "readMany": "load + state.keys.get of many companies (reader)",
+            "snapshotMany": "snapshot(companyId) of many companies (reader)",
+            "snapshot": "snapshot(companyId)", "close": "close()"}.get(op, op)

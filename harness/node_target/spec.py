@@ -10,11 +10,14 @@ database in `DATABASE_URL` and the libpq variables node-postgres reads.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from harness.errors import ConfigError
 from harness.node_target import native
@@ -24,7 +27,19 @@ from harness.node_target.sidecar import Sidecar
 from harness.node_target.target import NodeTarget
 from harness.paths import repo_root
 
+log = logging.getLogger("harness.node_target")
+
 PREFIX = "node:"
+CHECK_JS = Path(__file__).with_name("check_export.mjs")
+CHECK_TIMEOUT_S = 30.0
+# Import errors that do not depend on the environment the module runs in: the run would fail
+# on them too, only later. Anything else (a module that connects while it is imported) is left
+# for the sidecar to report with the run's database.
+DEFINITE_IMPORT_ERRORS = frozenset({"SyntaxError", "ERR_MODULE_NOT_FOUND"})
+# What the check's module sees in place of the run's database (not known yet): a host that
+# never resolves (RFC 6761), so a module that connects while imported fails fast, touching
+# nothing (a plain Pool() would otherwise reach whatever PostgreSQL listens on localhost).
+CHECK_DATABASE_URL = "postgresql://authstate-harness-export-check.invalid/none"
 DEFAULT_EXPORT = "default"
 EXTENSIONS = (".js", ".mjs", ".cjs")
 MIN_NODE = (20, 6)
@@ -102,15 +117,19 @@ def call_timeout_s() -> float:
 
 
 def database_env(dsn: str) -> dict[str, str]:
-    """DATABASE_URL and the libpq variables (PGHOST...) node-postgres reads, from a URL DSN."""
+    """DATABASE_URL and the libpq variables (PGHOST...) node-postgres reads, from a URL DSN
+    (PGOPTIONS from its `options`: a durable reader's read-only sessions)."""
     env = {"DATABASE_URL": dsn}
     parts = urlsplit(dsn)
     if parts.scheme.startswith("postgres"):
+        options = dict(parse_qsl(parts.query)).get("options")
         for name, value in (("PGHOST", parts.hostname), ("PGPORT", parts.port),
                             ("PGUSER", parts.username), ("PGPASSWORD", parts.password),
                             ("PGDATABASE", parts.path.lstrip("/"))):
             if value:
                 env[name] = unquote(str(value))
+        if options:
+            env["PGOPTIONS"] = options
     return env
 
 
@@ -143,6 +162,56 @@ async def _ensure_schema(dsn: str) -> None:
         await migrate(conn)
     finally:
         await conn.close()
+
+
+def check_export(spec: str, module: Path, export: str, deps_dir: Path | None) -> None:
+    """Import the module in a short-lived node (no database, no sidecar) and find `export`
+    there, so that a missing `#export` or a syntax error stops the run before PostgreSQL and
+    the suites are set up (the sidecar would find it too, tens of seconds later).
+
+    ConfigError for a missing or non-function export, a syntax error or a module or package
+    that cannot be found; any other import failure, or no answer in time, is left to the
+    sidecar (logged), since it may depend on the database the check does not give."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(DATABASE_URL=CHECK_DATABASE_URL, PGHOST="authstate-harness-export-check.invalid",
+               AUTHSTATE_EXPORT_CHECK="1")
+    env.pop("AUTHSTATE_NODE_DEPS", None)
+    if deps_dir is not None:
+        env["AUTHSTATE_NODE_DEPS"] = str(deps_dir)
+    try:
+        done = subprocess.run([node_binary(), str(CHECK_JS), str(module), export],
+                              cwd=module.parent, env=env, capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("importing %s took over %g s; its export is checked when the run starts",
+                    module, CHECK_TIMEOUT_S)
+        return
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        log.warning("could not check %s before the run (node exit %s): %s", module,
+                    done.returncode, done.stderr.strip()[-300:])
+        return
+    if answer.get("ok"):
+        return
+    error = answer.get("error") or {}
+    if answer.get("stage") == "export":
+        functions = error.get("functions") or []
+        raise ConfigError(
+            f"target {spec!r}: {error.get('message')}",
+            hint="name an exported function: node:path/to/store.js#exportName"
+                 + (f" (it exports {', '.join(functions[:8])})" if functions
+                    else " (it exports no function)"))
+    name, code = str(error.get("name") or "Error"), str(error.get("code") or "")
+    if name in DEFINITE_IMPORT_ERRORS or code in DEFINITE_IMPORT_ERRORS:
+        where = str(error.get("where") or "").strip()
+        raise ConfigError(f"target {spec!r}: node cannot import {module}: {name}: "
+                          f"{error.get('message')}" + (f"\n{where}" if where else ""),
+                          hint="fix the module so that node can import it (`node " +
+                               f"{module}` shows the same error)")
+    log.info("importing %s without the run's database failed (%s: %s); the sidecar imports it "
+             "again with the database once the run starts", module, name, error.get("message"))
 
 
 def resolve(spec: str) -> tuple[str, str, Path, str, Path | None]:

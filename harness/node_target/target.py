@@ -5,15 +5,19 @@ returns a state whose `creds` is a Python copy of `state.creds`; `save_creds()` 
 back into the module's creds object (in place, as Baileys' `Object.assign` does) and calls its
 `saveCreds()`; `keys.get/set` call `state.keys.get/set` on the module's state. Each loaded
 state is a handle in the sidecar, released when the Python state is garbage-collected.
+
+Optional hooks appear when the module has them: `delete_company(company)` once a `load` showed
+that `useX(companyId)` returns `deleteSession()` beside `saveCreds` (as published stores do), and
+`snapshot(company)` when the module exports `snapshot(companyId)`.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from harness.node_target.errors import NodeSidecarCrashed
+from harness.node_target.errors import NodeSidecarCrashed, NodeStoreError, module_error
 from harness.node_target.sidecar import Sidecar
 
 
@@ -83,12 +87,72 @@ class NodeTarget:
     def __init__(self, sidecar: Sidecar, module: str) -> None:
         self.sidecar = sidecar
         self.module = module
+        self._deletes = False  # a load showed deleteSession() beside saveCreds
 
     async def load(self, company_id: str) -> NodeAuthState:
         loaded = await self.sidecar.call("load", company_id=_printable(company_id),
                                          company=company_id)
+        if loaded.get("delete"):
+            self._deletes = True
         return NodeAuthState(self.sidecar, company_id, loaded["handle"], loaded["creds"],
                              bool(loaded.get("clear")))
+
+    @property
+    def delete_company(self) -> Callable[[str], Awaitable[None]]:
+        """The `delete_company` hook: `useX(company).deleteSession()`. Present (for the suites'
+        `getattr(target, "delete_company", None)`) once a load returned a deleteSession()."""
+        if not self._deletes:
+            raise AttributeError("delete_company: no load of this module has returned a "
+                                 "deleteSession() beside saveCreds")
+        return self._delete_company
+
+    async def _delete_company(self, company_id: str) -> None:
+        await self.sidecar.call("delete", company_id=_printable(company_id), company=company_id)
+
+    @property
+    def snapshot(self) -> Callable[[str], Awaitable[dict[str, Any]]]:
+        """The `snapshot` hook, when the module exports `snapshot(companyId)`:
+        `{"creds": dict | None, "keys": {type: {id: value}}}`."""
+        if not self.sidecar.info.get("snapshot"):
+            raise AttributeError("snapshot: the module exports no snapshot(companyId)")
+        return self._snapshot
+
+    async def _snapshot(self, company_id: str) -> dict[str, Any]:
+        got = await self.sidecar.call("snapshot", company_id=_printable(company_id),
+                                      company=company_id)
+        return {"creds": got.get("creds"),
+                "keys": {key_type: dict(pairs) for key_type, pairs in got.get("keys") or []}}
+
+    async def read_state(self, company_id: str, keys: Mapping[str, Iterable[str]], *,
+                         as_text: bool = False) -> tuple[Any, dict[str, dict[str, Any]]]:
+        """(creds, {type: {id: value}}) as a new `useX(company)` sees them, in one round trip
+        (load, then keys.get per type): the durable reader's fresh-instance read. `as_text`:
+        each value as its BufferJSON text (`harness.authstate.codec.loads` decodes it)."""
+        got = await self.sidecar.call("read", company_id=_printable(company_id),
+                                      company=company_id, text=as_text,
+                                      keys=[[t, list(ids)] for t, ids in keys.items()])
+        return got["creds"], {key_type: dict(pairs) for key_type, pairs in got["keys"]}
+
+    async def read_states(self, wanted: Mapping[str, Mapping[str, Iterable[str]]], *,
+                          as_text: bool = False, limit: int = 16
+                          ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+        """`read_state` of many companies in one round trip, `limit` at a time in the sidecar;
+        a company whose read threw maps to its NodeStoreError."""
+        items = [[company, [[t, list(ids)] for t, ids in keys.items()]]
+                 for company, keys in wanted.items()]
+        got = await self.sidecar.call("readMany", companies=items, text=as_text, limit=limit)
+        return _per_company(list(wanted), got, "load + state.keys.get")
+
+    async def snapshots(self, companies: Iterable[str], *, as_text: bool = False,
+                        limit: int = 16
+                        ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+        """The module's `snapshot(companyId)` of many companies in one round trip:
+        (creds or None, {type: {id: value}}) each, or the NodeStoreError it threw."""
+        if not self.sidecar.info.get("snapshot"):
+            raise AttributeError("snapshots: the module exports no snapshot(companyId)")
+        ids = list(companies)
+        got = await self.sidecar.call("snapshotMany", companies=ids, text=as_text, limit=limit)
+        return _per_company(ids, got, "snapshot(companyId)")
 
     async def close(self) -> None:
         await self.sidecar.aclose()
@@ -99,6 +163,19 @@ class NodeTarget:
 
     def __repr__(self) -> str:
         return f"NodeTarget({self.module!r}, pid={self.sidecar.proc.pid})"
+
+
+def _per_company(companies: list[str], got: list[dict[str, Any]], operation: str
+                 ) -> dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError]:
+    out: dict[str, tuple[Any, dict[str, dict[str, Any]]] | NodeStoreError] = {}
+    for company, one in zip(companies, got, strict=True):
+        if "error" in one:
+            out[company] = module_error(one["error"], operation=operation,
+                                        company_id=_printable(company), write=False)
+        else:
+            out[company] = (one["creds"],
+                            {key_type: dict(pairs) for key_type, pairs in one["keys"]})
+    return out
 
 
 def _printable(company_id: object) -> str | None:

@@ -1,5 +1,8 @@
 """The RTO table: one row per chaos scenario run, as plain text cells.
 
+MTTD and RTO are the observed figures (the harness's observer and the callers' history); the
+store's own, from its `last_source()` and breaker, sit in a column of their own, never judged.
+
 Shared by report.md (Markdown, every cell escaped there) and the CLI's end summary (a rich
 table), so the two never disagree. Input is report.json's `chaos.scenarios` items; a key the
 scenario did not record shows as "—" rather than failing the whole report.
@@ -12,12 +15,44 @@ from collections.abc import Mapping
 from typing import Any
 
 HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO p50/p95/max s",
-          "first success p95 s", "acked", "lost", "stale", "indeterminate",
+          "store's own MTTD / RTO p95 s", "first success p95 s", "acked writes",
+          "lost writes", "stale reads", "indeterminate writes",
           "availability reads/writes", "journal peak", "verdict"]
 
 PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
 NEUTRAL_VERDICTS = frozenset({"skipped"})  # could not run here (e.g. no process control)
+# the fault never met its precondition, or the figures could not decide: neither passed nor a
+# finding about the store
+UNDECIDED_VERDICTS = frozenset({"inconclusive", "undecided"})
 DASH = "—"
+
+# What one count of each anomaly is (harness/metrics/checker.py): the verdict's numbers count
+# keys or key reads, the table's columns count calls, so the two must never share a word.
+ANOMALY_UNITS = {"lost": ("key", "keys"), "resurrected": ("key", "keys"),
+                 "stale-read": ("key read", "key reads"),
+                 "unexpected": ("key value", "key values"),
+                 "creds-reset": ("creds read", "creds reads"),
+                 "torn": ("write", "writes"), "torn-write": ("write", "writes"),
+                 "late-write": ("write", "writes"), "hang": ("call", "calls")}
+OCCURRENCES = ("occurrence", "occurrences")
+
+DEFINITIONS = ("Observed from outside the store, over companies × repetitions. MTTD: fault "
+               "injected → the company's first call that failed, ran past the harness's "
+               "deadline or was answered without the database. RTO: fault cleared (process "
+               "faults: PostgreSQL accepting connections again) → every write the company had "
+               "acknowledged, and a new one, read back from PostgreSQL by the observer. The "
+               "store's own figures (its last_source and breaker) are shown beside, never "
+               "judged. Inconclusive: the fault never met its precondition, so it proved "
+               "nothing. Contrast rows run the plain store for comparison and are not gated.")
+
+LEGEND = ("Counts: acked writes, lost writes and indeterminate writes are write calls (one call "
+          "can carry many keys; indeterminate: the caller never learned whether it applied, so "
+          "neither lost nor safe); stale reads are read calls that returned at least one "
+          "superseded value. The verdict names each anomaly with its own unit: lost and "
+          "resurrected count keys, stale-read counts keys read stale (one read call can return "
+          "several), torn and late-write count write calls, hang counts calls, others count "
+          "occurrences -- so its numbers are "
+          "not the columns' numbers.")
 
 
 def _number(value: Any) -> float | None:
@@ -57,17 +92,38 @@ def count(value: Any) -> str:
 
 
 def anomaly_names(scenario: Mapping[str, Any]) -> list[str]:
+    """Each anomaly found, with its count in its own unit: "lost (1430 keys)"."""
     anomalies = scenario.get("anomalies")
     if not isinstance(anomalies, Mapping):
         return []
-    return [f"{name} ×{n}" for name, n in sorted(anomalies.items()) if _number(n)]
+    out = []
+    for name, n in sorted(anomalies.items()):
+        value = _number(n)
+        if value:
+            one, many = ANOMALY_UNITS.get(str(name), OCCURRENCES)
+            out.append(f"{name} ({value:g} {one if value == 1 else many})")
+    return out
 
 
 def verdict(scenario: Mapping[str, Any]) -> str:
-    """The scenario's verdict and, when there are any, its anomalies by name."""
+    """The scenario's verdict and, when there are any, its anomalies by name (inconclusive:
+    which precondition was not met)."""
     text = str(scenario.get("verdict") or "no verdict")
     names = anomaly_names(scenario)
-    return f"{text}: {', '.join(names)}" if names else text
+    if names:
+        return f"{text}: {', '.join(names)}"
+    precondition = scenario.get("precondition")
+    if text == "inconclusive" and isinstance(precondition, Mapping):
+        return f"inconclusive: {precondition.get('name')} not met"
+    return text
+
+
+def reported(scenario: Mapping[str, Any]) -> str:
+    """What the store says of itself (its last_source / breaker): shown, never judged."""
+    own = scenario.get("reported")
+    if not isinstance(own, Mapping):
+        return DASH
+    return f"{p95(own.get('mttd_s'))} / {p95(own.get('rto_s'))}"
 
 
 def verdict_passed(scenario: Mapping[str, Any]) -> bool:
@@ -75,11 +131,13 @@ def verdict_passed(scenario: Mapping[str, Any]) -> bool:
 
 
 def verdict_kind(scenario: Mapping[str, Any]) -> str:
-    """"passed", "skipped" or "failed": how to colour the verdict."""
+    """"passed", "skipped", "inconclusive" or "failed": how to colour the verdict."""
     if verdict_passed(scenario):
         return "passed"
     if not anomaly_names(scenario) and str(scenario.get("verdict")) in NEUTRAL_VERDICTS:
         return "skipped"
+    if not anomaly_names(scenario) and str(scenario.get("verdict")) in UNDECIDED_VERDICTS:
+        return "inconclusive"
     return "failed"
 
 
@@ -96,7 +154,7 @@ def row(scenario: Mapping[str, Any]) -> list[str]:
     return [
         str(scenario.get("name") or DASH), target(scenario),
         f"{count(scenario.get('companies'))} × {count(scenario.get('repetitions'))}",
-        spread(scenario.get("mttd_s")), spread(scenario.get("rto_s")),
+        spread(scenario.get("mttd_s")), spread(scenario.get("rto_s")), reported(scenario),
         p95(scenario.get("time_to_first_success_s")),
         count(scenario.get("acked_writes")), count(scenario.get("lost_writes")),
         count(scenario.get("stale_reads")), count(scenario.get("indeterminate_writes")),
@@ -148,8 +206,17 @@ def notes(scenario: Mapping[str, Any]) -> str:
                      "(its own crash recovery; RTO counts from then)")
     mttd_bound = _number(fault.get("mttd_threshold_s"))
     if mttd_bound is not None:
-        parts.append(f"MTTD bound {mttd_bound:g} s (the operation deadline + 0.2 s: the fault "
+        parts.append(f"MTTD bound {mttd_bound:g} s (the harness's deadline + 0.2 s: the fault "
                      "makes calls wait, not fail)")
+    if _number(scenario.get("masked")):
+        parts.append(f"{count(scenario['masked'])} company-window(s) masked the fault (callers "
+                     "never saw it; recovered): not a missed detection")
+    observer = scenario.get("observer")
+    if isinstance(observer, Mapping) and observer.get("mode"):
+        parts.append(f"observer: {observer['mode']} reads every "
+                     f"{_number(observer.get('interval_s')) or 0:g} s "
+                     f"(round p50 {seconds((_number(observer.get('round_ms_p50')) or 0) / 1000)}"
+                     " s)")
     journal = scenario.get("journal")
     if isinstance(journal, Mapping) and _number(journal.get("replay_rate")) is not None:
         parts.append(f"journal replay {_number(journal['replay_rate']):.0f} rows/s")
@@ -161,8 +228,9 @@ def notes(scenario: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-COMPACT_HEADER = ["scenario", "target", "MTTD p95 s", "RTO p95 s", "acked", "lost", "stale",
-                  "indet.", "avail. r/w", "verdict"]
+COMPACT_HEADER = ["scenario", "target", "MTTD\np95 s", "RTO\np95 s", "acked\nwrites",
+                  "lost\nwrites", "stale\nreads", "indet.\nwrites", "avail.\nr/w %",
+                  "verdict"]  # two-line headers keep the terminal's table narrow
 
 
 def compact_row(scenario: Mapping[str, Any]) -> list[str]:
@@ -176,6 +244,6 @@ def compact_row(scenario: Mapping[str, Any]) -> list[str]:
         p95(scenario.get("rto_s")), count(scenario.get("acked_writes")),
         count(scenario.get("lost_writes")), count(scenario.get("stale_reads")),
         count(scenario.get("indeterminate_writes")),
-        "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares) + " %",
+        "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares),
         verdict(scenario),
     ]

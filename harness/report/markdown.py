@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import chaos_table, load_table, signal_table
+from harness.report import chaos_table, load_table, signal_table, verdict
 from harness.report.md_table import cell as _cell
 from harness.report.md_table import table as _table
 
 ICON = {"passed": "✅", "failed": "❌", "missed": "❌", "not measured": "⚠️", "error": "💥",
+        "undecided": "❔",
         "interrupted": "⏹️", "not applicable": "➖"}
-VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌"}
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
+VERDICT_ICON = {"passed": "✅", "skipped": "⏭️", "failed": "❌", "inconclusive": "❔"}
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -29,24 +26,17 @@ def render(report: dict[str, Any]) -> str:
     run, results = report["run"], report["results"]
     status = run["status"]
     checks = results["checks"]
-    failed = [c for c in checks if not c["passed"]]
-    inapplicable = sum(c["status"] == "not applicable" for c in checks)
-    judged = len(checks) - inapplicable
     out = [f"# authstate-harness run {run['id']}", "",
            f"**{ICON.get(status, '')} {status.upper()}** — profile `{run['profile']}`, "
            f"suites {', '.join(run['suites'])}, {run['duration_s']:.0f} s, "
-           f"exit code {run['exit_code']}. "
-           + (f"{len(failed)} of {_n(judged, 'check')} did not pass." if failed
-              else f"All {_n(judged, 'check')} passed.")
-           + (f" ({_n(inapplicable, 'check')} not applicable: "
-              f"{'its suite' if inapplicable == 1 else 'their suites'} did not run.)"
-              if inapplicable else ""), "", *_scope(report)]
+           f"exit code {run['exit_code']}. " + verdict.summary(report), "", *_scope(report)]
     if run.get("error"):
         out += ["## Harness error", "", "```", run["error"], "```", ""]
 
-    out += ["## Checks", ""]
-    out += _table(["", "check", "result"],
-                  [[ICON.get(c["status"], ""), c["name"], c["detail"]] for c in checks])
+    if checks:
+        out += ["## Checks", ""]
+        out += _table(["", "check", "result"],
+                      [[ICON.get(c["status"], ""), c["name"], c["detail"]] for c in checks])
 
     failures = [(s["name"], f) for s in report["suites"] for f in s["failures"]]
     if failures:
@@ -58,11 +48,12 @@ def render(report: dict[str, Any]) -> str:
         if len(failures) > 50:
             out += [f"... and {len(failures) - 50} more (see junit.xml / pytest.log)", ""]
 
-    out += ["## Suites", ""]
-    out += _table(["suite", "passed", "failed", "errors", "skipped", "duration"],
-                  [[s["name"], s["counts"]["passed"], s["counts"]["failed"],
-                    s["counts"]["error"], s["counts"]["skipped"], f"{s['duration_s']:.1f} s"]
-                   for s in report["suites"]])
+    if report["suites"]:
+        out += ["## Suites", ""]
+        out += _table(["suite", "passed", "failed", "errors", "skipped", "duration"],
+                      [[s["name"], s["counts"]["passed"], s["counts"]["failed"],
+                        s["counts"]["error"], s["counts"]["skipped"],
+                        f"{s['duration_s']:.1f} s"] for s in report["suites"]])
     skips = [(s["name"], k) for s in report["suites"] for k in s["skipped"]]
     if skips:
         out += ["Skipped:", ""]
@@ -82,14 +73,13 @@ def render(report: dict[str, Any]) -> str:
         out += ["</details>", ""]
 
     env = report["environment"]
-    pg = env.get("postgres", {})
     out += ["## Environment", ""]
     out += _table(["", ""], [
         ["harness", f"{env['harness']['version']} ({_commit(env['harness'])})"],
         ["python", f"{env['python']['version']} ({env['python']['implementation']})"],
         ["machine", f"{env['machine']['platform']}, {env['machine']['usable_cpus']} usable CPUs"
                     + (", as root" if env["machine"]["as_root"] else "")],
-        ["postgres", f"{pg.get('version')} ({pg.get('kind')})"],
+        ["postgres", verdict.postgres_text(env)],
         ["node", _node(env)],
         ["fault proxy", (report.get("versions") or {}).get("fault_proxy") or "not used"],
         ["gates", ", ".join(f"{g['name']} {g['op']} {g['value']}" +
@@ -134,17 +124,14 @@ def _chaos(scenarios: list[dict[str, Any]]) -> list[str]:
     if not scenarios:
         return []
     out = ["## Chaos: detection and recovery per scenario", "",
-           "MTTD: fault injected → first failed operation or breaker open. RTO: fault cleared "
-           "(for process faults: PostgreSQL accepting connections again) → the company's "
-           "journal drained, breaker closed and a new write in PostgreSQL. Over companies × "
-           "repetitions. Contrast rows run the plain store for comparison and are not gated.",
-           ""]
+           chaos_table.DEFINITIONS, ""]
     rows = []
     for scenario in scenarios:
         cells = chaos_table.row(scenario)
-        cells[-1] = f"{VERDICT_ICON[chaos_table.verdict_kind(scenario)]} {cells[-1]}"
+        cells[-1] = f"{VERDICT_ICON.get(chaos_table.verdict_kind(scenario), '')} {cells[-1]}"
         rows.append(cells)
     out += _table(chaos_table.HEADER, rows)
+    out += [f"<sub>{chaos_table.LEGEND}</sub>", ""]
     lines = [(s, chaos_table.notes(s)) for s in scenarios]
     out += [f"- {_cell(s.get('name'))} ({_cell(chaos_table.target(s))}): {_cell(text)}"
             for s, text in lines if text]
@@ -165,10 +152,15 @@ def _benchmarks(benches: list[dict[str, Any]]) -> list[str]:
             verdict = "not measured" if b.get("value") is None else "no bound"
         else:
             verdict = "met" if b["passed"] else "MISSED"
-        ratio = "—" if b.get("value") is None else f"{b['value']:.3f}"
+        is_ratio = b.get("unit") in ("x", None)  # a figure in µs or ms is no ratio
+        ratio = "—" if b.get("value") is None or not is_ratio else f"{b['value']:.3f}"
         bound = "—" if b.get("bound") is None else f"{op} {b['bound']:g}"
-        rows.append([b["name"], c.get("metric"), f"{_fmt(c.get('ours'))} {c.get('unit', '')}",
-                     f"{_fmt(c.get('baseline'))} {c.get('unit', '')}", ratio, bound, verdict])
+        ours, unit = c.get("ours"), c.get("unit", "")
+        if not is_ratio and ours is None:
+            ours, unit = b.get("value"), b.get("unit", "")
+        rows.append([b["name"], c.get("metric"), f"{_fmt(ours)} {unit}".strip(),
+                     f"{_fmt(c.get('baseline'))} {c.get('unit', '')}".strip(), ratio, bound,
+                     verdict])
     out += _table(["benchmark", "metric", "ours", "baseline", "ratio", "target", ""], rows)
     out += [f"- {_cell(b['name'])}: {_cell(b['notes'])}" for b in benches if b.get("notes")]
     return [*out, ""]
@@ -185,7 +177,12 @@ def _seconds(value: float | None) -> str:
 
 def _commit(harness: dict[str, Any]) -> str:
     commit = harness.get("commit")
+    install = harness.get("install") or {}
     if not commit:
+        if install.get("kind") not in (None, "clone"):  # an installed copy: how it came
+            how = [install["kind"]] + [install[k] for k in ("installer", "environment")
+                                       if install.get(k)]
+            return "installed: " + ", ".join(how)
         return "not a git checkout"
     return commit[:12] + (", uncommitted changes" if harness.get("dirty") else "")
 

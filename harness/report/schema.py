@@ -4,18 +4,24 @@ Top-level keys (schema_version 2):
 - `schema`, `schema_version`;
 - `run`: id, started_at, finished_at, duration_s, command, profile, suites, status, exit_code,
   pytest_exit, error;
-- `environment` (machine, interpreter, packages, PostgreSQL, what the test session reported),
-  `versions` (the ones a reader compares between runs);
+- `environment` (machine, interpreter, packages, PostgreSQL, what the test session reported;
+  `harness`: version, commit/dirty of a clone, `install` {kind: clone | wheel | sdist | index
+  | vcs | directory, from, installer, environment, editable}), `versions` (the ones a reader
+  compares between runs);
 - `config`: profile, suites (paths), gates (value, op, source, doc, suite), target (the
   `--target` spec or null, and the target each suite ran against), chaos (profile,
   scenarios, contrast), pytest_args;
 - `suites`: per suite counts, duration, failures, skip reasons, slowest tests;
 - `results`: status, exit_code, checks (every suite and every gate: status passed | failed |
-  missed | not measured | not applicable, detail, value, threshold, op, passed);
+  undecided | not measured | not applicable (reports before issue 16 say "missed" for a failed
+  gate), detail, value, threshold, op, interval, policy (an undecided gate's: warn | fail),
+  passed);
 - `figures`: every number a suite recorded (see harness.metrics.figures.Figure): suite, name,
-  value (null = not measured), unit, better, gate, threshold, gated, notes, context, plus
-  `bound` (the bound it was judged against: its threshold, else its gate's value; null when
-  neither) and `passed` (null when there is no bound);
+  value (null = not measured), unit, better, gate, threshold, gated, notes, context, interval
+  ([low, high] ~95 % from the run's own samples, or null), plus `bound` (the bound it was
+  judged against: its threshold, else its gate's value; null when neither), `decision`
+  (passed | failed | undecided; null without a bound) and `passed` (null when there is no
+  bound or it is undecided); see docs/gates-and-noise.md;
 - `benchmark_stats`: pytest-benchmark's statistics (seconds) per benchmark;
 - `chaos`: `{"scenarios": [...]}`, one item per scenario run as the chaos suite recorded it
   (name, target, companies, repetitions, mttd_s/rto_s/time_to_first_success_s {p50, p95,

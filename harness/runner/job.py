@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -24,9 +25,9 @@ from harness.config import HarnessConfig, Profile, load_config
 from harness.dsn import check_dsn, redact
 from harness.errors import ConfigError, HarnessError
 from harness.infra.postgres import provision_postgres
-from harness.paths import repo_root
+from harness.paths import checkout_root, project_dir, suite_root
 from harness.report import environment
-from harness.report.checks import Check, gate_checks, judged, suite_checks
+from harness.report.checks import Check, gate_checks, judged, suite_checks, unmeasurable
 from harness.report.index_page import write_index
 from harness.report.redact import scrub
 from harness.report.results import read_results
@@ -50,6 +51,8 @@ class RunOptions:
     scenarios: Sequence[str] = ()  # --scenario NAME...; empty: the profile's chaos scenarios
     live: bool = True
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
+    seed: int | None = None  # --seed: replay the chaos repetitions of an earlier run
+    undecided: str | None = None  # --undecided warn|fail (else the pyproject setting)
 
 
 @dataclass
@@ -67,7 +70,22 @@ def check_target(spec: str | None) -> str | None:
         return None
     from harness.targets import resolve_target  # imports the user's factory module: only now
 
-    return resolve_target(spec).spec
+    resolved = resolve_target(spec).spec
+    check_node_export(resolved)
+    return resolved
+
+
+def check_node_export(spec: str) -> None:
+    """A `node:` spec's export is looked up now, in a second, not after PostgreSQL, the fault
+    proxy and the suites' setup (Python factories are checked by resolving them)."""
+    from harness.node_target import is_node_spec
+
+    if is_node_spec(spec):
+        from harness.node_target.npm_cache import ensure_dependencies
+        from harness.node_target.spec import check_export, parse
+
+        module, export = parse(spec)
+        check_export(spec, module, export, ensure_dependencies(module))
 
 
 def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str, ...]:
@@ -87,25 +105,29 @@ def check_scenarios(names: Sequence[str], suites: Sequence[Suite]) -> tuple[str,
 
 
 def chaos_args(profile: Profile, target: str | None, scenarios: Sequence[str],
-               suites: Sequence[Suite]) -> ChaosArgs | None:
+               suites: Sequence[Suite], seed: int | None = None) -> ChaosArgs | None:
     """The chaos suite's options for a run profile (None when chaos is not selected).
 
     The `ci` profile adds the plain reference store as a contrast row, but only when the
     resilient store is what is tested: the row shows what the resilience layer buys.
+    `seed`: `--seed`, else a fresh one, so every run draws new repetitions and the report
+    says how to replay them.
     """
     if not any(s.name == "chaos" for s in suites):
         return None
     default = next(s.default_target for s in suites if s.name == "chaos")
     contrast = "reference" if profile.chaos_contrast and target in (None, default) else None
-    return ChaosArgs(profile=profile.name, scenarios=tuple(scenarios), contrast=contrast)
+    return ChaosArgs(profile=profile.name, scenarios=tuple(scenarios), contrast=contrast,
+                     seed=secrets.randbelow(2**31) if seed is None else seed)
 
 
 def check_suite_paths(root: Path, suites: Sequence[Suite]) -> None:
     missing = [f"{s.name}: {p}" for s in suites for p in s.paths if not (root / p).exists()]
     if missing:
+        where = "clone" if root == checkout_root() else "installed package"
         raise ConfigError(f"suite folder(s) missing in {root}: {', '.join(missing)}",
-                          hint="run from a complete clone of the repository, or pick other "
-                               "suites with --suite")
+                          hint=f"the {where} is incomplete: reinstall it (a wheel carries the "
+                               "suites in harness/_suites/), or pick other suites with --suite")
 
 
 def run_stamp(now: datetime) -> str:
@@ -146,24 +168,26 @@ class MainJob:
     def __init__(self, options: RunOptions, console: Console) -> None:
         self.options = options
         self.console = console
-        self.root = repo_root()
+        self.root = suite_root()  # conftest.py, fixtures/, scenarios/: a clone or the package
+        self.project = project_dir()  # reports/, the gates' pyproject.toml, relative targets
         self.started = datetime.now(UTC)
         self._t0 = time.monotonic()
         # Read gates before starting anything: a typo in a gate must fail fast, not after a run.
-        self.config: HarnessConfig = load_config(self.root / "pyproject.toml",
-                                                 options.gate_overrides)
+        self.config: HarnessConfig = load_config(self.project / "pyproject.toml",
+                                                 options.gate_overrides,
+                                                 undecided=options.undecided)
         check_suite_paths(self.root, options.suites)
         self.dsn = options.dsn or os.environ.get("AUTHSTATE_DSN")
-        if self.dsn:
-            check_dsn(self.dsn)  # a bad port or scheme fails here, before the run folder exists
-        self.target = check_target(options.target)
+        if self.dsn:  # a bad port or scheme fails here, before the run folder exists
+            self.dsn = check_dsn(self.dsn)  # a key=value DSN becomes the equivalent URL
+        self.target = check_target(options.target or self.config.target)
         self.chaos = chaos_args(options.profile, self.target,
                                 check_scenarios(options.scenarios, options.suites),
-                                options.suites)
-        self.out_dir = prepare_out_dir(options.out_dir, self.root, run_stamp(self.started))
+                                options.suites, options.seed)
+        self.out_dir = prepare_out_dir(options.out_dir, self.project, run_stamp(self.started))
         self.artifacts = Artifacts(self.out_dir)
         self.outcomes = RunOutcomes(options.suites)
-        self.environment = environment.collect(self.root)
+        self.environment = environment.collect(checkout_root())
         self.error: str | None = None
         self.interrupted = False
         self.pytest_exit: int | None = None
@@ -234,10 +258,11 @@ class MainJob:
 
     def _run_pytest(self, dsn: str, pg_kind: str) -> None:
         session = PytestSession(
-            root=self.root, suites=self.options.suites, artifacts=self.artifacts, pg_dsn=dsn,
+            root=self.root, cwd=self.project, suites=self.options.suites,
+            artifacts=self.artifacts, pg_dsn=dsn,
             hypothesis_profile=self.options.profile.hypothesis_profile, pg_kind=pg_kind,
             run_profile=self.options.profile.name, target=self.target, chaos=self.chaos,
-            gate_overrides=self.options.gate_overrides, extra_args=self.options.pytest_args)
+            gate_overrides=self._child_gates(), extra_args=self.options.pytest_args)
         session.start()
         with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:
             try:
@@ -255,6 +280,15 @@ class MainJob:
             tail = "\n".join(list(session.log_tail)[-15:])
             self.error = f"pytest stopped: {PYTEST_EXIT.get(code, f'exit {code}')}\n{tail}"
 
+    def _child_gates(self) -> list[str]:
+        """`--gate` arguments for the child, which reads gates from the suite root's
+        pyproject.toml: for an installed copy that is not the project's, so the project's own
+        values travel on the command line too."""
+        if self.project == self.root:
+            return list(self.options.gate_overrides)
+        return [f"{name}={value!r}" for name, value in self.config.gates.items()
+                if self.config.sources[name] != "default"]
+
     def _finish(self) -> RunResult:
         results = read_results(self.artifacts.results)
         if results.problem and not self.error:
@@ -264,10 +298,17 @@ class MainJob:
         deselected = [s.name for s in suites if self.options.pytest_args and not s.tests
                       and self.pytest_exit is not None and not self.interrupted]
         kept = [s.name for s in suites if s.name not in deselected]
+        # stopped before any suite started (PostgreSQL never reached, Ctrl-C while provisioning):
+        # no suite ran, so there is no suite to call passed and no suite row of zeros to show
+        never_ran = self.pytest_exit is None and not any(s.tests for s in suites)
+        if never_ran:
+            suites = []
         checks = suite_checks(suites, deselected=deselected)
         if self.pytest_exit is not None:  # gates are judged only once the suites ran
             checks += gate_checks(self.config, results.figures, kept, deselected=deselected,
                                   selected=kept)
+            if not self.error and not self.interrupted:
+                self.error = unmeasurable(suites, checks)
         status = run_status(checks, error=self.error, interrupted=self.interrupted)
         if status == "passed" and self.options.pytest_args and not any(s.tests for s in suites):
             status, self.error = "error", "the pytest arguments deselected every test"
@@ -287,12 +328,13 @@ class MainJob:
                               "description": self.options.profile.description},
                   "suites": {s.name: list(s.paths) for s in self.options.suites},
                   "gates": self.config.describe(),
+                  "judging": self.config.judging.describe(),
                   "target": {"spec": self.target,
                              "by_suite": {s.name: self.target or s.default_target
                                           for s in self.options.suites}},
                   "chaos": None if self.chaos is None else {
                       "profile": self.chaos.profile, "scenarios": list(self.chaos.scenarios),
-                      "contrast": self.chaos.contrast},
+                      "contrast": self.chaos.contrast, "seed": self.chaos.seed},
                   "pytest_args": list(self.options.pytest_args),
                   "scope": self._scope(deselected, results.section("chaos"))}
         artifacts = {key: path.name for key, path in (
@@ -313,7 +355,7 @@ class MainJob:
                               signal=results.section("signal"))
         self._scrub_artifacts()
         write_report(self.out_dir, report)
-        if self.out_dir.parent == self.root / "reports":  # the default place: keep its index
+        if self.out_dir.parent == self.project / "reports":  # the default place: its index
             with contextlib.suppress(OSError):
                 write_index(self.out_dir.parent)
         return RunResult(exit_code, status, self.out_dir, report, checks)

@@ -60,20 +60,30 @@ class Artifacts:
 
 @dataclass(frozen=True)
 class ChaosArgs:
-    """How the chaos suite runs: profile, picked scenarios, an extra contrast target."""
+    """How the chaos suite runs: profile, picked scenarios, an extra contrast target, and the
+    seed every repetition's traffic seed and fault-start jitter derive from."""
 
     profile: str
     scenarios: tuple[str, ...] = ()
     contrast: str | None = None
+    seed: int | None = None
 
     def argv(self) -> list[str]:
         args = ["--chaos-profile", self.profile]
         args += [a for name in self.scenarios for a in ("--chaos-scenario", name)]
+        args += ["--chaos-seed", str(self.seed)] if self.seed is not None else []
         return args + (["--chaos-contrast", self.contrast] if self.contrast else [])
 
 
 @dataclass
 class PytestSession:
+    """The child pytest. `root`: the suite root (conftest.py, scenarios/, the pytest settings in
+    its pyproject.toml). `cwd`: the project directory the run belongs to, where relative target
+    paths start; in a clone both are the repository root and pytest runs there as ever. An
+    installed copy runs in the project directory with its rootdir and settings pinned to the
+    shipped suites, and with `-P`, so a `harness/` or `fixtures/` folder of the team's own
+    repository never shadows ours."""
+
     root: Path
     suites: Sequence[Suite]
     artifacts: Artifacts
@@ -85,9 +95,15 @@ class PytestSession:
     chaos: ChaosArgs | None = None
     gate_overrides: Sequence[str] = ()
     extra_args: Sequence[str] = ()
+    cwd: Path | None = None  # None: the suite root (a clone)
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     process: subprocess.Popen[bytes] | None = None
     _tail: _EventTail | None = field(default=None, init=False, repr=False)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether pytest runs in the suite root itself (a clone)."""
+        return self.cwd is None or self.cwd.resolve() == self.root.resolve()
 
     def command(self) -> list[str]:
         a = self.artifacts
@@ -95,7 +111,15 @@ class PytestSession:
         gates = [arg for g in self.gate_overrides for arg in ("--gate", g)]
         target = ["--target", self.target] if self.target else []
         chaos = self.chaos.argv() if self.chaos else []  # set only when chaos is selected
-        return [sys.executable, "-m", "pytest", *paths,
+        python, settings = [sys.executable], []
+        if not self.in_place:
+            python.append("-P")  # the project directory is not on sys.path
+            paths = [str(self.root / p) for p in paths]
+            settings = ["--rootdir", str(self.root), "-c", str(self.root / "pyproject.toml")]
+            if self.cwd is not None:  # pytest-benchmark's storage: with the reports too
+                settings += ["--benchmark-storage",
+                             f"file://{self.cwd / 'reports' / '.benchmarks'}"]
+        return [*python, "-m", "pytest", *paths, *settings,
                 "-p", "harness.report.pytest_events", "--harness-events", str(a.events),
                 "--junitxml", str(a.junit), "--results", str(a.results),
                 "--benchmark-json", str(a.benchmark_stats),
@@ -112,12 +136,18 @@ class PytestSession:
                    HYPOTHESIS_PROFILE=self.hypothesis_profile, PYTHONUNBUFFERED="1")
         if self.run_profile:
             env["AUTHSTATE_RUN_PROFILE"] = self.run_profile
+        if not self.in_place:
+            env.setdefault("PYTHONSAFEPATH", "1")  # -P for every Python process it starts too
+        if not self.in_place and self.cwd is not None:
+            # Hypothesis' example database goes with the reports, not loose in the project
+            env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                           str(self.cwd / "reports" / ".hypothesis"))
         return env
 
     def start(self) -> None:
         self.artifacts.events.touch()
         self.process = subprocess.Popen(
-            self.command(), cwd=self.root, env=self.environment(),
+            self.command(), cwd=self.cwd or self.root, env=self.environment(),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._pump = threading.Thread(target=self._copy_log, name="pytest-log", daemon=True)
         self._pump.start()

@@ -37,12 +37,13 @@ const companies = new Map()
 
 const now = () => process.hrtime.bigint()
 
-// -- digests: the canonical JSON harness.chaos.values.digest hashes (sorted keys, bytes as
-// BufferJSON objects), so a digest taken here equals the one of the value read back in Python
+// -- digests: the canonical JSON harness.chaos.values.digest hashes (sorted keys, bytes tagged
+// as bytes), so a digest taken here equals the one of the value read back in Python
+const BYTES_TAG = '\u0000bytes'
 function canon (v) {
   if (v === null || v === undefined) return 'null'
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
-    return canon({ type: 'Buffer', data: Buffer.from(v).toString('base64') })
+    return canon({ [BYTES_TAG]: Buffer.from(v).toString('base64') })
   }
   switch (typeof v) {
     case 'string': return JSON.stringify(v)
@@ -61,6 +62,47 @@ function canon (v) {
 
 export function digest (value) {
   return createHash('sha256').update(canon(value)).digest('hex').slice(0, 16)
+}
+
+// Bytes that came back un-decoded (a {type: 'Buffer', data} object, a JSON'd Uint8Array):
+// harness.chaos.values.decoded, so the checker can name the wrong form of a read value.
+function bufferLike (v) {
+  if (!v || typeof v !== 'object' || Array.isArray(v) || Buffer.isBuffer(v) || v instanceof Uint8Array) return null
+  const keys = Object.keys(v)
+  if (keys.length === 2 && v.type === 'Buffer' && 'data' in v) {
+    if (typeof v.data === 'string') {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v.data) || v.data.length % 4) return null
+      return ['Buffer-object', Buffer.from(v.data, 'base64')]
+    }
+    if (Array.isArray(v.data) && v.data.every(b => Number.isInteger(b) && b >= 0 && b < 256)) {
+      return ['Buffer-object', Buffer.from(v.data)]
+    }
+    return null
+  }
+  if (keys.length && keys.every(k => /^[0-9]+$/.test(k)) &&
+      keys.every(k => Number.isInteger(v[k]) && v[k] >= 0 && v[k] < 256) &&
+      keys.every((_, i) => String(i) in v)) {
+    return ['numbered-object', Buffer.from(keys.map((_, i) => v[String(i)]))]
+  }
+  return null
+}
+
+function decodedForms (value) {
+  const forms = new Set()
+  const walk = (node) => {
+    const found = bufferLike(node)
+    if (found) {
+      forms.add(found[0])
+      return found[1]
+    }
+    if (Array.isArray(node)) return node.map(walk)
+    if (node && typeof node === 'object' && !Buffer.isBuffer(node) && !(node instanceof Uint8Array)) {
+      return Object.fromEntries(Object.entries(node).map(([k, x]) => [k, walk(x)]))
+    }
+    return node
+  }
+  const loose = walk(value)
+  return forms.size ? [digest(loose), [...forms].sort()] : null
 }
 
 const falsy = (v) => v === null || v === undefined || v === false || v === 0 || v === ''
@@ -122,10 +164,19 @@ class Company {
           if (v !== null && v !== undefined) clean[id] = v
           this.reads.set(`${type}/${id}`, clean[id])
         }
+        const forms = []
+        if (settings.record) {
+          for (const id of ids) {
+            if (falsy(clean[id])) continue
+            const found = decodedForms(clean[id])
+            if (found) forms.push([type, id, ...found])
+          }
+        }
         this.note({
           f: 'get',
           keys: ids.map(id => [type, id]),
           result: settings.record ? ids.map(id => falsy(clean[id]) ? null : digest(clean[id])) : null,
+          forms,
           outcome: 'ok'
         }, t0)
         return clean

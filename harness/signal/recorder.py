@@ -100,7 +100,9 @@ def record_trace(history: History, processes: Processes, trace: Iterable[Mapping
             keys = _refs(entry["keys"])
             handle = history.invoke(process, company, READ_KEYS, keys, at_ns=t0)
             if outcome == "ok":
-                handle.ok(dict(zip(keys, entry["result"], strict=True)), at_ns=t1)
+                forms = entry.get("forms")  # bytes read back un-decoded: the checker names it
+                handle.ok(dict(zip(keys, entry["result"], strict=True)), at_ns=t1,
+                          meta={"forms": forms} if forms else None)
             else:
                 handle.fail(str(entry.get("error") or "failed"), at_ns=t1)
                 outcome = "fail"

@@ -144,7 +144,7 @@ def figures_of(item: dict[str, Any]) -> list[Figure]:
                notes="decrypted deliveries per second of traffic on this machine",
                context={"time_split": item["throughput"]["time_split"],
                         "cpu_s": item["throughput"].get("cpu_s"),
-                        "window_s": item["throughput"]["window_s"]}),
+                        "window_s": item["throughput"].get("window_s")}),
     ]
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+import harness.node_target
 from harness.metrics.figures import Figure
 from harness.node_target.errors import NodeUnavailable
 from harness.node_target.spec import database_env, node_binary, resolve
@@ -36,7 +37,7 @@ from harness.targets import resolve_target
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
 
 EXAMPLE = "node:examples/node-store/index.js"
-DRIVER = Path(__file__).resolve().parents[2] / "harness" / "node_target" / "inprocess_driver.mjs"
+DRIVER = Path(harness.node_target.__file__).with_name("inprocess_driver.mjs")  # clone or wheel
 ROUNDS, WARMUP = 7, 2
 POINT_READS = int(os.environ.get("AUTHSTATE_BENCH_POINT_READS", "200"))
 BULK_SETS, BULK_KEYS = 3, 100

@@ -7,7 +7,8 @@ statement history (PostgreSQL's plan cache decides per connection):
 
 - point read (gated, `proxy-p50-max-ratio`): each round is `POINT_READS` sequential reads of one
   pre-key (~120 B JSONB, the store's query shape) on one connection, each read timed on its own
-  inside the loop; the p50 over every read of each side is compared;
+  inside the loop; each pair of rounds gives one p50 ratio, and the figure is their median with
+  its order-statistics interval (more rounds while it straddles the gate);
 - bulk upsert (gated, `proxy-bulk-min-ratio`): each round is one multi-row upsert of 812
   pre-keys (Baileys' first connect) on one connection; throughput of the median round. Each
   side upserts the same rows into its own identical table: with one shared table, rows of
@@ -48,13 +49,13 @@ import asyncpg
 import pytest
 
 from fixtures.faults import PgProxy
-from harness.bench.compare import (
-    Comparison,
-    Timings,
-    median_paired_ratio,
-    paired_ratio_ci,
-    paired_rounds,
+from harness.bench.adaptive import (
+    Adaptive,
+    budget_of,
+    paired_rounds_until_decided,
+    until_decided,
 )
+from harness.bench.compare import Comparison, Timings, batch_p50_ratios, paired_rounds
 from harness.bench.workload import ROUNDS
 from harness.faults.provision import ProvisionedToxiproxy
 
@@ -218,9 +219,12 @@ def bench_db(bench_loop: asyncio.AbstractEventLoop, pg_proxy: PgProxy) -> Iterat
 
 
 def _compare_reads(loop: asyncio.AbstractEventLoop, db: PgProxy, server: ProvisionedToxiproxy,
-                   query: Query, *, pin: bool = True, benchmark: object = None
-                   ) -> tuple[list[float], list[float], str]:
-    """Per-read latencies (s) through the proxy and direct, rounds alternating; and the layout."""
+                   query: Query, *, pin: bool = True, benchmark: object = None,
+                   bound: float | None = None, factor: float = 0.0
+                   ) -> tuple[list[float], list[float], str, Adaptive]:
+    """Per-read latencies (s) through the proxy and direct, rounds alternating; the layout;
+    and the median of per-round p50 ratios with its interval (more rounds while that interval
+    straddles `bound`, at most `factor` x ROUNDS more)."""
     sides = Sides(loop, db)
     ours: list[float] = []
     base: list[float] = []
@@ -241,74 +245,87 @@ def _compare_reads(loop: asyncio.AbstractEventLoop, db: PgProxy, server: Provisi
 
         return lambda: loop.run_until_complete(round_())
 
+    skip = WARMUP * POINT_READS  # the warm-up rounds recorded samples too
+    proxied = rounds_of(sides.proxied, ours, "proxied")
+    direct = rounds_of(sides.direct, base, "direct")
     layout = (network_layout([direct_backend, proxied_backend], server.pid) if pin
               else contextlib.nullcontext("scheduler's placement"))
     try:
         with layout as described:
-            paired_rounds(rounds_of(sides.proxied, ours, "proxied"),
-                          rounds_of(sides.direct, base, "direct"),
-                          rounds=ROUNDS, warmup=WARMUP, benchmark=benchmark)
+            paired_rounds(proxied, direct, rounds=ROUNDS, warmup=WARMUP, benchmark=benchmark)
+            got = until_decided(
+                Timings(ours), Timings(base),
+                lambda _o, _b: batch_p50_ratios(Timings(ours[skip:]), Timings(base[skip:]),
+                                                POINT_READS),
+                lambda n: paired_rounds(proxied, direct, rounds=n, warmup=0),
+                bound=bound, higher_is_better=False, budget=budget_of(ROUNDS, factor),
+                step=max(1, ROUNDS // 2))
     finally:
         sides.close()
-    skip = WARMUP * POINT_READS  # the warm-up rounds recorded samples too
     if not pin:
         described = f"{described} ({placement.describe()})"
-    return ours[skip:], base[skip:], described
+    return ours[skip:], base[skip:], described, got
 
 
 def _latency_comparison(name: str, ours: list[float], base: list[float], layout: str,
-                        target: float, server: ProvisionedToxiproxy, gated: bool) -> Comparison:
+                        target: float, server: ProvisionedToxiproxy, gated: bool,
+                        got: Adaptive) -> Comparison:
     ours_t, base_t = Timings(ours), Timings(base)
     added_us = (ours_t.median() - base_t.median()) * 1e6
     return Comparison(
         name, "p50 latency", "ms", ours_t.median() * 1e3, base_t.median() * 1e3,
-        higher_is_better=False, target=target, rounds=ROUNDS, gated=gated,
-        note=f"{len(ours)} reads per side, {POINT_READS} per round on one connection; proxy "
-             f"adds {added_us:.1f} µs at p50; p99 {ours_t.percentile(99) * 1e3:.3f} ms vs "
-             f"direct {base_t.percentile(99) * 1e3:.3f} ms; layout: {layout}; "
-             f"{server.kind} proxy")
+        higher_is_better=False, target=target, rounds=len(got.ratios), gated=gated,
+        paired_ratio=got.value, ratio_ci=got.interval, added_rounds=got.added,
+        note=f"{len(ours)} reads per side, {POINT_READS} per round on one connection, ratio = "
+             f"median of per-round p50 ratios; proxy adds {added_us:.1f} µs at p50; p99 "
+             f"{ours_t.percentile(99) * 1e3:.3f} ms vs direct {base_t.percentile(99) * 1e3:.3f} "
+             f"ms; layout: {layout}; {server.kind} proxy")
 
 
 # -- gated ---------------------------------------------------------------------------------------
 def test_point_read_latency_through_proxy(benchmark, bench_loop, bench_db, record_comparison,
-                                          bench_target, toxiproxy_server) -> None:
-    ours, base, layout = _compare_reads(bench_loop, bench_db, toxiproxy_server, _read_pre_key,
-                                        benchmark=benchmark)
+                                          bench_target, bench_more, toxiproxy_server) -> None:
+    target = bench_target("proxy-p50-max-ratio")
+    ours, base, layout, got = _compare_reads(bench_loop, bench_db, toxiproxy_server,
+                                             _read_pre_key, benchmark=benchmark, bound=target,
+                                             factor=bench_more)
     c = record_comparison(_latency_comparison(
-        "proxy point read (pre-key)", ours, base, layout, bench_target("proxy-p50-max-ratio"),
-        toxiproxy_server, gated=True))
+        "proxy point read (pre-key)", ours, base, layout, target, toxiproxy_server,
+        gated=True, got=got))
     benchmark.extra_info.update(ratio=c.ratio, layout=layout)
-    assert c.passed, c.describe()
+    assert c.decision != "failed", c.describe()
 
 
 def test_bulk_upsert_throughput_through_proxy(benchmark, bench_loop, bench_db, record_comparison,
-                                              bench_target, toxiproxy_server) -> None:
+                                              bench_target, bench_more,
+                                              toxiproxy_server) -> None:
     ids = [str(i) for i in range(1, PRE_KEYS + 1)]
     values = [_pre_key() for _ in ids]
     run = bench_loop.run_until_complete
     sides = Sides(bench_loop, bench_db)
+    target = bench_target("proxy-bulk-min-ratio")
     try:
         with network_layout(sides.backends(), toxiproxy_server.pid) as layout:
-            ours_t, base_t = paired_rounds(
+            ours_t, base_t, got = paired_rounds_until_decided(
                 lambda: run(sides.proxied.execute(
                     UPSERT.format(table="bench_bulk_proxied"), ids, values)),
                 lambda: run(sides.direct.execute(
                     UPSERT.format(table="bench_bulk_direct"), ids, values)),
-                rounds=ROUNDS, warmup=WARMUP, benchmark=benchmark)
+                rounds=ROUNDS, warmup=WARMUP, benchmark=benchmark, bound=target,
+                factor=bench_more)
     finally:
         sides.close()
     payload_kb = sum(len(v) + len(i) for i, v in zip(ids, values, strict=True)) / 1000
     c = record_comparison(Comparison(
         f"proxy bulk upsert ({PRE_KEYS} pre-keys)", "throughput", "keys/s",
         PRE_KEYS / ours_t.median(), PRE_KEYS / base_t.median(), higher_is_better=True,
-        target=bench_target("proxy-bulk-min-ratio"), rounds=ROUNDS,
-        paired_ratio=median_paired_ratio(base_t, ours_t),
-        ratio_ci=paired_ratio_ci(base_t, ours_t),
+        target=target, rounds=len(got.ratios), paired_ratio=got.value, ratio_ci=got.interval,
+        added_rounds=got.added,
         note=f"one unnest upsert of ~{payload_kb:.0f} KB per round on one connection, ratio = "
              f"median of per-round ratios; "
              f"layout: {layout}; {toxiproxy_server.kind} proxy"))
     benchmark.extra_info.update(ratio=c.ratio, layout=layout)
-    assert c.passed, c.describe()
+    assert c.decision != "failed", c.describe()
 
 
 # -- the unpinned overhead, not gated ------------------------------------------------------------
@@ -317,8 +334,8 @@ def test_point_read_unpinned_overhead(bench_loop, bench_db, record_comparison, b
     """Nothing pinned: the proxy's overhead as a run sees it under the scheduler's placement
     (placement included, so higher than the gated ratio and less repeatable; see the module
     docstring)."""
-    ours, base, layout = _compare_reads(bench_loop, bench_db, toxiproxy_server, _read_pre_key,
-                                        pin=False)
+    ours, base, layout, got = _compare_reads(bench_loop, bench_db, toxiproxy_server,
+                                             _read_pre_key, pin=False)
     record_comparison(_latency_comparison(
         "proxy point read (pre-key, unpinned)", ours, base, layout,
-        bench_target("proxy-p50-max-ratio"), toxiproxy_server, gated=False))
+        bench_target("proxy-p50-max-ratio"), toxiproxy_server, gated=False, got=got))

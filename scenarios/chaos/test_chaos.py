@@ -19,11 +19,22 @@ from typing import Any
 import pytest
 
 from fixtures.targets import record_target
-from harness.chaos.catalog import scenario, scenario_params, scenarios_for
+from harness.chaos import results
+from harness.chaos.catalog import (
+    CONTRAST_SCENARIOS,
+    ScenarioInfo,
+    ScenarioParams,
+    scenario,
+    scenario_params,
+    scenarios_for,
+)
+from harness.chaos.outcome import Repetition
 from harness.chaos.results import summary_line
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
-from harness.errors import HarnessError
+from harness.config import HarnessConfig, load_config
+from harness.errors import ConfigError, HarnessError
 from harness.metrics.figures import Figure
+from harness.report.checks import bound_of
 from harness.targets import TargetSpec, resolve_target
 
 # Far above any gate: this bound only catches a store that never comes back; the gates judge
@@ -49,13 +60,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     config = metafunc.config
     profile = config.getoption("--chaos-profile")
+    try:
+        more = load_config(config.rootpath / "pyproject.toml",
+                           config.getoption("--gate")).judging.more_chaos_repetitions
+    except ConfigError:
+        more = 0  # harness_config reports the error when the test asks for it
     cases = []
     for info in scenarios_for(profile, config.getoption("--chaos-scenario")):
         params = scenario_params(info.name, profile)
-        per_run = (params.warmup_s + params.fault_span_s + params.recovery_s
-                   + params.settle_s) * params.repetitions
-        mark = pytest.mark.timeout(int(per_run + TIMEOUT_MARGIN_S * params.repetitions))
-        for contrast in [None, *config.getoption("--chaos-contrast")]:
+        runs = params.repetitions + more
+        per_run = (params.warmup_s + params.fault_jitter_s + params.fault_span_s
+                   + params.recovery_s + params.settle_s) * runs
+        mark = pytest.mark.timeout(int(per_run + TIMEOUT_MARGIN_S * runs))
+        contrasts = config.getoption("--chaos-contrast") if info.name in CONTRAST_SCENARIOS \
+            else []
+        for contrast in [None, *contrasts]:
             case = ChaosCase(info.name, contrast)
             cases.append(pytest.param(case, id=_case_id(case), marks=mark))
     metafunc.parametrize("chaos_case", cases)
@@ -88,8 +107,28 @@ def _anomaly_message(outcome: ScenarioOutcome) -> str:
     return "\n".join(lines)
 
 
+def straddles_a_gate(info: ScenarioInfo, params: ScenarioParams, target: str,
+                     config: HarnessConfig) -> Callable[[list[Repetition]], bool]:
+    """Whether the figures of the repetitions so far leave a gated interval straddling its
+    bound: the same figures and decision the main job's gates use, so the suite measures more
+    exactly when the gate would otherwise be undecided -- and not when the scenario already
+    failed (an anomaly, a lost write, a figure clearly past its gate): more would not change
+    the run's verdict."""
+
+    def wanted(reps: list[Repetition]) -> bool:
+        outcome = results.assemble(info, params, target, reps)
+        if outcome.verdict != "passed":
+            return False  # anomalies or lost writes: more repetitions cannot pass it
+        decisions = [figure.decide(bound) for figure in outcome.figures if figure.gated
+                     and (bound := bound_of(figure, config)) is not None]
+        return "undecided" in decisions and "failed" not in decisions
+
+    return wanted
+
+
 async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
                               chaos_resources: ChaosResources, chaos_target_spec: TargetSpec,
+                              chaos_seed: int, harness_config: HarnessConfig,
                               pytestconfig: pytest.Config,
                               record_section: Callable[[str, Mapping[str, Any]], None],
                               record_figure: Callable[[Figure], Figure]) -> None:
@@ -98,7 +137,12 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
     spec = _spec(chaos_case, chaos_target_spec, pytestconfig)
     contrast = chaos_case.contrast is not None
     try:
-        outcome = await run_scenario(info, params, spec, chaos_resources, contrast=contrast)
+        outcome = await run_scenario(
+            info, params, spec, chaos_resources, contrast=contrast,
+            deadline_s=harness_config.gate("chaos-deadline-max-s"), run_seed=chaos_seed,
+            more_repetitions=0 if contrast else harness_config.judging.more_chaos_repetitions,
+            more_wanted=None if contrast else straddles_a_gate(info, params, spec.name,
+                                                               harness_config))
     except HarnessError as exc:
         record_section("chaos", {"name": info.name, "target": spec.name,
                                  "profile": params.profile, "contrast": contrast,
@@ -114,13 +158,25 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
 
     item = outcome.section
     assert not item["anomalies"] and item["lost_writes"] == 0, _anomaly_message(outcome)
+    if outcome.verdict == "inconclusive" and contrast:
+        pytest.skip(f"contrast row inconclusive (not gated): {item['reason']}")
+    assert outcome.verdict != "inconclusive", (
+        f"{info.name} [{spec.name}] is inconclusive: {item['reason']}; the fault never did "
+        "what the scenario needs, so it proved nothing")
     assert item["acked_writes"] > 0, f"{info.name}: no write was acknowledged at all"
     assert item["writes_during_fault"] > 0, (
         f"{info.name}: no write was attempted while the fault was on; the scenario proved "
         "nothing about writes")
+    mttd = item["mttd_s"]
+    assert mttd["count"] > 0 or item["masked"] > 0, (
+        f"{info.name} [{spec.name}]: no company's callers detected the fault and none masked it")
+    assert mttd["missing"] == 0, (
+        f"{info.name} [{spec.name}]: {mttd['missing']} company-window(s) never detected the "
+        "fault and never recovered")
     rto = item["rto_s"]
     assert rto["p95"] is not None, (
         f"{info.name} [{spec.name}]: {rto['missing']} of {rto['count']} company recoveries "
-        f"never happened within the {params.recovery_s:g} s recovery period")
+        f"never happened within the {params.recovery_s:g} s recovery period (observed: every "
+        "acknowledged write and a new one read back from PostgreSQL)")
     assert rto["p95"] <= RECOVERY_BOUND_S, (
         f"{info.name} [{spec.name}]: RTO p95 {rto['p95']:.2f} s > {RECOVERY_BOUND_S:g} s")

@@ -24,7 +24,8 @@ def test_load_profile(load_params, load_out_dir, pg_server, toxiproxy, request,
                       record_figure, record_section) -> None:
     target = request.config.getoption("--target") or "reference"
     plan = LoadPlan(profile="steady", companies=load_params.companies,
-                    duration_s=load_params.duration_s, target=target, fault=load_params.fault)
+                    duration_s=load_params.duration_s, target=target, fault=load_params.fault,
+                    rate=load_params.rate)
     job = LoadJob(plan, scale=load_params.scale, bridge_seconds=load_params.bridge_seconds,
                   bridge_rounds=load_params.bridge_rounds)
     result = run_job(job, pg_server.dsn, toxiproxy, load_out_dir, say=log.info)

@@ -54,12 +54,15 @@ def test_the_ratio_ci_brackets_the_median_and_narrows_with_more_rounds() -> None
     assert hi_many - lo_many < hi_few - lo_few
 
 
-def test_a_benchmark_figure_carries_its_ci_and_compare_reads_it_as_noise() -> None:
+def test_a_benchmark_figure_carries_its_ci_as_its_interval_and_compare_reads_it_as_noise(
+        ) -> None:
     from fixtures.bench import comparison_figure
-    from harness.report.compare import _context_spread
+    from harness.report.compare import _figure_noise
 
     c = Comparison("keys.set 812 pre-keys", "throughput", "keys/s", 90.0, 100.0, True, 0.8,
-                   rounds=30, paired_ratio=0.9, ratio_ci=(0.84, 0.96))
+                   rounds=30, paired_ratio=0.9, ratio_ci=(0.84, 0.96), added_rounds=15)
     figure = comparison_figure(c)
-    assert figure.context["ci"] == [0.84, 0.96]
-    assert abs(_context_spread(figure.context) - 0.06) < 1e-9
+    assert figure.interval == (0.84, 0.96) and figure.context["ci"] == [0.84, 0.96]
+    assert figure.context["measured_more"] == {"added": 15, "what": "paired rounds"}
+    assert figure.decide(0.8) == "passed" and figure.decide(0.9) == "undecided"
+    assert abs(_figure_noise(figure.to_dict()) - 0.06) < 1e-9

@@ -1,12 +1,14 @@
-"""The chaos checker catches deliberately broken stores, by the right anomaly name.
+"""The checker's acceptance suite: every broken store of the catalogue is named, by a real run.
 
-Each target in tests/chaos/broken_targets/ wraps the reference store and breaks it in one way
-(see the top of each file). A real, short `sever` scenario runs against it through the scenario
-runner (real proxy, real PostgreSQL, the Baileys-shaped workload, final read straight from
-PostgreSQL): the named anomaly must be reported and the verdict must fail. The reference store
-itself (fails closed, loses nothing) is the control: no anomaly at all. Once through the CLI
-too: `harness run --suite chaos --scenario sever --target ...drop_writes.py:open_store` exits 1
-naming `lost`.
+Each entry of tests/chaos/catalogue.py is one realistic mistake (a file in broken_targets/,
+wrapping the reference store). A real, short scenario runs against it through the scenario
+runner (real proxy, real PostgreSQL, the Baileys-shaped workload, the observer reading
+PostgreSQL on its own connection): the named anomaly must be reported and the verdict must fail
+(or, for the store that lies about its recovery, the observed RTO must miss the gate its own
+word would pass). The reference and resilient stores are the controls: nothing at all. A
+scenario whose fault never happened, or whose crash killed nothing worth killing, is
+inconclusive, never passed (the crash that killed nothing unsynced: test_client_crash.py).
+Once through the CLI too: exit 1 naming `lost`.
 """
 
 from __future__ import annotations
@@ -15,44 +17,73 @@ import json
 from pathlib import Path
 
 import pytest
+from catalogue import CATALOGUE, Entry
 
-from fixtures.chaos_smoke import describe_outcome, run_sever_cli, run_smoke_sever
+from fixtures.chaos_smoke import describe_outcome, run_sever_cli, run_smoke
 from harness.chaos.scenario import ChaosResources
+from harness.config import KNOWN_GATES
+from harness.faults.helpers import Fault
 from harness.targets import resolve_target
-
-BROKEN = Path(__file__).resolve().parent / "broken_targets"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-@pytest.mark.parametrize(("target", "anomaly"), [
-    ("drop_writes", "lost"),
-    ("cache_before_db", "unexpected"),
-    ("fresh_creds_on_error", "creds-reset"),
-    ("absent_on_error", "stale-read"),
-])
-async def test_broken_target_is_caught_by_name(target: str, anomaly: str,
+PYTHON_ENTRIES = [e for e in CATALOGUE if not e.spec]
+
+
+@pytest.mark.parametrize("entry", PYTHON_ENTRIES, ids=[e.name for e in PYTHON_ENTRIES])
+async def test_broken_target_is_caught_by_name(entry: Entry,
                                                chaos_resources: ChaosResources) -> None:
-    outcome = await run_smoke_sever(resolve_target(f"{BROKEN / target}.py:open_store"),
-                                    chaos_resources)
+    outcome = await run_smoke(entry.scenario, resolve_target(entry.target), chaos_resources)
     item = outcome.section
-    assert item["writes_during_fault"] > 0, describe_outcome(outcome)
-    assert item["anomalies"].get(anomaly, 0) > 0, describe_outcome(outcome)
+    if entry.is_gate:  # the store is consistent; its recovery is not what it says
+        gate = entry.caught_by.removeprefix("gate ")
+        rto, reported = item["rto_s"], item["reported"]["rto_s"]
+        assert rto["p95"] is not None and rto["p95"] > KNOWN_GATES[gate].default, \
+            describe_outcome(outcome)
+        assert reported["p95"] is not None and reported["p95"] < rto["p95"] / 2, \
+            describe_outcome(outcome)
+        return
+    assert item["anomalies"].get(entry.caught_by, 0) > 0, describe_outcome(outcome)
     assert outcome.verdict == "failed", describe_outcome(outcome)
-    assert item["anomaly_examples"][anomaly], "an anomaly comes with examples"
-    if anomaly == "lost":
+    assert item["anomaly_examples"][entry.caught_by], "an anomaly comes with examples"
+    if entry.caught_by == "lost":
         assert item["lost_writes"] > 0, describe_outcome(outcome)
+    if entry.caught_by != "setup-failed":
+        assert item["writes_during_fault"] > 0, describe_outcome(outcome)
+    if entry.name == "undecoded_buffer_cache":
+        notes = [e["note"] for e in item["anomaly_examples"]["unexpected"]]
+        assert any("Buffer-object" in n for n in notes), notes
 
 
-async def test_reference_store_is_the_control(chaos_resources: ChaosResources) -> None:
-    """Fails closed during the outage (unavailable), but nothing acknowledged is lost and no
-    read lies: the same scenario that catches the broken targets finds nothing here."""
-    outcome = await run_smoke_sever(resolve_target("reference"), chaos_resources)
+@pytest.mark.parametrize("control", ["reference", "resilient"])
+async def test_our_stores_are_the_controls(control: str,
+                                           chaos_resources: ChaosResources) -> None:
+    """The same scenario that catches the broken targets finds nothing here: the reference
+    store fails closed (unavailable, nothing acknowledged lost, no read lies), the resilient
+    one keeps working and recovers."""
+    outcome = await run_smoke("sever", resolve_target(control), chaos_resources)
     item = outcome.section
     assert item["writes_during_fault"] > 0, describe_outcome(outcome)
-    assert item["availability"]["writes"] is not None and item["failed_writes"] > 0, \
-        "the outage must have been felt, or the control proves nothing"
+    if control == "reference":
+        assert item["failed_writes"] > 0, "the outage must have been felt, or it proves nothing"
     assert item["anomalies"] == {} and item["lost_writes"] == 0, describe_outcome(outcome)
-    assert outcome.verdict == "passed"
+    assert outcome.verdict == "passed", describe_outcome(outcome)
+    assert item["precondition"]["met"], item["precondition"]
+
+
+async def test_a_fault_that_never_reached_the_database_is_inconclusive(
+        chaos_resources: ChaosResources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nemesis that silently fails to inject (here: the sever does nothing) must not pass:
+    the observer's probe never saw the path down, so the scenario proved nothing."""
+
+    async def no_op(self: Fault) -> None:
+        return None
+
+    monkeypatch.setattr(Fault, "ainject", no_op)
+    outcome = await run_smoke("sever", resolve_target("resilient"), chaos_resources)
+    assert outcome.verdict == "inconclusive", describe_outcome(outcome)
+    assert "path-down" in outcome.section["reason"], outcome.section["reason"]
+    assert outcome.repetitions[0].attempt == 3, "an unmet precondition is retried first"
 
 
 def test_cli_run_exits_1_naming_lost(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos import scenario as scenario_runner
 from harness.chaos.catalog import scenario, scenario_params
 from harness.chaos.child import DSN_ENV
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
@@ -39,6 +40,8 @@ async def test_resilient_store_replays_the_journal_of_a_killed_process(
         chaos_resources: ChaosResources) -> None:
     outcome = await run_crash("resilient", chaos_resources)
     item = outcome.section
+    assert item["precondition"] == {"name": "unsynced-at-crash", "met": True,
+                                    "detail": item["precondition"]["detail"]}
     crash = item["workload"]["crash"]
     assert crash["journal_depth_at_kill"] > 0, crash
     assert crash["journal_drained_after_heal_s"] is not None, crash
@@ -49,15 +52,21 @@ async def test_resilient_store_replays_the_journal_of_a_killed_process(
     assert outcome.verdict == "passed"
 
 
-async def test_reference_store_without_journal_loses_nothing(
-        chaos_resources: ChaosResources) -> None:
+async def test_reference_store_loses_nothing_but_proves_nothing_either(
+        chaos_resources: ChaosResources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write-through store: nothing acknowledged is lost, but the kill found nothing it had
+    acknowledged and not yet written, so it tested nothing a journal claims: inconclusive
+    (the precondition says so), never passed."""
+    monkeypatch.setattr(scenario_runner, "PRECONDITION_RETRIES", 0)  # it would not change
     outcome = await run_crash("reference", chaos_resources)
     item = outcome.section
     crash = item["workload"]["crash"]
     assert crash["journal_depth_at_kill"] is None  # no status(): killed at the end of the hold
     assert crash["child_ops"] > 0
     assert item["anomalies"] == {} and item["lost_writes"] == 0, item["anomalies"]
-    assert outcome.verdict == "passed"
+    assert outcome.verdict == "inconclusive", item["reason"]
+    assert item["precondition"]["name"] == "unsynced-at-crash"
+    assert not item["precondition"]["met"]
 
 
 async def test_drop_writes_target_is_caught_across_the_crash(

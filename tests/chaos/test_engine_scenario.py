@@ -81,7 +81,7 @@ async def test_sever_against_the_reference_store_fails_closed_loses_nothing_and_
 
     names = [f.name for f in outcome.figures]
     assert names == ["chaos sever [reference] rto p95", "chaos sever [reference] mttd p95",
-                     "chaos sever [reference] lost writes"]
+                     "chaos sever [reference] lost writes", "chaos sever [reference] slowest call"]
     assert not any(f.gated for f in outcome.figures)  # a contrast row is never gated
     assert outcome.figures[2].value == 0
 

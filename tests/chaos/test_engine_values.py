@@ -3,6 +3,7 @@ every write is unique, and fresh creds are told from paired ones."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 
 from harness.authstate import PostgresAuthStore, codec
 from harness.authstate.creds import init_auth_creds
-from harness.chaos.values import ValueFactory, digest, is_fresh
+from harness.chaos.values import ValueFactory, decoded, digest, is_fresh
 
 FACTORY = ValueFactory("t", seed=7)
 CONTACTS = ["5511999000001:0@s.whatsapp.net", "5511999000002:3@s.whatsapp.net"]
@@ -95,3 +96,29 @@ def test_fresh_creds_are_told_from_paired_ones() -> None:
     assert is_fresh(init_auth_creds())
     assert not is_fresh(FACTORY.paired_creds("5511999000000"))
     assert is_fresh(None)
+
+
+def test_bytes_and_their_undecoded_forms_digest_differently() -> None:
+    """The classic cache bug: bytes handed back as a {"type": "Buffer"} object (or base64
+    text, or a list of numbers) is a different value for Baileys, so for the checker too."""
+    raw = bytes(range(1, 33))
+    forms = {
+        "bytes": raw,
+        "Buffer-object": {"type": "Buffer", "data": base64.b64encode(raw).decode()},
+        "Buffer-object-array": {"type": "Buffer", "data": list(raw)},
+        "numbered-object": {str(i): b for i, b in enumerate(raw)},
+        "base64-string": base64.b64encode(raw).decode(),
+        "number-array": list(raw),
+    }
+    digests = {name: digest(value) for name, value in forms.items()}
+    assert len(set(digests.values())) == len(forms), digests
+    for name, value in forms.items():
+        if name == "bytes":
+            continue
+        loose, found = decoded(value)
+        assert digest(loose) == digests["bytes"], name
+        assert found == {"Buffer-object" if name.startswith("Buffer") else name}, name
+    nested = {"public": forms["Buffer-object"], "private": raw}
+    loose, found = decoded(nested)
+    assert digest(loose) == digest({"public": raw, "private": raw}) and found == {
+        "Buffer-object"}

@@ -21,6 +21,7 @@ from harness.chaos.catalog import SCENARIOS, ScenarioParams, scenario_params
 from harness.chaos.nemesis import NEMESES, make_nemesis
 from harness.chaos.nemesis_api import BulkWrite, ChaosEnv, NemesisUnavailable
 from harness.chaos.owned_server import owned_postgres, process_control_unavailable
+from harness.chaos.scenario import load_shape
 from harness.dsn import database_of, with_database, with_host_port
 from harness.faults.client import ToxiproxyClient
 from harness.faults.helpers import Faults
@@ -96,10 +97,12 @@ def role_env(pg_proxy: PgProxy, pg_dsn: str, role: LoginRole) -> ChaosEnv:
 
 
 # -- the catalog and the contract ------------------------------------------------------------
-def test_every_scenario_but_client_crash_has_a_nemesis_matching_the_catalog() -> None:
-    assert set(NEMESES) == set(SCENARIOS) - {"client-crash"}
+def test_every_scenario_but_the_shapes_has_a_nemesis_matching_the_catalog() -> None:
+    shapes = {n for n in SCENARIOS if load_shape(n, scenario_params(n, "smoke")) is not None}
+    assert "client-crash" in shapes and "power-loss" in shapes
+    assert set(NEMESES) == set(SCENARIOS) - shapes
     for name, info in SCENARIOS.items():
-        if name == "client-crash":
+        if name in shapes:
             with pytest.raises(NemesisUnavailable, match="own scenario shape"):
                 make_nemesis(name, scenario_params(name, "smoke"))
             continue

@@ -47,7 +47,7 @@ def test_the_job_reads_results_json_into_figures_gates_and_the_chaos_section(
     assert by_name["proxy point read"]["passed"] is False
     checks = {c.name: c for c in result.checks}
     assert checks["gate bench-bulk-min-ratio"].status == "passed"
-    assert checks["gate proxy-p50-max-ratio"].status == "missed"
+    assert checks["gate proxy-p50-max-ratio"].status == "failed"
     assert checks["gate journal-replay-min-ratio"].status == "not measured"
     assert checks["gate chaos-rto-p95-max-s"].status == "not applicable"
     assert result.status == "failed" and result.exit_code == 1
@@ -90,13 +90,23 @@ def test_the_child_gets_results_target_chaos_options_and_the_server_kind(
 
 def test_the_ci_profile_adds_the_reference_contrast_only_for_the_default_chaos_target() -> None:
     chaos = [SUITES["chaos"]]
-    assert chaos_args(profile("ci"), None, (), chaos) == ChaosArgs("ci", (), "reference")
+    assert chaos_args(profile("ci"), None, (), chaos, 7) == ChaosArgs("ci", (), "reference", 7)
     assert chaos_args(profile("ci"), "resilient", (), chaos).contrast == "reference"
     assert chaos_args(profile("ci"), "reference", (), chaos).contrast is None
     assert chaos_args(profile("ci"), "/x/mine.py:open_store", (), chaos).contrast is None
-    assert chaos_args(profile("quick"), None, ("sever",), chaos) == ChaosArgs("quick",
-                                                                               ("sever",))
+    assert chaos_args(profile("quick"), None, ("sever",), chaos, 7) == ChaosArgs(
+        "quick", ("sever",), seed=7)
     assert chaos_args(profile("thorough"), None, (), [SUITES["bench"]]) is None
+
+
+def test_every_run_draws_a_fresh_chaos_seed_and_seed_replays_one() -> None:
+    chaos = [SUITES["chaos"]]
+    seeds = {chaos_args(profile("ci"), None, (), chaos).seed for _ in range(5)}
+    assert None not in seeds and len(seeds) > 1
+    replay = chaos_args(profile("ci"), None, (), chaos, 1234)
+    assert replay.seed == 1234
+    argv = replay.argv()
+    assert argv[argv.index("--chaos-seed") + 1] == "1234"
 
 
 def test_scenario_names_are_checked_against_the_catalog() -> None:
@@ -125,5 +135,5 @@ def test_the_end_summary_prints_the_rto_table_before_the_checks(
     text = out.getvalue()
     assert text.index("chaos: detection (MTTD) and recovery (RTO)") < text.index("checks")
     assert "reference[x]*" in text  # escaped for rich markup, marked as a contrast row
-    assert "failed: stale-read ×2" in text and "0.610" in text
+    assert "failed: stale-read (2 key reads)" in text and "0.610" in text
     assert "* contrast row: the plain store, not gated" in text

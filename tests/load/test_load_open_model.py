@@ -64,3 +64,16 @@ def test_companies_share_the_rate_interleaved() -> None:
     assert all(s.interval_s == 0.1 for s in slots)  # 10 companies x 10/s = 100 messages/s
     starts = sorted(s.start_s for s in slots)
     assert starts == sorted(set(starts)) and starts[-1] < 0.1  # spread over one interval
+
+
+def test_a_calls_corrected_latency_counts_the_messages_earlier_calls() -> None:
+    # Issue 16: a message of three 10 ms calls, started on time. The third answer came 30 ms
+    # after the message was due; "raw + the message's late start" said 10 ms.
+    intended = 100.0
+    calls = [(100.000, 10_000.0), (100.010, 10_000.0), (100.020, 10_000.0)]
+    got = open_model.message_latencies(calls, intended)
+    assert [round(c) for _, c in got] == [10_000, 20_000, 30_000]  # type: ignore[arg-type]
+    assert [r for r, _ in got] == [10_000.0] * 3
+    late = open_model.message_latencies([(100.5, 1_000.0), (100.501, 1_000.0)], intended)
+    assert [round(c) for _, c in late] == [501_000, 502_000]  # type: ignore[arg-type]
+    assert open_model.message_latencies(calls, None) == [(10_000.0, None)] * 3  # closed model

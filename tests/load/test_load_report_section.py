@@ -68,6 +68,39 @@ def test_open_model_reports_corrected_beside_raw(tmp_path: Path) -> None:
     assert op["corrected"]["p50_ms"] > op["p50_ms"]
 
 
+def test_open_model_gates_read_the_corrected_figure_with_raw_beside(tmp_path: Path) -> None:
+    # Issue 16: load gates read the raw histogram even when the open model ran.
+    section = build_section(_outcome(tmp_path, rate=50.0))
+    steady = section["steady"]
+    by_gate = {f.gate: f for f in figures(section) if f.gated and f.gate}
+    p95 = by_gate["load-p95-max-ms"]
+    assert p95.value == steady["corrected"]["p95_ms"] > steady["p95_ms"]
+    assert p95.context["latency"] == "corrected" and p95.context["raw_ms"] == steady["p95_ms"]
+    assert "50 messages/s" in p95.notes and "earlier calls" in p95.notes
+    raw = [f for f in figures(section) if f.name.startswith("load p95 raw service time")]
+    assert len(raw) == 1 and not raw[0].gated and raw[0].value == steady["p95_ms"]
+    closed = {f.gate: f for f in figures(build_section(_outcome(tmp_path))) if f.gate}
+    assert closed["load-p95-max-ms"].context["latency"] == "raw"
+
+
+def test_gated_percentiles_carry_an_interval_from_time_batches(tmp_path: Path) -> None:
+    section = build_section(_outcome(tmp_path, rate=50.0))
+    p99 = next(f for f in figures(section) if f.gate == "load-p99-max-ms")
+    batches = section["steady"]["intervals"]["corrected"]["p99_ms"]["per_batch"]
+    assert len(batches) >= 2 and p99.interval is not None
+    assert p99.interval[0] <= p99.value <= p99.interval[1]
+    assert p99.context["per_batch_ms"] == batches
+
+
+def test_the_bridge_ratio_interval_comes_from_its_interleaved_rounds(tmp_path: Path) -> None:
+    bridge = {"ratio": 0.81, "bridge_messages_per_s": 81.0, "pure_messages_per_s": 100.0,
+              "round_ratios": [0.78, 0.81, 0.84]}
+    figure = next(f for f in figures(build_section(_outcome(tmp_path), bridge=bridge))
+                  if f.gate == "load-bridge-min-ratio")
+    assert figure.interval is not None and figure.interval[0] < 0.8 < figure.interval[1]
+    assert figure.decide(0.8) == "undecided" and figure.decide(0.6) == "passed"
+
+
 def test_markdown_has_the_latency_table_and_the_fault_line(tmp_path: Path) -> None:
     text = "\n".join(markdown(build_section(_outcome(tmp_path))))
     assert "| keys.get session | 300 | 30 |" in text

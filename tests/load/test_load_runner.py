@@ -67,7 +67,8 @@ def test_command_and_environment_carry_the_plan(tmp_path: Path) -> None:
     plan = LoadPlan(profile="group-heavy", companies=250, duration_s=45, rate=800.0,
                     processes=2, target="resilient", fault=parse_fault("sever@10s+5s", 45))
     cmd = locust_command(plan, tmp_path)
-    assert cmd[1:3] == ["-m", "locust"] and "--headless" in cmd
+    # -P: the project directory Locust runs in never shadows `harness` on sys.path
+    assert cmd[1:4] == ["-P", "-m", "locust"] and "--headless" in cmd
     assert cmd[cmd.index("-u") + 1] == "250" and cmd[cmd.index("-t") + 1] == "45s"
     assert cmd[cmd.index("--processes") + 1] == "2"
     assert cmd[cmd.index("--html") + 1] == str(tmp_path / "locust.html")

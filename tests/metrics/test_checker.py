@@ -310,8 +310,8 @@ def _prekeys_then_info_write(values: dict) -> Builder:  # type: ignore[type-arg]
 def test_info_multi_key_write_applied_in_part_is_torn() -> None:
     b = _prekeys_then_info_write({P1: "new-1", P2: "new-2"})
     result = check(b.history, {(C, P1): "new-1", (C, P2): "old-2"})
-    assert names(result) == {"torn-write"}
-    detail = result.anomalies["torn-write"][0].detail
+    assert names(result) == {"torn"}
+    detail = result.anomalies["torn"][0].detail
     assert detail["applied"] == [list(P1)] and detail["not_applied"] == [list(P2)]
     assert result.recovered_writes == 1
 
@@ -324,7 +324,7 @@ def test_info_multi_key_write_applied_whole_or_not_at_all_is_fine() -> None:
 
 def test_info_multi_key_delete_applied_in_part_is_torn() -> None:
     b = _prekeys_then_info_write({P1: None, P2: None})
-    assert names(check(b.history, {(C, P1): None, (C, P2): "old-2"})) == {"torn-write"}
+    assert names(check(b.history, {(C, P1): None, (C, P2): "old-2"})) == {"torn"}
 
 
 def test_keys_written_again_later_are_not_judged_for_tearing() -> None:
@@ -345,7 +345,7 @@ def test_failed_multi_key_write_applied_in_part_is_torn_and_unexpected() -> None
     b.write(C, {P1: "old-1", P2: "old-2"}, 0, 10)
     b.write(C, {P1: "new-1", P2: "new-2"}, 20, 30, "fail")
     result = check(b.history, {(C, P1): "new-1", (C, P2): "old-2"})
-    assert names(result) == {"torn-write", "unexpected", "lost"}
+    assert names(result) == {"torn", "unexpected", "lost"}
 
 
 # -- result shape --------------------------------------------------------------------------

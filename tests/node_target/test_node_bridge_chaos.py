@@ -16,7 +16,7 @@ from node_bridge_support import require_node
 
 from fixtures.chaos_smoke import describe_outcome, run_sever_cli, run_smoke_sever
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome
-from harness.node_target.errors import NodeSidecarCrashed, NodeUnavailable
+from harness.node_target.errors import NodeUnavailable
 from harness.targets import TargetSpec, resolve_target
 
 CORRECT = "node:examples/node-store/index.js"
@@ -77,28 +77,34 @@ def test_cli_run_on_the_flawed_node_store_exits_1_naming_lost(tmp_path: Path) ->
     assert rows[0]["target"] == "node:node-store/flawed.js"
 
 
-async def test_a_store_that_crashes_its_process_stops_the_scenario_with_its_output(
+async def test_a_store_that_crashes_its_process_is_a_crash_verdict_with_its_output(
         chaos_resources: ChaosResources) -> None:
-    """No 'error' listener on the pool: the sever kills the sidecar. The scenario must not be
-    measured on a dead target: it stops with the crash, the exit code and the module's output."""
-    with pytest.raises(NodeSidecarCrashed) as err:
-        await run_sever(CRASHING, chaos_resources)
-    assert err.value.exit_code == 2 and err.value.returncode == 1
-    assert "exited unexpectedly" in err.value.message
-    assert "Connection terminated" in err.value.message, err.value.message[-2000:]
+    """No 'error' listener on the pool: the sever kills the sidecar. That is the most important
+    thing a user can learn about the store: the scenario fails with anomaly `crash`, the exit
+    code and the module's last output; what had landed is still judged."""
+    outcome = await run_sever(CRASHING, chaos_resources)
+    item = outcome.section
+    assert outcome.verdict == "failed", describe_outcome(outcome)
+    assert item["anomalies"].get("crash") == 1, describe_outcome(outcome)
+    (example,) = item["anomaly_examples"]["crash"]
+    assert "exited unexpectedly" in example["note"], example["note"][-2000:]
+    assert example["detail"]["exit_code"] == 1
+    assert "Connection terminated" in example["detail"]["output_tail"], example["detail"]
 
 
-def test_cli_run_whose_node_store_crashes_is_a_harness_error_exit_2(tmp_path: Path) -> None:
-    """A crashed sidecar is the harness failing to test the store, not a verdict about it: `run`
-    exits 2 (not 1, which CI reads as "gate missed") and names the crash and the module's first
-    error line, with the module's output scrubbed of its secrets."""
+def test_cli_run_whose_node_store_crashes_is_a_verdict_exit_1(tmp_path: Path) -> None:
+    """A crashed sidecar is a finding about the store, not a failure of the harness: `run` exits
+    1 naming the anomaly `crash`, and the report carries the module's output, scrubbed of its
+    secrets."""
     out = tmp_path / "run"
     proc = _run_sever_cli(CRASHING, out)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 2, output[-4000:]
-    assert "NodeSidecarCrashed" in output, output[-4000:]
-    assert "--- module output (last lines) ---" in output, output[-4000:]  # the module's stderr
+    assert proc.returncode == 1, output[-4000:]
+    assert "crash" in output, output[-4000:]
     report = json.loads((out / "report.json").read_text())
-    assert report["run"]["status"] == "error"
-    assert "NodeSidecarCrashed" in report["run"]["error"]
+    assert report["run"]["status"] != "error", report["run"]
+    (row,) = [s for s in report["chaos"]["scenarios"] if s["name"] == "sever"]
+    assert row["verdict"] == "failed" and row["anomalies"].get("crash") == 1
+    assert "Connection terminated" in json.dumps(row["anomaly_examples"]["crash"])
     assert not re.search(r"secretKey: \d", (out / "report.md").read_text())
+    assert not re.search(r"secretKey: \d", (out / "report.json").read_text())

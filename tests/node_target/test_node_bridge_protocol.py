@@ -46,6 +46,18 @@ async def test_uint8array_from_the_module_arrives_as_bytes(open_probe: OpenProbe
     assert await state.keys.get("identity-key", ["x"]) == {"x": bytes([0, 1, 254, 255])}
 
 
+async def test_plain_objects_that_look_like_bytes_arrive_as_the_objects_they_are(
+        open_probe: OpenProbe) -> None:
+    """A module that returns {type: 'Buffer', data} or {"0": 0, "1": 1} objects (a cache parsed
+    without BufferJSON's reviver) hands Baileys objects, not bytes: the bridge must not revive
+    them on the way, or the checker could never see the bug. Real Buffers stay bytes."""
+    state = await (await open_probe()).load("undecoded")
+    got = (await state.keys.get("session", ["x"]))["x"]
+    assert got["buffer"] == {"type": "Buffer", "data": "AAH+/w=="}
+    assert got["numbered"] == {"0": 0, "1": 1}
+    assert got["real"] == bytes([0, 1, 254, 255])
+
+
 async def test_null_for_a_missing_id_is_omitted_and_a_falsy_set_deletes(
         open_probe: OpenProbe) -> None:
     """{"5": 0} must reach the module as a delete, not be revived as a one-byte Buffer."""

@@ -40,7 +40,7 @@ def test_gates_missing_from_the_figures_are_not_measured_and_fail() -> None:
 def test_gates_of_a_suite_that_did_not_run_are_not_applicable_and_do_not_fail() -> None:
     checks = _by_name(gate_checks(CONFIG, [_figure("bench-bulk-min-ratio", 0.9)], {"bench"}))
     chaos = [c for c in checks.values() if c.name.startswith("gate chaos-")]
-    assert len(chaos) == 3
+    assert len(chaos) == 4  # rto, mttd, lost writes, deadline
     assert all(c.status == "not applicable" and c.passed for c in chaos)
     assert "chaos suite did not run" in chaos[0].detail
     assert checks["gate resilient-bulk-min-ratio"].status == "not measured"
@@ -59,10 +59,10 @@ def test_informational_figures_never_count_for_a_gate() -> None:
 def test_worst_gated_figure_is_reported_and_any_miss_fails() -> None:
     checks = _by_name(gate_checks(CONFIG, [
         _figure("proxy-p50-max-ratio", 1.1),
-        _figure("proxy-p50-max-ratio", 1.4, name="slow one")], BOTH))
+        _figure("proxy-p50-max-ratio", 1.6, name="slow one")], BOTH))
     check = checks["gate proxy-p50-max-ratio"]
-    assert check.status == "missed" and check.value == 1.4 and check.op == "<="
-    assert check.detail.startswith("slow one: m ratio 1.400 (<= 1.3)")
+    assert check.status == "failed" and check.value == 1.6 and check.op == "<="
+    assert check.detail.startswith("slow one: m ratio 1.600 (<= 1.5)")
     assert "worst of 2" in check.detail
 
 
@@ -71,7 +71,7 @@ def test_a_figure_without_a_value_is_a_missed_gate() -> None:
                                            _figure("chaos-rto-p95-max-s", None, name="never")],
                                   BOTH))
     check = checks["gate chaos-rto-p95-max-s"]
-    assert check.status == "missed" and check.value is None
+    assert check.status == "failed" and check.value is None
     assert check.detail.startswith("never: not measured")
 
 
@@ -86,7 +86,7 @@ def test_a_figures_own_threshold_overrides_the_configured_gate() -> None:
     assert check.threshold == 2.2
     late = _figure("chaos-mttd-p95-max-s", 2.3, threshold=2.2)
     assert _by_name(gate_checks(CONFIG, [late, sever], BOTH))[
-        "gate chaos-mttd-p95-max-s"].status == "missed"
+        "gate chaos-mttd-p95-max-s"].status == "failed"
     assert judged(blackhole, CONFIG)["bound"] == 2.2 and judged(sever, CONFIG)["bound"] == 0.5
 
 
@@ -96,7 +96,7 @@ def test_a_zero_gate_passes_at_zero_and_misses_at_one() -> None:
     ok = _by_name(gate_checks(CONFIG, [_figure(lost, 0)], BOTH))[f"gate {lost}"]
     assert ok.status == "passed" and ok.threshold == 0
     missed = _by_name(gate_checks(CONFIG, [_figure(lost, 0), _figure(lost, 1)], BOTH))
-    assert missed[f"gate {lost}"].status == "missed" and missed[f"gate {lost}"].value == 1
+    assert missed[f"gate {lost}"].status == "failed" and missed[f"gate {lost}"].value == 1
 
 
 def test_overridden_gate_value_is_the_bound() -> None:
@@ -162,4 +162,57 @@ def test_a_not_applicable_figure_never_hides_a_measured_miss_of_the_same_gate() 
     checks = _by_name(gate_checks(CONFIG, [
         _not_applicable("bench-bulk-min-ratio", "runs in another process"),
         _figure("bench-bulk-min-ratio", 0.5)], BOTH))
-    assert checks["gate bench-bulk-min-ratio"].status == "missed"
+    assert checks["gate bench-bulk-min-ratio"].status == "failed"
+
+
+# -- gates judged with their intervals (issue 16 §1) --------------------------------------------
+def _with_interval(gate: str, value: float, interval: tuple[float, float],
+                   name: str = "replay") -> Figure:
+    spec = KNOWN_GATES[gate]
+    return Figure(spec.suite, name, value, "x", "higher" if spec.higher_is_better else "lower",
+                  gate=gate, context={"metric": "throughput"}, interval=interval)
+
+
+def test_an_interval_straddling_the_gate_is_undecided_not_a_pass_or_a_miss() -> None:
+    # The trial's journal replay: 0.642 with (0.42, 0.73) against >= 0.7 was a "miss" that the
+    # report's own interval could not support; 0.75 with the same width would have "passed".
+    for value in (0.642, 0.75):
+        check = _by_name(gate_checks(CONFIG, [
+            _with_interval("journal-replay-min-ratio", value, (0.42, 0.78))], BOTH))[
+            "gate journal-replay-min-ratio"]
+        assert check.status == "undecided"
+        assert check.interval == (0.42, 0.78)
+        assert "[95 % 0.420..0.780]" in check.detail and "undecided" in check.detail
+
+
+def test_a_gate_passes_only_when_its_whole_interval_clears_it_and_fails_when_all_misses() -> None:
+    clear = _with_interval("journal-replay-min-ratio", 0.86, (0.74, 1.01))
+    miss = _with_interval("journal-replay-min-ratio", 0.5, (0.42, 0.69))
+    assert _by_name(gate_checks(CONFIG, [clear], BOTH))[
+        "gate journal-replay-min-ratio"].status == "passed"
+    check = _by_name(gate_checks(CONFIG, [clear, miss], BOTH))["gate journal-replay-min-ratio"]
+    assert check.status == "failed" and check.value == 0.5 and not check.passed
+
+
+def test_the_undecided_policy_decides_whether_an_undecided_gate_blocks_the_run() -> None:
+    straddling = _with_interval("chaos-rto-p95-max-s", 0.93, (0.8, 1.1), name="blackhole rto")
+    warn = _by_name(gate_checks(CONFIG, [straddling], BOTH))["gate chaos-rto-p95-max-s"]
+    assert (warn.status, warn.policy, warn.passed, warn.warning) == (
+        "undecided", "warn", True, True)
+    strict = load_config(Path("/nonexistent"), undecided="fail")
+    fail = _by_name(gate_checks(strict, [straddling], BOTH))["gate chaos-rto-p95-max-s"]
+    assert (fail.status, fail.passed, fail.warning) == ("undecided", False, False)
+    assert "fails the run" in fail.detail
+
+
+def test_a_clear_miss_outranks_an_undecided_figure_of_the_same_gate() -> None:
+    straddling = _with_interval("chaos-rto-p95-max-s", 0.93, (0.8, 1.1), name="blackhole")
+    missed = _with_interval("chaos-rto-p95-max-s", 1.6, (1.3, 1.9), name="sever")
+    check = _by_name(gate_checks(CONFIG, [straddling, missed], BOTH))["gate chaos-rto-p95-max-s"]
+    assert check.status == "failed" and check.detail.startswith("sever")
+
+
+def test_judged_figures_say_undecided_as_a_decision_without_a_pass() -> None:
+    item = judged(_with_interval("journal-replay-min-ratio", 0.642, (0.42, 0.73)), CONFIG)
+    assert item["decision"] == "undecided" and item["passed"] is None
+    assert item["interval"] == [0.42, 0.73]

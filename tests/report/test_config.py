@@ -83,3 +83,32 @@ def test_every_gate_names_the_suite_that_measures_it() -> None:
     assert {g.suite for g in KNOWN_GATES.values()} == {"bench", "chaos", "load", "signal"}
     assert KNOWN_GATES["chaos-rto-p95-max-s"].op == "<="
     assert KNOWN_GATES["journal-replay-min-ratio"].op == ">="
+
+
+def test_how_gates_are_judged_is_read_from_the_same_table_and_overridable(
+        tmp_path: Path) -> None:
+    path = _pyproject(tmp_path, 'undecided = "fail"\nmore-bench-rounds = 1.5\n'
+                                "more-chaos-repetitions = 3")
+    config = load_config(path)
+    assert (config.judging.undecided, config.judging.more_bench_rounds,
+            config.judging.more_chaos_repetitions) == ("fail", 1.5, 3)
+    assert config.judging.sources["undecided"] == path.name
+    assert load_config(path, undecided="warn").judging.undecided == "warn"
+    cli = load_config(path, ["more-chaos-repetitions=0", "more-bench-rounds=0"]).judging
+    assert (cli.more_chaos_repetitions, cli.more_bench_rounds) == (0, 0.0)
+    assert cli.sources["more_chaos_repetitions"] == "--gate"
+    default = load_config(tmp_path / "missing.toml").judging
+    assert (default.undecided, default.more_bench_rounds, default.more_chaos_repetitions) == (
+        "warn", 2.0, 2)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('undecided = "maybe"', "is not one of warn, fail"),
+    ("more-chaos-repetitions = 1.5", "is not a whole number"),
+    ("more-bench-rounds = -1", "is not a number >= 0"),
+])
+def test_bad_judging_settings_are_refused_with_a_hint(tmp_path: Path, line: str,
+                                                      message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(_pyproject(tmp_path, line))
+    assert err.value.hint

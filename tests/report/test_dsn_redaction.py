@@ -78,7 +78,8 @@ def test_pgpassword_from_the_environment_is_a_known_secret(monkeypatch) -> None:
     ("postgresql://u:hunter2@h:0/db", "port '0'"),
     ("postgresql://u:hunter2@h1:5432,h2:x/db", "port 'x'"),
     ("mysql://u:hunter2@h/db", "scheme"),
-    ("host=h password=hunter2", "key=value"),
+    ("host=h password=hunter2 connect_timeout=5", "connect_timeout not supported"),
+    ("host=h port=99999 password=hunter2", "port '99999'"),
 ])
 def test_check_dsn_refuses_without_echoing_the_password(dsn, words) -> None:
     with pytest.raises(ConfigError, match=words) as err:
@@ -89,3 +90,13 @@ def test_check_dsn_refuses_without_echoing_the_password(dsn, words) -> None:
 def test_a_good_dsn_passes_unchanged() -> None:
     dsn = "postgresql://u:p@[::1]:5432,h2:5433/db?sslmode=disable"
     assert check_dsn(dsn) == dsn
+
+
+@pytest.mark.parametrize("password", ["@,", "@h,", "p@ss", "pa/ss", "@h)"])
+def test_a_raw_at_sign_in_a_url_password_leaves_nothing_of_it(password) -> None:
+    """Found by the property above: a password "@," left "@," in the output (the first '@' was
+    followed by what looked like an empty host and a terminator)."""
+    for text in (f"postgres://a:{password}@127.0.0.1:1/a",
+                 f"error at postgresql://app:{password}@db:5432/x, retrying"):
+        shown = redact_text(text)
+        assert password not in shown and "***@" in shown, shown

@@ -55,6 +55,7 @@ def _scenario(**overrides: object) -> dict:  # type: ignore[type-arg]
         "name": "sever", "target": "resilient", "companies": 100, "repetitions": 1,
         "mttd_s": {"p50": 0.0123, "p95": 0.21, "max": 0.4},
         "rto_s": {"p50": 0.3, "p95": 0.61, "max": 0.9},
+        "reported": {"mttd_s": {"p95": 0.05}, "rto_s": {"p95": 0.11}},
         "time_to_first_success_s": {"p50": 0.1, "p95": 0.25, "max": 0.3},
         "acked_writes": 5400, "lost_writes": 0, "stale_reads": 0, "indeterminate_writes": 3,
         "anomalies": {}, "verdict": "passed", "availability": {"reads": 1.0, "writes": 0.985},
@@ -79,14 +80,16 @@ def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() 
     section = text[text.index("## Chaos"):text.index("## Environment")]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = lines[0]
-    for column in ("MTTD p50/p95/max s", "RTO p50/p95/max s", "first success p95 s",
+    for column in ("MTTD p50/p95/max s", "RTO p50/p95/max s", "store's own MTTD / RTO p95 s",
+                   "first success p95 s",
                    "acked", "lost", "stale", "indeterminate", "availability reads/writes",
                    "journal peak", "verdict", "companies × reps"):
         assert column in header
     assert ("| sever | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | 0.300 / 0.610 / 0.900 "
-            "| 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |") in section
+            "| 0.050 / 0.110 | 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |"
+            ) in section
     assert "| reference\\|plain (contrast, not gated) |" in section  # `|` escaped
-    assert "❌ failed: stale-read ×2 |" in section  # anomalies by name; zero counts left out
+    assert "❌ failed: stale-read (2 key reads) |" in section  # by name; zero counts left out
     assert "| pg-kill | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | — |" in section
     assert ("PostgreSQL accepted connections again after 1.200 / 1.500 / 1.610 s "
             "(p50 / p95 / max)") in section
@@ -137,3 +140,79 @@ def test_not_applicable_gates_are_listed_but_not_counted() -> None:
     text = render(_report(run=run, results={"checks": checks}))
     assert "All 1 check passed. (1 check not applicable: its suite did not run.)" in text
     assert "| ➖ | gate chaos-rto-p95-max-s | the chaos suite did not run |" in text
+
+
+def test_a_fault_under_load_given_as_plain_numbers_still_renders() -> None:
+    """Older load sections (and the plan's shape) give the fault's RTO/MTTD as one number."""
+    load = {"profile": "steady", "companies": 10, "processes": 1, "duration_s": 30.0,
+            "model": "closed", "target": "reference", "total": {"count": 1, "failures": 0},
+            "ops": {}, "fault": {"schedule": "sever@5s+5s", "window": [5.0, 10.0],
+                                 "rto_s": 0.8, "mttd_s": 0.05, "lost_writes": 0}}
+    text = render(_report(load=load))
+    assert "MTTD p95 0.05 s, RTO p50 0.8 s / p95 0.8 s" in text
+
+
+def test_call_counts_and_anomaly_counts_are_named_apart_and_explained() -> None:
+    """A real broken store: 1144 lost write calls, 1158 stale read calls; the checker's 1430
+    lost keys and 1515 stale key reads. "lost 1144" beside "lost ×1430" read as a contradiction."""
+    from harness.report.html import render_html
+
+    broken = _scenario(verdict="failed", lost_writes=1144, stale_reads=1158,
+                       anomalies={"lost": 1430, "stale-read": 1515, "resurrected": 1})
+    report = _report(chaos={"scenarios": [broken]})
+    text = render(report)
+    section = text[text.index("## Chaos"):text.index("## Environment")]
+    header = next(line for line in section.splitlines() if line.startswith("| scenario"))
+    assert "| lost writes | stale reads |" in header and "| lost |" not in header
+    assert "| 1144 | 1158 |" in section
+    assert ("failed: lost (1430 keys), resurrected (1 key), stale-read (1515 key reads) |"
+            in section)
+    assert "lost ×" not in section and "stale-read ×" not in section
+    assert "lost writes and indeterminate writes are write calls" in section  # the legend
+    page = render_html(report)
+    assert "lost (1430 keys)" in page and "stale-read (1515 key reads)" in page
+    assert "stale reads are read calls that returned at least one superseded value" in page
+
+
+def test_inconclusive_and_undecided_are_shown_apart_from_passed_and_failed() -> None:
+    from harness.report.html import render_html
+
+    report = _report(chaos={"scenarios": [_scenario(verdict="inconclusive")]})
+    report["results"]["checks"].append({"name": "gate chaos-rto-p95-max-s", "kind": "gate",
+                                        "status": "undecided", "detail": "straddles",
+                                        "passed": True})
+    text = render(report)
+    assert "❔ inconclusive |" in text and "| ❔ | gate chaos-rto-p95-max-s |" in text
+    page = render_html(report)
+    assert '<span class="st-inconclusive">inconclusive</span>' in page
+    assert 'class="st-undecided nowrap">undecided' in page
+
+
+def test_fields_added_by_later_milestones_are_shown_not_fatal() -> None:
+    """The observer's fields: a precondition that was not met, the store's own (reported,
+    never judged) figures, a figure's interval; keys nobody knows are ignored."""
+    from harness.report.html import render_html
+
+    scenario = _scenario(verdict="inconclusive", future_key={"x": 1},
+                         precondition={"name": "callers-saw-fault", "met": False,
+                                       "detail": "no call was in flight"},
+                         reported={"rto_s": {"p95": 0.2}, "deadline_s": 1.5})
+    figures = [{"suite": "load", "name": "load p95 [steady, 100 companies]", "value": 2.7,
+                "unit": "ms", "better": "lower", "gate": "load-p95-max-ms", "gated": True,
+                "bound": 200.0, "passed": True, "interval": [2.5, 3.1], "context": {}}]
+    load = {"profile": "steady", "companies": 100, "steady": {"phases": ["steady"]}}
+    report = _report(chaos={"scenarios": [scenario]}, figures=figures, load=load)
+    text = render(report)
+    assert "❔ inconclusive: callers-saw-fault not met |" in text
+    assert "| — / 0.200 |" in text  # the store's own MTTD / RTO p95, in their own column
+    page = render_html(report)
+    assert "2.7 ms (95 %: 2.5 ms – 3.1 ms)" in page and "not met" in page
+
+
+def test_an_inconclusive_scenario_names_its_unmet_precondition() -> None:
+    scenario = _scenario(verdict="inconclusive", reason="precondition path-down not met in "
+                         "repetition 1 after 3 attempt(s): probe never saw the path down",
+                         precondition={"name": "path-down", "met": False, "detail": "0/12"})
+    section = render(_report(chaos={"scenarios": [scenario]}))
+    assert "inconclusive: path-down not met" in section
+    assert "probe never saw the path down" in section

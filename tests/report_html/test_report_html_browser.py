@@ -156,3 +156,29 @@ def test_the_checks_catch_a_page_that_fetches(browser: Any, tmp_path: Path,
     browser.get(page.as_uri())
     assert _requests_by(browser, page.as_uri()) == ["http://127.0.0.1:9/logo.png"]
     assert [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+# Per chart: texts drawn (partly) outside the chart's own box -- a cut legend or label.
+TEXT_OUTSIDE = """
+return Array.from(document.querySelectorAll('svg.chart')).flatMap(svg => {
+  const r = svg.getBoundingClientRect();
+  return Array.from(svg.querySelectorAll('text')).filter(t => {
+    const b = t.getBoundingClientRect();
+    return b.left < r.left - 0.5 || b.right > r.right + 0.5 || b.top < r.top - 0.5
+      || b.bottom > r.bottom + 0.5;
+  }).map(t => svg.id + ': ' + t.textContent);
+});
+"""
+
+
+def test_a_wide_screen_is_used_and_no_chart_text_is_cut(browser: Any, tmp_path: Path) -> None:
+    """A real run with load (operation names up to 43 characters): at 1400 px the page is not a
+    960 px column, and every legend and label stays inside its chart."""
+    from report_html_data import real_run_with_load  # type: ignore[import-not-found]
+
+    page = tmp_path / "report.html"
+    page.write_text(render_html(real_run_with_load()), encoding="utf-8")
+    browser.set_window_size(1400, 1000)
+    browser.get(page.as_uri())
+    assert browser.execute_script("return document.body.clientWidth") >= 1300
+    assert browser.execute_script(TEXT_OUTSIDE) == []

@@ -26,8 +26,9 @@ class EmbeddedSubprocess:
 
     def __init__(self, *, host: str = "127.0.0.1", seed: int | None = None,
                  proxy_metrics: bool = False, startup_timeout: float = 30.0) -> None:
-        argv = [sys.executable, "-m", "harness.faults", "serve", "--host", host, "--port", "0",
-                "--announce"]
+        # -P: a `harness/` folder in the current directory must not stand in for ours
+        argv = [sys.executable, "-P", "-m", "harness.faults", "serve", "--host", host,
+                "--port", "0", "--announce"]
         if seed is not None:
             argv += ["--seed", str(seed)]
         if proxy_metrics:

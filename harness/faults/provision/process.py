@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.infra.reaper import CleanupPlan, Reaper
-from harness.paths import repo_root
+from harness.paths import import_root
 
 
 class ServerProcess:
@@ -75,8 +75,8 @@ class ServerProcess:
 
 
 def child_env() -> dict[str, str]:
-    """Our environment, with the directory holding `harness` on PYTHONPATH (for `-m`)."""
-    root = str(repo_root())
+    """Our environment, with the directory holding `harness` on PYTHONPATH (for `-P -m`)."""
+    root = str(import_root())
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from harness.dsn import check_dsn
 from harness.errors import ConfigError, ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def provision_postgres(dsn: str | None = None, *, prefer: str | None = None
     if kind == "external":
         from harness.infra.postgres.external import ExternalPostgres
 
-        server = ExternalPostgres(dsn or "")
+        server = ExternalPostgres(check_dsn(dsn or ""))  # a key=value DSN becomes a URL
     elif kind == "container":
         from harness.infra.postgres.container import ContainerPostgres
 

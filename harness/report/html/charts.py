@@ -14,7 +14,8 @@ from typing import Any
 
 from harness.report.html.svg import Panel, Scale, esc, fmt, legend, log_range, num, svg
 
-WIDTH = 880
+WIDTH = 1160  # the page is up to 1400 px wide (style.py); narrower screens scale charts down
+LEGEND_CHAR_PX = 6.2  # a conservative width of one 10 px legend character (measured ~5.6)
 LEFT, RIGHT = 64, 64
 
 
@@ -312,7 +313,13 @@ def latency_curves(load: Mapping[str, Any], chart_id: str) -> Chart | None:
             curves.append((str(name), sorted(pts)))
     if not curves:
         return None
-    x0, x1, top, h = LEFT, WIDTH - 150, 24, 220
+    # the legend column is as wide as the longest name (up to 40 % of the chart; longer names
+    # are shortened with the full one in a tooltip), the plot gets the rest
+    longest = max(len(name) for name, _ in curves)
+    max_chars = int((WIDTH * 0.4 - 28) / LEGEND_CHAR_PX)
+    legend_w = 28 + LEGEND_CHAR_PX * min(longest, max_chars)
+    x0, x1, top = LEFT, WIDTH - legend_w - 16, 24
+    h = max(220, 14 * len(curves))
     lo, hi = log_range([v for _, c in curves for _, v in c])
     p = Panel(Scale(0, 5, x0, x1), Scale(lo, hi, top + h, top, log=True))
     ticks = [_nines(q) for q in (50, 90, 99, 99.9, 99.99)] + [5.0]
@@ -325,9 +332,13 @@ def latency_curves(load: Mapping[str, Any], chart_id: str) -> Chart | None:
         p.line([(_nines(q), v) for q, v in c], cls, f"{name} latency by percentile", dots=True)
         items.append((cls, name))
     p.frame()
-    leg = "".join(f'<rect class="sw {cls}" x="{x1 + 12}" y="{top + 14 * i}" width="12" '
-                  f'height="8"/><text class="tick" x="{x1 + 28}" y="{top + 8 + 14 * i}">'
-                  f'{esc(name)}</text>' for i, (cls, name) in enumerate(items))
+    def shown(name: str) -> str:
+        return name if len(name) <= max_chars else name[:max_chars - 1] + "…"
+
+    leg = "".join(f'<rect class="sw {cls}" x="{x1 + 12:g}" y="{top + 14 * i}" width="12" '
+                  f'height="8"/><text class="tick" x="{x1 + 28:g}" y="{top + 8 + 14 * i}">'
+                  f'<title>{esc(name)}</title>{esc(shown(name))}</text>'
+                  for i, (cls, name) in enumerate(items))
     title = "Latency percentile curves per operation (HDR)"
     caption = ("good: flat curves low on the chart; a curve that bends up sharply after p99 is "
                "a tail (queueing, lock waits, GC). Log-log: each gridline is 10x")

@@ -4,7 +4,7 @@ CSS = """
 :root{--ok:#1f8a3b;--bad:#c62828;--warn:#b26a00;--mut:#6b7280;--ink:#111827;--line:#d1d5db}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
-color:var(--ink);background:#fff;margin:0 auto;max-width:960px;padding:16px 20px 40px}
+color:var(--ink);background:#fff;margin:0 auto;max-width:1400px;padding:16px 20px 40px}
 h1{font-size:22px;margin:0 0 6px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid
 var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 4px}
 .verdict{font-size:20px;font-weight:700;padding:8px 12px;border-radius:6px;margin:8px 0}
@@ -16,7 +16,7 @@ th,td{border-bottom:1px solid var(--line);padding:3px 6px;text-align:left;vertic
 th{background:#f3f4f6}table.compact{font-size:11px}table.compact td,table.compact th{
 padding:2px 3px}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .st-passed,.st-met{color:var(--ok)}.st-failed,.st-missed,.st-error{color:var(--bad);font-weight:600}
-.st-not-measured{color:var(--warn);font-weight:600}.st-not-applicable,.st-skipped{color:var(--mut)}
+.st-not-measured,.st-inconclusive,.st-undecided{color:var(--warn);font-weight:600}.st-not-applicable,.st-skipped{color:var(--mut)}
 .muted{color:var(--mut)}pre{white-space:pre-wrap;background:#f9fafb;border:1px solid var(--line);
 padding:6px;font-size:12px;max-height:320px;overflow:auto}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 12px;margin:14px 0;
@@ -45,7 +45,8 @@ rect.fault{fill:#fee2e2;opacity:.55;stroke:none}.sw.fault{fill:#fecaca}
 line.mttd{stroke:#b45309;stroke-width:1.2;stroke-dasharray:4 2}text.mttd{fill:#b45309}
 line.rto{stroke:#1d4ed8;stroke-width:1.2;stroke-dasharray:4 2}text.rto{fill:#1d4ed8}
 line.ref{stroke:#9ca3af;stroke-dasharray:2 2}
-line.bound{stroke:var(--bad);stroke-width:2}.sw.bound{fill:var(--bad)}
+line.bound{stroke:var(--bad);stroke-width:2}line.bnd{stroke-width:1.5;
+stroke-dasharray:6 3}.sw.bound{fill:var(--bad)}
 line.range{stroke-width:3}.good{stroke:var(--ok);fill:var(--ok)}.bad{stroke:var(--bad);
 fill:var(--bad)}.ungated{opacity:.45}.okzone{fill:#dcfce7;stroke:none}
 .mlabel{font-size:10px}

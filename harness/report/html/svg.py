@@ -270,6 +270,26 @@ def legend(items: Sequence[tuple[str, str]], x: float, y: float) -> str:
     return "".join(out)
 
 
+LEGEND_ROW_PX = 14
+
+
+def legend_rows(items: Sequence[tuple[str, str]], x: float, y: float, max_x: float
+                ) -> tuple[str, float]:
+    """Like `legend`, wrapped onto as many rows as needed to stay left of `max_x` (a legend
+    must never run past its chart's edge); returns the markup and the y of the last row."""
+    rows: list[list[tuple[str, str]]] = [[]]
+    cx = x
+    for cls, label in items:
+        width = 22 + 6.2 * len(label)
+        if rows[-1] and cx + width > max_x:
+            rows.append([])
+            cx = x
+        rows[-1].append((cls, label))
+        cx += width
+    out = [legend(row, x, y + LEGEND_ROW_PX * i) for i, row in enumerate(rows)]
+    return "".join(out), y + LEGEND_ROW_PX * (len(rows) - 1)
+
+
 def svg(width: float, height: float, body: Iterable[str], *, title: str, marks: int,
         chart_id: str) -> str:
     """The chart element; `data-marks` is how many data marks it holds (a test compares)."""

@@ -41,6 +41,16 @@ export default async function useProbeAuthState (companyId) {
       const out = {}
       for (const id of ids) out[id] = map.get(`${type}/${id}`) ?? null // null = absent, as the file store says
       if (companyId === 'uint8') for (const id of ids) out[id] = new Uint8Array([0, 1, 254, 255])
+      // the classic cache bug: bytes handed back as plain objects (JSON.parse without reviver)
+      if (companyId === 'undecoded') {
+        for (const id of ids) {
+          out[id] = {
+            buffer: { type: 'Buffer', data: 'AAH+/w==' },
+            numbered: JSON.parse(JSON.stringify(new Uint8Array([0, 1]))),
+            real: Buffer.from([0, 1, 254, 255])
+          }
+        }
+      }
       return out
     },
     set: async (data) => {

@@ -1,0 +1,164 @@
+"""The `sql` mode: the harness's own tables (`whatsapp_auth`, `whatsapp_keys`), read directly.
+
+For the stores that keep them (ours, and teams' stores on the origin system's schema). Each
+stored JSON text is decoded with the harness's codec and digested as the driver digested the
+value it wrote. One read-only connection, one query per table per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from harness.metrics.history import CREDS, KeyRef
+from harness.observe.durable import (
+    CompanyRead,
+    DurableReader,
+    FinalRead,
+    TextDigests,
+)
+from harness.observe.readonly import read_only_dsn
+
+_TABLES = ("SELECT to_regclass('whatsapp_auth') IS NOT NULL "
+           "AND to_regclass('whatsapp_keys') IS NOT NULL")
+
+
+class SqlReader(DurableReader):
+    mode = "sql"
+
+    def __init__(self, conn: asyncpg.Connection, *, tables: bool) -> None:
+        self._conn = conn
+        self._tables = tables  # both tables exist (else every read is "absent")
+        self._lock = asyncio.Lock()  # one connection: one query at a time
+        self._digests = TextDigests()
+        # (company, ref) -> (row version, digest, meta, decodable) of the last text read
+        self._versions: dict[tuple[str, KeyRef], tuple[str, str | None, dict[str, Any], bool]] = {}
+
+    @classmethod
+    async def open(cls, dsn: str, *, timeout_s: float = 60.0) -> SqlReader:
+        conn = await asyncpg.connect(read_only_dsn(dsn), timeout=min(timeout_s, 15.0),
+                                     command_timeout=timeout_s)
+        try:
+            tables = bool(await conn.fetchval(_TABLES))
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, tables=tables)
+
+    async def companies_with_creds(self, companies: Sequence[str]) -> list[str]:
+        """Those of `companies` that have a creds row (sorted), [] without the tables."""
+        if not self._tables:
+            return []
+        async with self._lock:
+            rows = await self._conn.fetch(
+                "SELECT company_id FROM whatsapp_auth WHERE company_id = ANY($1) "
+                "ORDER BY company_id", list(companies))
+        return [r[0] for r in rows]
+
+    async def sample(self, refs_by_company: Mapping[str, Iterable[KeyRef]]
+                     ) -> dict[str, CompanyRead]:
+        """Exactly the refs asked for. Each row comes back with its version (`xmin`), and its
+        text only when that row version was not read before: an observer asks for the same
+        thousands of keys every 100 ms while an outage keeps them out of PostgreSQL, and
+        sending their unchanged texts again was most of a sample's cost."""
+        wanted = {c: set(refs) for c, refs in refs_by_company.items()}
+        out = {c: CompanyRead(c, {ref: None for ref in refs}) for c, refs in wanted.items()}
+        if not self._tables:
+            return out
+        creds_of = [c for c, refs in wanted.items() if CREDS in refs]
+        keys = [(c, t, i) for c, refs in wanted.items() for (t, i) in refs if (t, i) != CREDS]
+        async with self._lock:
+            creds_rows = await self._conn.fetch(
+                "SELECT a.company_id, a.xmin::text, CASE WHEN a.xmin::text = w.known THEN "
+                "NULL ELSE a.creds::text END FROM whatsapp_auth a JOIN unnest($1::text[], "
+                "$2::text[]) AS w(c, known) ON a.company_id = w.c",
+                creds_of, [self._known((c, CREDS)) for c in creds_of]) if creds_of else []
+            key_rows = await self._conn.fetch(
+                "SELECT k.company_id, k.key_type, k.key_id, k.xmin::text, CASE WHEN "
+                "k.xmin::text = w.known THEN NULL ELSE k.value::text END FROM whatsapp_keys k "
+                "JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS "
+                "w(c, t, i, known) ON k.company_id = w.c AND k.key_type = w.t "
+                "AND k.key_id = w.i",
+                [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                [self._known((k[0], (k[1], k[2]))) for k in keys]) if keys else []
+        for company, xmin, text in creds_rows:
+            self._versioned(out[company], CREDS, xmin, text, creds=True)
+        for company, key_type, key_id, xmin, text in key_rows:
+            self._versioned(out[company], (key_type, key_id), xmin, text, creds=False)
+        return out
+
+    def _known(self, key: tuple[str, KeyRef]) -> str:
+        found = self._versions.get(key)
+        return "" if found is None else found[0]
+
+    def _versioned(self, read: CompanyRead, ref: KeyRef, xmin: str, text: str | None, *,
+                   creds: bool) -> None:
+        """Fill `read` from a row: its text, or (None) the version read before."""
+        key = (read.company, ref)
+        if text is None:
+            _, value, meta, ok = self._versions[key]
+        else:
+            if creds:
+                value, meta, ok = self._digests.creds(text)
+            else:
+                value, ok = self._digests.value(text)
+                meta = {}
+            self._versions[key] = (xmin, value, meta, ok)
+        read.values[ref] = value
+        if meta and ok:
+            read.meta[ref] = meta
+        read.undecodable += not ok
+
+    async def read_all(self, companies: Sequence[str],
+                       refs_by_company: Mapping[str, Iterable[KeyRef]] | None = None,
+                       *, attempts: int = 3) -> FinalRead:
+        """Every row of the companies (keys never asked for too: a value no write made is the
+        checker's `unexpected`), plus the refs asked for as absent when they have no row."""
+        started = time.monotonic()
+        ids = list(companies)
+        out = {c: CompanyRead(c, {CREDS: None}) for c in ids}
+        for company, refs in (refs_by_company or {}).items():
+            if company in out:
+                out[company].values.update({ref: None for ref in refs})
+        if self._tables:
+            async with self._lock:
+                creds_rows = await self._conn.fetch(
+                    "SELECT company_id, creds::text FROM whatsapp_auth "
+                    "WHERE company_id = ANY($1)", ids)
+                key_rows = await self._conn.fetch(
+                    "SELECT company_id, key_type, key_id, value::text FROM whatsapp_keys "
+                    "WHERE company_id = ANY($1)", ids)
+            self._fill(out, creds_rows, key_rows)
+        final = FinalRead(mode=self.mode)
+        for company in ids:
+            read = out[company]
+            for ref, value in read.values.items():
+                final.final[(company, ref)] = value
+            for ref, meta in read.meta.items():
+                final.final_meta[(company, ref)] = meta
+            final.rows += read.present
+            final.undecodable += read.undecodable
+        final.seconds = time.monotonic() - started
+        return final
+
+    def _fill(self, out: dict[str, CompanyRead], creds_rows: Sequence[asyncpg.Record],
+              key_rows: Sequence[asyncpg.Record]) -> None:
+        for company, text in creds_rows:
+            read = out[company]
+            value, meta, ok = self._digests.creds(text)
+            read.values[CREDS] = value
+            if ok:
+                read.meta[CREDS] = meta
+            read.undecodable += not ok
+        for company, key_type, key_id, text in key_rows:
+            read = out[company]
+            value, ok = self._digests.value(text)
+            read.undecodable += not ok
+            read.values[(key_type, key_id)] = value
+
+    async def aclose(self) -> None:
+        await self._conn.close()

@@ -1,0 +1,137 @@
+"""The catalogue of broken stores: each one realistic mistake, the scenario that exposes it and
+what must name it. The checker's acceptance suite (tests/chaos/test_broken_targets.py) runs
+every entry for real; the README's table is printed from a run of it:
+
+    .venv/bin/python tests/chaos/catalogue.py            # runs each entry through `harness run`
+    .venv/bin/python tests/chaos/catalogue.py --list     # the table without running anything
+
+Targets live in tests/chaos/broken_targets/ (Python, wrapping the reference store) unless the
+entry names a spec of its own (the Node.js stores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # file stem in broken_targets/ (or a label for a spec)
+    mistake: str
+    scenario: str  # chaos scenario (or "property" for the property suite)
+    caught_by: str  # the anomaly that must be named, or a gate that must be missed
+    spec: str = ""  # default: tests/chaos/broken_targets/<name>.py:open_store
+
+    @property
+    def target(self) -> str:
+        return self.spec or f"tests/chaos/broken_targets/{self.name}.py:open_store"
+
+    @property
+    def is_gate(self) -> bool:
+        return self.caught_by.startswith("gate ")
+
+
+CATALOGUE: tuple[Entry, ...] = (
+    Entry("drop_writes", "skips writes while PostgreSQL is away, reports them saved (the origin "
+          "system's cache mode)", "sever", "lost"),
+    Entry("cache_before_db", "updates its key cache before the database and keeps it when the "
+          "write fails (makeCacheableSignalKeyStore)", "sever", "unexpected"),
+    Entry("fresh_creds_on_error", "takes a failed creds read for 'no creds' and hands out fresh "
+          "ones (`readCreds() || initAuthCreds()`)", "sever", "creds-reset"),
+    Entry("absent_on_error", "answers 'absent' when a key read fails", "sever", "stale-read"),
+    Entry("stale_cache_after_heal", "keeps serving an outage's cache after the heal while "
+          "another instance writes newer values", "sever", "stale-read"),
+    Entry("deletes_not_journaled", "journals an outage's upserts but not its deletes",
+          "sever", "resurrected"),
+    Entry("replay_wrong_order", "replays its outage journal newest first", "sever", "lost"),
+    Entry("no_fence", "retries a failed write after the heal without a fence", "sever",
+          "late-write"),
+    Entry("undecoded_buffer_cache", "serves cached JSON without reviving Buffers", "sever",
+          "unexpected"),
+    Entry("hang_retries", "retries a failed call for 10 s before giving up (believes in a 30 s "
+          "deadline)", "sever", "hang"),
+    Entry("non_atomic_writes", "commits a multi-key keys.set one key at a time",
+          "reset-mid-write", "torn"),
+    Entry("value_column_too_small", "a value column too small for a Baileys session",
+          "sever", "setup-failed"),
+    Entry("write_behind_lies", "acknowledges from memory, writes 2.5 s later, says every write "
+          "came from the database", "sever", "gate chaos-rto-p95-max-s"),
+    Entry("node flawed.js", "a Node.js store that skips saves during an outage", "sever",
+          "lost", spec="node:examples/node-store/flawed.js"),
+    Entry("node crashing_store", "a Node.js store with no 'error' listener on its pool: the "
+          "sever kills its process", "sever", "crash",
+          spec="node:tests/node_target/modules/crashing_store/index.mjs"),
+)
+
+CONTROLS: tuple[str, ...] = ("reference", "resilient")
+
+
+def run_entry(target: str, scenario: str, out: Path) -> tuple[int, dict]:
+    """`harness run --suite chaos --scenario S --target T`: (exit code, the scenario's row)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("AUTHSTATE_PG_KIND", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", scenario,
+         "--target", target, "--out", str(out), "--plain"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    try:
+        report = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return proc.returncode, {}
+    rows = [s for s in report.get("chaos", {}).get("scenarios", [])
+            if s.get("name") == scenario and not s.get("contrast")]
+    row = rows[0] if rows else {}
+    row["_gates_missed"] = [c["name"] for c in report.get("checks", [])
+                            if c.get("kind") == "gate" and not c.get("passed")]
+    return proc.returncode, row
+
+
+def caught(entry: Entry, code: int, row: dict) -> bool:
+    if entry.is_gate:
+        return code == 1 and entry.caught_by in row.get("_gates_missed", [])
+    return code == 1 and row.get("anomalies", {}).get(entry.caught_by, 0) > 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the table, run nothing")
+    args = parser.parse_args()
+    print("| mistake | target | scenario | must be named | found | exit | caught |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="catalogue-") as scratch:
+        for entry in CATALOGUE:
+            if args.list:
+                print(f"| {entry.mistake} | `{entry.name}` | {entry.scenario} | "
+                      f"`{entry.caught_by}` | | | |")
+                continue
+            started = time.monotonic()
+            code, row = run_entry(entry.target, entry.scenario, Path(scratch) / entry.name)
+            found = ", ".join(f"{k} x{v}" for k, v in sorted(row.get("anomalies", {}).items()))
+            if entry.is_gate:
+                rto, reported = row.get("rto_s", {}), row.get("reported", {}).get("rto_s", {})
+                found = (f"RTO p95 observed {rto.get('p95')} s, store's own "
+                         f"{reported.get('p95')} s")
+            print(f"| {entry.mistake} | `{entry.name}` | {entry.scenario} | "
+                  f"`{entry.caught_by}` | {found or row.get('verdict', 'no report')} | {code} | "
+                  f"{'yes' if caught(entry, code, row) else '**NO**'} |", flush=True)
+            print(f"  ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        if not args.list:
+            for control in CONTROLS:
+                code, row = run_entry(control, "sever", Path(scratch) / control)
+                print(f"| control: the {control} store | `{control}` | sever | nothing | "
+                      f"{row.get('verdict', 'no report')} | {code} | "
+                      f"{'passes' if code == 0 else '**FAILS**'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
