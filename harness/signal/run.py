@@ -55,11 +55,20 @@ class SignalOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-async def _close(target: Any, notes: list[str]) -> None:
+async def _close(target: Any, notes: list[str], target_errors: list[str]) -> None:
+    """Close, bounded; a close that hangs or throws is the target's failure (reported, the
+    verdict fails), not the harness's: the run's results stand."""
     try:
         await asyncio.wait_for(target.close(), CLOSE_TIMEOUT_S)
     except TimeoutError:
-        notes.append(f"target close() did not finish within {CLOSE_TIMEOUT_S:g} s")
+        target_errors.append(f"close() did not finish within {CLOSE_TIMEOUT_S:g} s")
+    except Exception as exc:
+        failure = getattr(target, "failure", None)
+        if callable(failure) and failure() is not None:
+            raise  # the sidecar crashed: a harness error naming the cause, as in chaos
+        target_errors.append(f"close() failed: {type(exc).__name__}: {exc}"[:300])
+    if target_errors:
+        notes.append(target_errors[-1])
 
 
 def _cache(work_dir: Path, name: str) -> Path:
@@ -73,6 +82,7 @@ async def run_signal(scenario: str, params: SignalParams, target_spec: Any, env:
                      say: Any = lambda line: log.info("%s", line)) -> SignalOutcome:
     label = f"signal {scenario} [{target_spec.name}]"
     notes: list[str] = []
+    target_errors: list[str] = []
     history = History()
     companies = [f"co{i:03d}" for i in range(params.companies)]
     started = time.monotonic()
@@ -111,7 +121,7 @@ async def run_signal(scenario: str, params: SignalParams, target_spec: Any, env:
             notes.append(f"flush({params.settle_s:g}) did not drain the target before the new pod")
     finally:
         await workload.close()
-        await _close(target, notes)
+        await _close(target, notes, target_errors)
     say(f"{label}: new pod (fresh {target_spec.name} instance, empty cache, only PostgreSQL)")
     pod = await target_spec.open(env.proxy_dsn, cache_dir=_cache(env.work_dir, "pod-2"))
     try:
@@ -123,7 +133,7 @@ async def run_signal(scenario: str, params: SignalParams, target_spec: Any, env:
         with contextlib.suppress(Exception):
             await settle(pod, within_s=params.settle_s)
     finally:
-        await _close(pod, notes)
+        await _close(pod, notes, target_errors)
     final = await final_read(env.admin_dsn, companies)
     result = check(history, final.final, final_meta=final.final_meta, max_examples=100_000)
     attribution = attribute([*workload.tally.failures, *new_pod.decrypt_failures], result,
@@ -132,7 +142,7 @@ async def run_signal(scenario: str, params: SignalParams, target_spec: Any, env:
         scenario=scenario, params=params, target=target_spec.name, contrast=contrast,
         workload=workload, new_pod=new_pod, check=result, attribution=attribution,
         history=history, windows=windows, engine_stats=stats_js, notes=notes,
-        duration_s=time.monotonic() - started)
+        target_errors=target_errors, duration_s=time.monotonic() - started)
     figures = figures_of(section)
     return SignalOutcome(section, figures, workload, result, new_pod, history, notes)
 

@@ -7,8 +7,9 @@ throughput and where the time went, the fault window, a timeline of decrypt outc
 
 Verdict: `failed` when any delivery failed to decrypt (run or new pod), a session had to be
 re-established, a message was lost, the new pod could not continue, the checker found an
-anomaly, or the harness itself failed an op; `inconclusive` when the fault scenario saw no
-store call while PostgreSQL was away (the fault proved nothing); else `passed`.
+anomaly, the target's close() hung or threw, or the harness itself failed an op;
+`inconclusive` when the fault scenario saw no store call while PostgreSQL was away (the fault
+proved nothing); else `passed`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
                   workload: SignalWorkload, new_pod: NewPodResult, check: CheckResult,
                   attribution: dict[str, Any], history: History,
                   windows: Sequence[tuple[int, int]], engine_stats: dict[str, Any],
-                  notes: list[str], duration_s: float) -> dict[str, Any]:
+                  notes: list[str], duration_s: float,
+                  target_errors: Sequence[str] = ()) -> dict[str, Any]:
     summary = workload.tally.summary()
     stats = workload.stats()
     window_s = workload.traffic_window_s() or 0.0
@@ -106,7 +108,8 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
                        "cpu_s": stats["cpu_s"]},
         "fault": fault, "timeline": _timeline(workload, windows),
         "engine": engine_stats, "server": stats["server"],
-        "harness_errors": stats["harness_errors"], "setup_s": stats["setup_s"],
+        "harness_errors": stats["harness_errors"], "target_errors": list(target_errors),
+        "setup_s": stats["setup_s"],
         "duration_s": round(duration_s, 1), "notes": notes,
     }
     item["verdict"] = verdict(item)
@@ -115,7 +118,8 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
 
 def verdict(item: dict[str, Any]) -> str:
     bad = (item["undecryptable_with_new_pod"] or item["reestablished"] or item["lost"]
-           or not item["new_pod_ok"] or not item["checker"]["valid"] or item["harness_errors"])
+           or not item["new_pod_ok"] or not item["checker"]["valid"] or item["harness_errors"]
+           or item.get("target_errors"))
     if bad:
         return "failed"
     if item["fault"] is not None and not item["fault"]["met"]:

@@ -73,7 +73,8 @@ def _spec(case: SignalCase, default: TargetSpec, config: pytest.Config) -> Targe
 
 def _failures(item: Mapping[str, Any]) -> str:
     shown = {k: item[k] for k in ("undecryptable", "reestablished_by", "lost_by",
-                                  "send_failures", "checker", "harness_errors")}
+                                  "send_failures", "checker", "harness_errors",
+                                  "target_errors")}
     shown["new_pod"] = {k: item["new_pod"][k] for k in ("ok", "failed_by", "failures")}
     shown["attribution"] = {k: item["attribution"][k]
                             for k in ("attributed", "by_anomaly", "examples")}

@@ -207,7 +207,7 @@ def test_verdict_fails_on_any_damage_and_is_inconclusive_without_the_fault() -> 
     assert verdict(_item(fault=None)) == "passed"
     for damage in ({"undecryptable_with_new_pod": 1}, {"reestablished": 1}, {"lost": 1},
                    {"new_pod_ok": False}, {"checker": {"valid": False}},
-                   {"harness_errors": {"x": 1}}):
+                   {"harness_errors": {"x": 1}}, {"target_errors": ["close() hung"]}):
         assert verdict(_item(**damage)) == "failed", damage
 
 

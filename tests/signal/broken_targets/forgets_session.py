@@ -14,7 +14,7 @@ ratchet, and a lost sending-counter update makes the next message reuse a counte
 already or never filled"). Bad MAC needs the session to forget a ratchet step it already sent
 on: several writes of one key, as here.
 
-    python -m harness run --suite signal --signal-scenario sever \\
+    python -m harness run --suite signal --pytest-args "--signal-scenario sever" \\
         --target tests/signal/broken_targets/forgets_session.py:open_store     # exits 1
 """
 
