@@ -97,7 +97,7 @@ async def new_pod_check(target: Any, topology: Topology, history: History,
                     time.monotonic_ns(), f"new-pod:{conv.id}", failure["peer"],
                     failure["company"], failure["error"], error,
                     involved_keys(topology, conv, failure["peer"], failure["company"],
-                                  pkmsg=pkmsg),
+                                  pkmsg=pkmsg, stage=error.get("stage")),
                     int(error.get("store_failures") or 0)))
 
         await asyncio.gather(*(one(conv) for conv in conversations))

@@ -102,17 +102,21 @@ def build_topology(companies: list[str], *, contacts: int, groups: int,
 
 
 def involved_keys(topology: Topology, conv: Conversation, sender: str, recipient: str, *,
-                  pkmsg: bool, pre_key: int | None = None) -> list[tuple[str, str, str]]:
+                  pkmsg: bool, pre_key: int | None = None,
+                  stage: str | None = None) -> list[tuple[str, str, str]]:
     """The (company, key type, key id) a decrypt of `sender`'s message by `recipient` involves,
-    at both ends: what a failure of it is joined with in the checker's anomalies."""
+    at both ends: what a failure of it is joined with in the checker's anomalies. A group
+    message that failed at its sender-key step (`stage` "group") involves the sender keys; one
+    that failed before, at its 1:1 part, and a 1:1 message involve the sessions (for a `pkmsg`
+    also the identity key and the bundle's pre-key)."""
+    if conv.kind == "group" and stage == "group":
+        sk = sender_key_id(conv.jid, topology.jids[sender])
+        return [(recipient, "sender-key", sk), (sender, "sender-key", sk),
+                (sender, "sender-key-memory", conv.jid)]
     s_addr, r_addr = address(topology.jids[sender]), address(topology.jids[recipient])
     keys = [(recipient, "session", s_addr), (sender, "session", r_addr)]
     if pkmsg:
         keys.append((recipient, "identity-key", s_addr))
         if pre_key is not None:
             keys.append((recipient, "pre-key", str(pre_key)))
-    if conv.kind == "group":
-        sk = sender_key_id(conv.jid, topology.jids[sender])
-        keys += [(recipient, "sender-key", sk), (sender, "sender-key", sk),
-                 (sender, "sender-key-memory", conv.jid)]
     return keys

@@ -457,8 +457,8 @@ class SignalWorkload:
                                         "message": "decrypted to another plaintext"}
         self.tally.failed(delivery, Failure(
             time.monotonic_ns(), message.id, sender, recipient, label(error), dict(error),
-            self._keys_of(message, recipient, envelope), int(result.get("store_failures") or 0),
-            delivery.attempts))
+            self._keys_of(message, recipient, envelope, error.get("stage")),
+            int(result.get("store_failures") or 0), delivery.attempts))
         await self._retry_receipt(delivery, conv)
 
     async def _retry_receipt(self, delivery: Delivery, conv: Conversation) -> None:
@@ -522,13 +522,13 @@ class SignalWorkload:
         self._conversations[conv.id] = conv
         return conv
 
-    def _keys_of(self, message: Message, recipient: str,
-                 envelope: Envelope) -> list[tuple[str, str, str]]:
+    def _keys_of(self, message: Message, recipient: str, envelope: Envelope,
+                 stage: str | None) -> list[tuple[str, str, str]]:
         """The (company, key type, key id) a failed decrypt involved, at both ends."""
         pkmsg = (envelope.payload.get("type") == "pkmsg"
                  or (envelope.payload.get("skdm") or {}).get("type") == "pkmsg")
         return involved_keys(self.topology, self._conversation(message.conversation),
-                             message.sender, recipient, pkmsg=pkmsg,
+                             message.sender, recipient, pkmsg=pkmsg, stage=stage,
                              pre_key=self.pre_key_of.get((message.sender, recipient)))
 
     def _cpu(self) -> dict[str, float]:
