@@ -3,8 +3,9 @@
 The resilient store, with an outage buffer in front of it for `session` keys: while the store
 is degraded (its breaker open), session writes are acknowledged and kept in memory, and reads
 of those keys are answered from it. When PostgreSQL is back the buffer is written through,
-except for one session: one that turned its ratchet during the outage and sent on the new
-chain (else the one written most often). Its buffer is dropped: that session rolls back to its
+except for one session (each time: a breaker that flaps writes through more than once): one
+that turned its ratchet during the outage and sent on the new chain (else the one written most
+often). Its buffer is dropped: that session rolls back to its
 state before the outage, although the contact already uses the new ratchet key it was sent:
 the contact's next message fails with libsignal's "Bad MAC", and the harness must say which
 key.
