@@ -461,6 +461,10 @@ class PostgresAuthStore:
         # Per-company FIFO write locks, kept only while a write holds or awaits them.
         self._key_locks = CompanyLocks()
         self._creds_locks = CompanyLocks()
+        # Called with the server process of a write whose caller was cancelled after its
+        # commit was sent: the write may still commit (its outcome is unknown), like one that
+        # timed out. A caller that will write the same rows again can fence that session.
+        self.on_abandoned_write: Callable[[int | None], None] | None = None
 
     @classmethod
     async def create(cls, dsn: str, *, max_size: int = 10,
@@ -721,6 +725,10 @@ class PostgresAuthStore:
                     return await _execute_atomically(conn, lease, lease.until, statements, begin)
         except DB_ERRORS as exc:
             raise self._error(exc, operation, company_id, lease, started) from exc
+        except asyncio.CancelledError:
+            if lease.sent and self.on_abandoned_write is not None:
+                self.on_abandoned_write(lease.backend_pid)
+            raise
 
     # -- creds -----------------------------------------------------------------------------------
     async def read_creds_text(self, company_id: str) -> str | None:

@@ -32,6 +32,7 @@ PreconditionName = Literal["path-down", "terminated", "write-in-flight", "unsync
 
 _ALL = frozenset(CHAOS_PROFILES)
 _NOT_QUICK = frozenset({"smoke", "ci", "thorough"})
+_SMOKE_THOROUGH = frozenset({"smoke", "thorough"})
 # Disk faults (harness/chaos/disk_shapes.py): a child process, a FUSE mount and a power loss
 # each (~25 s in smoke). ci proves the two claims of issue 17 (acknowledged = durable across a
 # power loss; a full disk refuses rather than acknowledges), thorough runs every variant, smoke
@@ -128,6 +129,24 @@ SCENARIOS: Mapping[str, ScenarioInfo] = MappingProxyType({s.name: s for s in (
         "non-empty; a new process opens the same cache_dir",
         "acknowledged = durable: the journal left by a killed process is replayed",
         _ALL, False, "client", precondition="unsynced-at-crash", cuts_path=True),
+    ScenarioInfo(
+        "cancel", "the application cancels 20 % of its calls in flight (asyncio.timeout at a "
+        "random point) before and during a sever, and during the replay",
+        "a cancelled write is indeterminate, never half-applied or acknowledged and lost; "
+        "what was acknowledged around it survives", _NOT_QUICK, False, "client",
+        cuts_path=True),
+    ScenarioInfo(
+        "deploy-overlap", "an old and a new process of the target (own cache_dirs) serve the "
+        "same companies: split across a sever, then both on every company; the old one then "
+        "closes gracefully",
+        "two instances lose nothing acknowledged and no read returns what the other instance "
+        "overwrote while PostgreSQL answered", _NOT_QUICK, False, "client", cuts_path=True),
+    ScenarioInfo(
+        "restart-degraded", "the target's process closes and a new one opens the same "
+        "cache_dir while PostgreSQL is still away; then PostgreSQL returns",
+        "a restart during an outage keeps every acknowledged write (the journal it inherits) "
+        "and never answers older data than was acknowledged", _SMOKE_THOROUGH, False,
+        "client", cuts_path=True),
     ScenarioInfo(
         "power-loss", "cache_dir on a FUSE filesystem with its own page cache; while "
         "PostgreSQL is away and the journal holds writes, kill -9 of the store's process "
@@ -262,6 +281,8 @@ def scenario_params(name: str, profile: str) -> ScenarioParams:
         return replace(base, outage_s=down, cycles=cycles, up_s=up)
     if info.name in _TEN_SECOND and base.profile != "smoke":
         return replace(base, outage_s=10.0)
+    if info.name == "deploy-overlap":  # two instances each serve every company at once
+        return replace(base, companies=base.companies // 2)
     return base
 
 

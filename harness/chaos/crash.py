@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +174,10 @@ def restore_layout(workload: Workload, layout: dict[str, Any]) -> None:
         company.next_pre_key_id = int(saved["next_pre_key_id"]) + PRE_KEY_ID_OFFSET
 
 
-async def load_companies(workload: Workload, within_s: float) -> int:
-    """Every company's state through the target (recorded reads), retried until it answers.
-    Returns how many loads failed before succeeding."""
+async def load_companies(workload: Workload, within_s: float,
+                         only: Collection[str] | None = None) -> int:
+    """Every company's state (or those in `only`) through the target (recorded reads),
+    retried until it answers. Returns how many loads failed before succeeding."""
     give_up = time.monotonic() + within_s
     failures = 0
 
@@ -191,7 +193,7 @@ async def load_companies(workload: Workload, within_s: float) -> int:
                 raise CrashScenarioError(
                     f"the new instance of the target could not load company {company.id} "
                     f"within {within_s:g} s after the heal",
-                    hint="the target does not come back after a crash of its process")
+                    hint="the target does not come back after a restart of its process")
             await asyncio.sleep(0.05)
 
     gate = asyncio.Semaphore(16)
@@ -200,7 +202,8 @@ async def load_companies(workload: Workload, within_s: float) -> int:
         async with gate:
             await one(company)
 
-    await asyncio.gather(*(gated(c) for c in workload.companies))
+    await asyncio.gather(*(gated(c) for c in workload.companies
+                           if only is None or c.id in only))
     return failures
 
 

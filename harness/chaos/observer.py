@@ -191,13 +191,8 @@ class ObserverCore:
                 self.probe.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if self.probe is not None:
-            await self.probe.stop()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background work, then one last round."""
+        await self.stop_quietly()
         await self.round()
 
     async def stop_quietly(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.chaos import results
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
+from harness.chaos.client_faults import client_fault_shape
 from harness.chaos.crash import CrashScenarioError, make_shape
 from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
@@ -94,13 +95,13 @@ class ChaosResources:
 
 
 def load_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
-    """A scenario with its own course (client-crash, the disk faults), or None for
-    inject/hold/clear."""
+    """A scenario with its own course (client-crash, the other client faults, the disk
+    faults), or None for inject/hold/clear."""
     if name == "client-crash":
         return make_shape(params)
     from harness.chaos.disk_shapes import make_disk_shape
 
-    return make_disk_shape(name, params)
+    return client_fault_shape(name, params) or make_disk_shape(name, params)
 
 
 def companies_for(params: ScenarioParams) -> list[str]:

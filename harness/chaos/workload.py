@@ -240,12 +240,19 @@ class Workload:
             "creds_save": self._creds_save, "reconnect": self._reconnect}
         await asyncio.sleep(c.rng.uniform(0, mean))  # desynchronise the companies
         while not self._stopping.is_set():
+            await self._before_message(c)
+            if self._stopping.is_set():
+                break
             kind = c.rng.choices(kinds, weights)[0]
             await handlers[kind](c)
             self.messages[kind] += 1
             if self._stopping.is_set():
                 break
             await asyncio.sleep(c.rng.uniform(0.5 * mean, 1.5 * mean))
+
+    async def _before_message(self, c: Company) -> None:
+        """Awaited before each message of `c` (a subclass may hold a company here: the
+        deploy-overlap scenario hands companies from one instance to the other)."""
 
     def _after(self, c: Company, outcome: Outcome) -> Outcome:
         if outcome == "info":  # Jepsen: that op may still land; carry on as a new process

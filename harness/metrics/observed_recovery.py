@@ -31,23 +31,16 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from harness.metrics.durability import Durability
 from harness.metrics.history import History, Op
-from harness.metrics.recovery import CompanyRecovery, RecoveryResult, WindowRecovery
+from harness.metrics.recovery import (
+    CompanyRecovery,
+    RecoveryResult,
+    WindowRecovery,
+    by_company,
+    seconds_between,
+)
 from harness.metrics.windows import NS, Window, WindowLike, episodes
 
 _END = 1 << 62
-
-
-def _by_company(ops: Iterable[Op]) -> dict[str, list[Op]]:
-    grouped: dict[str, list[Op]] = {}
-    for op in ops:
-        grouped.setdefault(op.company, []).append(op)
-    for company_ops in grouped.values():
-        company_ops.sort(key=lambda op: op.invoke_ns)
-    return grouped
-
-
-def _seconds(later: int | None, earlier: int) -> float | None:
-    return None if later is None else max(0, later - earlier) / NS
 
 
 def writes_through_before(ops: Sequence[Op], durability: Durability, injected: int) -> bool:
@@ -126,7 +119,7 @@ def observed_recovery(history: History | Sequence[Op], windows: Iterable[WindowL
     had cut the database path (faults that do; absent for the others)."""
     ops = history.ops() if isinstance(history, History) else list(history)
     eps = episodes(windows)
-    grouped = _by_company(ops)
+    grouped = by_company(ops)
     names = sorted(set(companies) if companies is not None else grouped)
     bounds = [eps[i + 1].injected_ns if i + 1 < len(eps) else _END for i in range(len(eps))]
     deadline_ns = round(deadline_s * NS)
@@ -157,8 +150,8 @@ def observed_recovery(history: History | Sequence[Op], windows: Iterable[WindowL
                                  and op.complete_ns < bound), None)
             masked = detected is None and rto_at is not None
             per_company.append(CompanyRecovery(
-                company, i, w.kind, _seconds(detected, w.injected_ns), how,
-                None if w.cleared_ns is None else _seconds(first_ok, w.cleared_ns),
-                None if w.cleared_ns is None else _seconds(rto_at, w.cleared_ns),
+                company, i, w.kind, seconds_between(detected, w.injected_ns), how,
+                None if w.cleared_ns is None else seconds_between(first_ok, w.cleared_ns),
+                None if w.cleared_ns is None else seconds_between(rto_at, w.cleared_ns),
                 masked=masked))
     return RecoveryResult(eps, per_company, per_window, reports_breaker=False)

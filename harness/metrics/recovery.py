@@ -105,7 +105,7 @@ def summarize(results: Iterable[RecoveryResult]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _seconds(later: int | None, earlier: int) -> float | None:
+def seconds_between(later: int | None, earlier: int) -> float | None:
     return None if later is None else (later - earlier) / NS
 
 
@@ -146,7 +146,8 @@ def _journal_drained(samples: Sequence[tuple[int, Mapping[str, Any]]], cleared: 
     return None
 
 
-def _by_company(ops: Iterable[Op]) -> dict[str, list[Op]]:
+def by_company(ops: Iterable[Op]) -> dict[str, list[Op]]:
+    """Each company's ops, in invoke order."""
     grouped: dict[str, list[Op]] = {}
     for op in ops:
         grouped.setdefault(op.company, []).append(op)
@@ -175,7 +176,7 @@ def recovery(history: History | Sequence[Op], windows: Iterable[WindowLike] | No
     status = normalize_samples(samples)
     changes = breaker_states(status, transitions)
     has_breaker = bool(changes)
-    grouped = _by_company(ops)
+    grouped = by_company(ops)
     names = sorted(set(companies) if companies is not None else grouped)
 
     per_window: list[WindowRecovery] = []
@@ -193,9 +194,9 @@ def recovery(history: History | Sequence[Op], windows: Iterable[WindowLike] | No
         per_window.append(WindowRecovery(
             i, w.kind, w.injected_ns, w.cleared_ns,
             None if w.cleared_ns is None else (w.cleared_ns - w.injected_ns) / NS,
-            _seconds(opened, w.injected_ns),
-            None if w.cleared_ns is None else _seconds(ready, w.cleared_ns),
-            None if w.cleared_ns is None else _seconds(drained, w.cleared_ns)))
+            seconds_between(opened, w.injected_ns),
+            None if w.cleared_ns is None else seconds_between(ready, w.cleared_ns),
+            None if w.cleared_ns is None else seconds_between(drained, w.cleared_ns)))
 
     per_company: list[CompanyRecovery] = []
     for company in names:
@@ -218,9 +219,9 @@ def recovery(history: History | Sequence[Op], windows: Iterable[WindowLike] | No
                     ready = breaker_ready[i]
                     rto_at = None if ready is None else max(ready, first_write)
             per_company.append(CompanyRecovery(
-                company, i, w.kind, _seconds(detected, w.injected_ns), detected_by,
-                None if w.cleared_ns is None else _seconds(first_ok, w.cleared_ns),
-                None if w.cleared_ns is None else _seconds(rto_at, w.cleared_ns)))
+                company, i, w.kind, seconds_between(detected, w.injected_ns), detected_by,
+                None if w.cleared_ns is None else seconds_between(first_ok, w.cleared_ns),
+                None if w.cleared_ns is None else seconds_between(rto_at, w.cleared_ns)))
     return RecoveryResult(eps, per_company, per_window, has_breaker)
 
 

@@ -62,6 +62,14 @@ CATALOGUE: tuple[Entry, ...] = (
           "deadline)", "sever", "hang"),
     Entry("non_atomic_writes", "commits a multi-key keys.set one key at a time",
           "reset-mid-write", "torn"),
+    Entry("cancel_drops_batch", "a group commit run by the first caller's task: when that "
+          "caller is cancelled, the batch is dropped and the others told it was written",
+          "cancel", "lost"),
+    Entry("stale_cache", "serves keys from its cache while PostgreSQL answers; another "
+          "instance's writes never reach that cache", "deploy-overlap", "stale-read"),
+    Entry("journal_per_process", "the resilient store journaling into a per-process temporary "
+          "directory: a restart during an outage leaves its journal behind", "restart-degraded",
+          "lost"),
     Entry("value_column_too_small", "a value column too small for a Baileys session",
           "sever", "setup-failed"),
     Entry("write_behind_lies", "acknowledges from memory, writes 2.5 s later, says every write "

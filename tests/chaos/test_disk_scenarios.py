@@ -69,11 +69,6 @@ async def test_power_loss_catches_a_journal_without_fdatasync(
     assert outcome.verdict == "failed"
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    "issue 17 §3: the shipped journal acknowledges the group after a write cut short by "
-    "ENOSPC, so the torn record ends up inside the file and the new process refuses the journal "
-    "(JournalCorrupt): lost. Passes once the journal fix (branch h-journal) is merged; then "
-    "drop this mark"))
 async def test_disk_full_passes_the_resilient_store(chaos_resources: ChaosResources) -> None:
     outcome = await run_disk("disk-full", "resilient", chaos_resources)
     item = outcome.section

@@ -99,7 +99,7 @@ def role_env(pg_proxy: PgProxy, pg_dsn: str, role: LoginRole) -> ChaosEnv:
 # -- the catalog and the contract ------------------------------------------------------------
 def test_every_scenario_but_the_shapes_has_a_nemesis_matching_the_catalog() -> None:
     shapes = {n for n in SCENARIOS if load_shape(n, scenario_params(n, "smoke")) is not None}
-    assert "client-crash" in shapes and "power-loss" in shapes
+    assert {"client-crash", "power-loss", "cancel", "deploy-overlap", "restart-degraded"} <= shapes
     assert set(NEMESES) == set(SCENARIOS) - shapes
     for name, info in SCENARIOS.items():
         if name in shapes:

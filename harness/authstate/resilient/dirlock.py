@@ -20,8 +20,22 @@ FILE_MODE = 0o600
 
 
 def make_private_dir(path: Path) -> None:
-    """Create `path` (and parents) and make it 0700: it holds key material."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create `path` (and parents) and make it 0700: it holds key material. Each directory
+    created is an entry in its parent, made durable by an fsync of that parent (else a power
+    loss can take the new directory, and the journal written into it, away)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # made meanwhile by someone else: theirs to sync
+            continue
+        fsync_dir(directory.parent)
     if (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)
 

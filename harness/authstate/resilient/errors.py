@@ -25,4 +25,14 @@ class JournalCorrupt(JournalError):
 
 
 class JournalWriteFailed(JournalError):
-    """Writing or syncing the journal failed after a record was queued: it may be on disk."""
+    """Writing or syncing the journal failed after a record was queued.
+
+    `maybe_written`: False when the file was put back as it was at the last acknowledged record
+    (the record is definitely not in it and will never be replayed); True when it may be there
+    (putting the file back failed too, or the disk never answered within the sync deadline).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 maybe_written: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.maybe_written = maybe_written

@@ -3,6 +3,11 @@
 Reads lay it over what PostgreSQL or the cache says, so a read never goes back in time while a
 write waits in the journal. Entries are never evicted: each one leaves only when the record that
 set it is in PostgreSQL (and only if no later record set the key again).
+
+A record counts for its company from the moment it is queued (`reserve`: the company's later
+writes must go to the journal behind it) but its values are shown to readers only once it is on
+disk (`publish`): until then the write is not acknowledged, and if the disk fails it never will
+be (`release`), so no reader may have seen it.
 """
 
 from __future__ import annotations
@@ -27,9 +32,25 @@ class PendingOverlay:
         self.creds_records: Counter[str] = Counter()
 
     def add(self, record: JournalRecord) -> None:
+        """A record already on disk (found at open): `reserve` and `publish` at once."""
+        self.reserve(record)
+        self.publish(record)
+
+    def reserve(self, record: JournalRecord) -> None:
+        """A record was queued for the disk: its company now has journaled writes (later
+        writes of it go to the journal behind it), but readers do not see it yet."""
+        counter = self.key_records if record.kind == KEYS else self.creds_records
+        counter[record.company] += 1
+
+    def release(self, record: JournalRecord) -> None:
+        """A reserved record never reached the disk (the write failed): forget it."""
+        _decrement(self.key_records if record.kind == KEYS else self.creds_records,
+                   record.company)
+
+    def publish(self, record: JournalRecord) -> None:
+        """A reserved record is on disk (acknowledged): readers see its values from now on."""
         seq, company = record.seq, record.company
         if record.kind == KEYS:
-            self.key_records[company] += 1
             entries = self._keys.get(company)
             if entries is None:
                 entries = self._keys[company] = {}
@@ -39,7 +60,6 @@ class PendingOverlay:
                 if current is None or current[0] < seq:
                     entries[ref] = (seq, text)
         else:
-            self.creds_records[company] += 1
             current_creds = self._creds.get(company)
             if current_creds is None or current_creds[0] < seq:
                 self._creds[company] = (seq, record.creds)  # type: ignore[assignment]

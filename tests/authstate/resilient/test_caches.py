@@ -4,6 +4,8 @@ creds file cache (versions, checksums, permissions, files that must be ignored).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -165,3 +167,42 @@ def test_put_many_accounts_like_put_and_stays_bounded() -> None:
     assert many.get(("acme", "pre-key", "3")) is None
     many.drop_company("acme")
     assert many.bytes == 0 and len(many) == 0
+
+
+def test_an_older_creds_version_never_replaces_a_newer_file(tmp_path: Path) -> None:
+    files = CredsFileCache(tmp_path / "creds")
+    newer = CREDS_TEXT.replace("true", "false")
+    assert files.write("acme", newer, version=2)
+    assert not files.write("acme", CREDS_TEXT, version=1)  # came late: refused
+    assert CredsFileCache(tmp_path / "creds").read("acme") == newer
+
+
+def test_concurrent_creds_writes_of_one_company_take_turns_in_their_own_temp_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = CredsFileCache(tmp_path / "creds")
+    renamed: list[str] = []
+    first_in, release = threading.Event(), threading.Event()
+    real_replace = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        renamed.append(Path(str(src)).name)
+        if len(renamed) == 1:
+            first_in.set()
+            release.wait(30)
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    newer = CREDS_TEXT.replace("true", "false")
+    first = threading.Thread(target=files.write, args=("acme", CREDS_TEXT), kwargs={"version": 1})
+    first.start()
+    assert first_in.wait(30)
+    second = threading.Thread(target=files.write, args=("acme", newer), kwargs={"version": 2})
+    second.start()
+    second.join(0.3)
+    assert len(renamed) == 1  # the second writer waits for the first
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert len(renamed) == 2 and renamed[0] != renamed[1]
+    assert files.read("acme") == newer
+    assert [p.name for p in (tmp_path / "creds").iterdir()] == ["acme.json"]

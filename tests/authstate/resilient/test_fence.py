@@ -245,3 +245,26 @@ async def test_store_opened_degraded_has_nothing_to_fence(pg_proxy, open_store) 
         await store.set_keys("acme", {"session": {"a": NEW_A}})  # refused: outcome failed
     await wait_for_mode(store, "normal")
     assert store.status()["fence"]["pending"] == 0 and store.status()["fence"]["fenced"] == 0
+
+
+async def test_a_direct_write_cancelled_after_it_was_sent_is_fenced(pg_proxy, open_store,
+                                                                    db) -> None:
+    """The application gives up on a write (its own asyncio.timeout) after the statement was
+    sent: the outcome is unknown, exactly as for a timeout. The store must fence that session
+    before the company's next write reaches PostgreSQL, so the newer write acknowledged next
+    cannot be overwritten by the cancelled one landing late. Other companies are not held up:
+    a cancellation says nothing about PostgreSQL's health."""
+    store = await open_store(pg_proxy.dsn)
+    straggler_pid = await _warm(store, db)
+    async with pg_proxy.faults.bandwidth(STRAGGLER_KBPS, stream="upstream"):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the caller cancels the call in flight
+                await store.set_keys("acme", {"session": {"a": OLD_A, "b": OLD_B}})
+        await store.set_keys("beta", {"session": {"x": NEW_A}})
+        assert store.last_source() == "db"  # not degraded by the cancellation
+        await store.set_keys("acme", {"session": {"a": NEW_A}})  # after the fence
+        assert await store.flush(timeout=30)
+        assert store.status()["fence"]["fenced"] == 1
+    await _session_ended(db, straggler_pid)  # whatever the proxy held is delivered by now
+    assert await store.flush(timeout=30)
+    assert await _rows(pg_proxy) == {("session", "a"): NEW_A, ("session", "b"): {"v": 0}}

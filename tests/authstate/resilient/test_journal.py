@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.authstate.resilient import dirlock
 from harness.authstate.resilient.dirlock import DirectoryLock
 from harness.authstate.resilient.errors import JournalCorrupt, JournalError, JournalLocked
 from harness.authstate.resilient.journal import HEADER, Journal, JournalFull, frame
@@ -236,3 +237,17 @@ def test_cache_directory_is_made_private(tmp_path: Path) -> None:
     lock.release()
     assert cache.stat().st_mode & 0o777 == 0o700
     assert (cache / "lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_creating_the_cache_directory_syncs_the_directories_above_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new directory is an entry in its parent: without an fsync of the parent, a power loss
+    can take the cache directory (and the journal in it) away."""
+    synced: list[Path] = []
+    real = dirlock.fsync_dir
+    monkeypatch.setattr(dirlock, "fsync_dir", lambda path: (synced.append(Path(path)),
+                                                            real(path))[1])
+    lock = DirectoryLock.acquire(tmp_path / "a" / "b" / "cache")
+    lock.release()
+    for created in ("a", "a/b", "a/b/cache"):
+        assert (tmp_path / created).parent in synced, (created, synced)
