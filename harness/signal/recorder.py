@@ -23,7 +23,6 @@ from typing import Any
 from harness.chaos.driver import Driver, Outcome
 from harness.metrics.history import (
     CREDS,
-    READ_CREDS,
     READ_KEYS,
     WRITE_CREDS,
     WRITE_KEYS,
@@ -126,15 +125,3 @@ def record_trace(history: History, processes: Processes, trace: Iterable[Mapping
         count += 1
     return count
 
-
-def fresh_creds_read(history: History, processes: Processes, company: str, creds: Any,
-                     *, at_ns: tuple[int, int]) -> None:
-    """A `load` seen from outside the store (node: targets load in their sidecar): recorded
-    like the chaos driver records one."""
-    from harness.chaos.values import digest, is_fresh
-
-    process = processes.take(company)
-    handle = history.invoke(process, company, READ_CREDS, [CREDS], at_ns=at_ns[0])
-    fresh = is_fresh(creds)
-    handle.ok({CREDS: None if fresh else digest(creds)}, meta={"fresh": fresh}, at_ns=at_ns[1])
-    processes.give(company, process, "ok")
