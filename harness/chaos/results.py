@@ -394,6 +394,16 @@ def summary_line(outcome: ScenarioOutcome) -> str:
             + (f" ({item['masked']} masked)" if item.get("masked") else "") + ", "
             f"availability reads {_pct(avail['reads'])} writes {_pct(avail['writes'])}, "
             f"acked {item['acked_writes']}, lost {item['lost_writes']}, indeterminate "
-            f"{item['indeterminate_writes']}, anomalies {item['anomalies'] or 'none'}")
+            f"{item['indeterminate_writes']}, anomalies {item['anomalies'] or 'none'}"
+            + _signal_words(item.get("signal")))
+
+
+def _signal_words(signal: Mapping[str, Any] | None) -> str:
+    if not signal:
+        return ""
+    return (f"; Signal: {signal.get('messages')} messages sent, {signal.get('decrypted')} "
+            f"decrypted, {signal.get('undecryptable_with_new_pod')} undecryptable, "
+            f"{signal.get('reestablished')} re-established, new pod "
+            f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}")
 
 
