@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures.pgbouncer",
     "fixtures.chaos",
     "fixtures.load",
+    "fixtures.signal",
 ]

@@ -37,6 +37,9 @@ class GateSpec:
     doc: str
     suite: str  # the suite whose figures it checks; not applicable when that suite did not run
     zero_allowed: bool = False
+    # Suites that may also record its figures (chaos runs signal conversations beside its
+    # faults): when only they ran, the gate judges what they recorded, if anything.
+    also: tuple[str, ...] = ()
 
     @property
     def op(self) -> str:
@@ -88,6 +91,14 @@ KNOWN_GATES: Mapping[str, GateSpec] = MappingProxyType({g.name: g for g in (
     GateSpec("load-error-rate-max", 0, False,
              "load: failed store calls / store calls in steady state (setup, fault windows "
              "and their recovery excluded)", "load", zero_allowed=True),
+    GateSpec("signal-undecryptable-max", 0, False,
+             "signal: messages that failed to decrypt at least once (Bad MAC, No session record, "
+             "Invalid PreKey ID ...), through the target under a fault and in the new-pod "
+             "check, real Baileys cryptography", "signal", zero_allowed=True, also=("chaos",)),
+    GateSpec("signal-reestablished-max", 0, False,
+             "signal: Signal sessions that had to be started again (Baileys' retry path, or a "
+             "store read Baileys took for 'no session')", "signal", zero_allowed=True,
+             also=("chaos",)),
     # 0.7, not 0.8: measured 0.78 (tooling notes: 18.5k vs 23.7k requests) and 0.814 in
     # issue 16's trial on 2 cores; 0.8 sat inside the spread of its own interleaved rounds.
     GateSpec("load-bridge-min-ratio", 0.7, True,

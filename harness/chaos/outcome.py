@@ -48,6 +48,7 @@ class Repetition:
     phases_s: dict[str, float]
     notes: list[str] = field(default_factory=list)
     attempt: int = 1  # > 1: earlier attempts did not meet the precondition
+    signal: dict[str, Any] | None = None  # real Signal conversations beside it (signal item)
     seed: int = 0  # this repetition's traffic seed (catalog.repetition_draw)
     fault_jitter_s: float = 0.0  # how much later than the warmup the fault started
 

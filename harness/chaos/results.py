@@ -30,6 +30,7 @@ from typing import Any
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
 from harness.chaos.disk_report import disk_fields
 from harness.chaos.outcome import Repetition, ScenarioOutcome
+from harness.chaos.signal_beside import merge_items
 from harness.metrics.figures import Figure
 from harness.metrics.intervals import batch_interval
 from harness.metrics.latency import latency_stats, phase_of, spread
@@ -116,12 +117,22 @@ def repetition_intervals(pooled: Mapping[str, Mapping[str, Any]],
 
 
 def verdict_of(anomalies: dict[str, int], lost_writes: int,
-               reps: Sequence[Repetition]) -> tuple[str, str]:
-    """(verdict, reason): an anomaly or a lost write fails; else a precondition never met
-    makes it inconclusive (it proved nothing); else it passed."""
+               reps: Sequence[Repetition],
+               signal: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """(verdict, reason): an anomaly, a lost write, or a Signal conversation that broke
+    (undecryptable, re-established, lost, or a new pod that could not go on) fails; else a
+    precondition never met makes it inconclusive (it proved nothing); else it passed."""
     if anomalies or lost_writes:
         named = ", ".join(f"{n} x{c}" for n, c in sorted(anomalies.items()))
         return "failed", f"anomalies: {named}" if named else f"{lost_writes} lost writes"
+    if signal is not None and signal.get("verdict") == "failed":
+        errors = ", ".join(f"{e} x{n}" for e, n in sorted((signal.get("undecryptable")
+                                                           or {}).items()))
+        return "failed", (f"signal: {signal.get('undecryptable_with_new_pod')} undecryptable"
+                          f"{f' ({errors})' if errors else ''}, "
+                          f"{signal.get('reestablished')} re-established, "
+                          f"{signal.get('lost')} lost, new pod "
+                          f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}")
     unmet = [(r.index, p) for r in reps for p in r.unmet]
     if unmet:
         index, first = unmet[0]
@@ -153,7 +164,8 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
                                for a in found[:max(0, room)]]
     counts = {k: sum(getattr(r.check, k) for r in reps) for k in COUNTS}
     deadline = max(r.deadline_s for r in reps)
-    verdict, reason = verdict_of(anomalies, counts["lost_writes"], reps)
+    signal = merge_items([r.signal for r in reps if r.signal is not None])
+    verdict, reason = verdict_of(anomalies, counts["lost_writes"], reps, signal)
     preconditions = [{"repetition": r.index + 1, "attempts": r.attempt, **p.to_dict()}
                      for r in reps for p in r.preconditions]
     headline = next((p for p in preconditions if not p["met"]),
@@ -223,6 +235,7 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
         "notes": sorted({n for r in reps for n in r.notes}),
         "timeline": first.timeline.buckets,
         "fault_windows": windows,
+        "signal": signal,
         **disk_fields(reps),
     }
 
@@ -300,6 +313,30 @@ def figures(info: ScenarioInfo, item: dict[str, Any]) -> list[Figure]:
                    f"the longest any call took once traffic ran; past the harness's deadline "
                    f"({deadline:g} s) + {HANG_MARGIN_S:g} s it is anomaly 'hang'"),
                context=context),
+        *signal_figures(item),
+    ]
+
+
+def signal_figures(item: dict[str, Any]) -> list[Figure]:
+    """The gated Signal figures of the conversations run beside the fault (none when they
+    did not run): undecryptable messages and re-established sessions must both be 0."""
+    signal = item.get("signal")
+    if not signal:
+        return []
+    base = f"chaos {item['name']} [{item['target']}] signal"
+    gated = not item["contrast"]
+    context = {"companies": signal.get("companies"), "messages": signal.get("messages"),
+               "deliveries": signal.get("deliveries"), "repetitions": item["repetitions"]}
+    return [
+        Figure("signal", f"{base} undecryptable",
+               float(signal.get("undecryptable_with_new_pod") or 0), "messages", "lower",
+               gate="signal-undecryptable-max", gated=gated,
+               notes="real Signal messages through the target across the fault that failed "
+                     "to decrypt at least once, run and new pod",
+               context={**context, "by_error": signal.get("undecryptable")}),
+        Figure("signal", f"{base} re-established", float(signal.get("reestablished") or 0),
+               "sessions", "lower", gate="signal-reestablished-max", gated=gated,
+               context=context),
     ]
 
 
@@ -357,6 +394,16 @@ def summary_line(outcome: ScenarioOutcome) -> str:
             + (f" ({item['masked']} masked)" if item.get("masked") else "") + ", "
             f"availability reads {_pct(avail['reads'])} writes {_pct(avail['writes'])}, "
             f"acked {item['acked_writes']}, lost {item['lost_writes']}, indeterminate "
-            f"{item['indeterminate_writes']}, anomalies {item['anomalies'] or 'none'}")
+            f"{item['indeterminate_writes']}, anomalies {item['anomalies'] or 'none'}"
+            + _signal_words(item.get("signal")))
+
+
+def _signal_words(signal: Mapping[str, Any] | None) -> str:
+    if not signal:
+        return ""
+    return (f"; Signal: {signal.get('messages')} messages sent, {signal.get('decrypted')} "
+            f"decrypted, {signal.get('undecryptable_with_new_pod')} undecryptable, "
+            f"{signal.get('reestablished')} re-established, new pod "
+            f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}")
 
 

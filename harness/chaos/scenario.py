@@ -50,6 +50,7 @@ from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.chaos.preconditions import evaluate
 from harness.chaos.results import HANG_MARGIN_S
 from harness.chaos.sampler import StatusSampler
+from harness.chaos.signal_beside import SignalBeside, close_quietly
 from harness.chaos.workload import Workload, WorkloadConfig, WorkloadSetupError
 from harness.dsn import database_of, host_port, with_host_port
 from harness.errors import ConfigError, HarnessError
@@ -65,7 +66,10 @@ from harness.metrics.observed_recovery import observed_recovery
 from harness.metrics.recovery import availability, journal_summary, recovery
 from harness.metrics.timeline import timeline
 from harness.metrics.windows import NS, Window, as_window, episodes
+from harness.node_target.errors import NodeUnavailable
 from harness.observe import refs_of_history
+from harness.signal.profiles import SignalParams
+from harness.signal.workload import SignalSetupError
 
 log = logging.getLogger("harness.chaos")
 
@@ -171,6 +175,7 @@ class _Collected:
     flush: dict[str, Any] = field(default_factory=dict)
     loop_lag_ms: dict[str, Any] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)  # crash, setup-failed
+    signal: SignalBeside | None = None  # real Signal conversations beside the traffic
 
 
 async def _quietly(what: str, awaitable: Any) -> None:
@@ -216,7 +221,7 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
                          server: ControllableServer | None, server_admin_dsn: str,
                          workload_config: WorkloadConfig | None = None,
                          seed: int = 0, deadline_s: float = DEFAULT_DEADLINE_S,
-                         attempt: int = 1) -> Repetition:
+                         attempt: int = 1, signal: SignalParams | None = None) -> Repetition:
     label = (f"chaos {info.name} [{target_spec.name}] rep {index + 1}/{params.repetitions}"
              if index < params.repetitions else
              f"chaos {info.name} [{target_spec.name}] rep {index + 1} (measuring more)")
@@ -259,10 +264,11 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
             run = await _run_steady(info, params, target_spec, env, nemesis, companies,
                                     workload_config or WorkloadConfig(seed=seed), index,
                                     cache_dir, stack, resources.say, label, phases, notes,
-                                    history, observer)
+                                    history, observer, signal)
         observations = await observer.stop()
         t0 = time.monotonic()
-        final = await final_read(admin_dsn, companies, target_spec=target_spec,
+        read_companies = companies + (run.signal.companies if run.signal is not None else [])
+        final = await final_read(admin_dsn, read_companies, target_spec=target_spec,
                                  direct_dsn=env.direct_dsn, work_dir=work_dir,
                                  refs_by_company=refs_of_history(run.history))
         observations.record_final(time.monotonic_ns(), final.final)
@@ -277,11 +283,14 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
     durability = Durability(ops, observations)
     cut_from = cut_times(info, windows, run.effective_at)
     end_ns = max((op.complete_ns or op.invoke_ns for op in ops), default=0)
-    rep = Repetition(
-        index=index, history=history,
-        check=check(history, final.final, final_meta=final.final_meta, durability=durability,
+    checked = check(history, final.final, final_meta=final.final_meta, durability=durability,
                     hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies,
-                    unreadable=final.unreadable),
+                    unreadable=final.unreadable)
+    rep = Repetition(
+        index=index, history=history, check=checked,
+        signal=None if run.signal is None else run.signal.section(
+            f"chaos {info.name}", target_spec.name, contrast=False, check=checked,
+            history=history, windows=windows),
         recovery=observed_recovery(history, windows, durability, deadline_s=deadline_s,
                                    cut_from_ns=cut_from, companies=companies),
         reported=recovery(history, windows, samples=run.samples, transitions=run.transitions,
@@ -380,7 +389,7 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
                       config: WorkloadConfig, index: int, cache_dir: Path,
                       stack: contextlib.AsyncExitStack, say: Callable[[str], None], label: str,
                       phases: dict[str, float], notes: list[str], history: History,
-                      observer: Observer) -> _Collected:
+                      observer: Observer, signal: SignalParams | None = None) -> _Collected:
     """Steady traffic, inject / hold / clear, recovery period, settle; the target is closed
     before this returns (or by the exit stack when anything fails). What the target does
     (fails to open or to set up on a healthy database, crashes) is recorded as an anomaly,
@@ -414,6 +423,14 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
             SETUP_FAILED, exc.message))
         return run
     env.workload = workload
+    if signal is not None:
+        try:
+            run.signal = await _signal_beside(target, signal, history, index, stack, notes)
+        except SignalSetupError as exc:
+            died = _target_died(target)
+            run.anomalies.append(crash_anomaly(died) if died is not None else target_anomaly(
+                SETUP_FAILED, exc.message))
+            return run
     phases["setup"] = time.monotonic() - t0
     await observer.round()  # every set-up write seen durable before traffic: not measured
     await observer.start()
@@ -421,6 +438,8 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     stack.push_async_callback(sampler.stop)
     sampler.start()
     workload.start()
+    if run.signal is not None:
+        run.signal.start()
     stack.push_async_callback(lambda: workload.stop(grace_s=1.0))
     run.traffic_start = workload.started_at or time.monotonic()
     say(f"{label}: setup {phases['setup']:.1f} s ({len(companies)} companies); "
@@ -442,6 +461,9 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
            if run.pg_recovery_s is not None else ""))
     await asyncio.sleep(params.recovery_s)
     await workload.stop()
+    if run.signal is not None:  # messages in flight settle, then its engine stops
+        await run.signal.stop()
+        await run.signal.close()
     run.workload = workload.stats()
     died = _target_died(target)
     if died is not None:  # the finding: judge what landed, show what it said last
@@ -457,7 +479,27 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
         f"final read straight from PostgreSQL)")
     await close_target()
     closed = True
+    if run.signal is not None:
+        say(f"{label}: signal new pod (a fresh instance, empty cache, only PostgreSQL)")
+        await run.signal.check_new_pod(target_spec, env.proxy_dsn,
+                                       cache_dir.parent / "signal-new-pod")
     return run
+
+
+async def _signal_beside(target: Any, params: SignalParams, history: History, index: int,
+                         stack: contextlib.AsyncExitStack,
+                         notes: list[str]) -> SignalBeside | None:
+    """Real Signal conversations on companies of their own, set up before the traffic starts
+    (None, with a note, when Node.js is not there to run Baileys)."""
+    beside = SignalBeside(target, params, history, run_tag=f"s{index}")
+    stack.push_async_callback(lambda: close_quietly(beside))
+    try:
+        await beside.setup()
+    except NodeUnavailable as exc:
+        notes.append(f"signal conversations not run: {exc.message} ({exc.hint})")
+        await close_quietly(beside)
+        return None
+    return beside
 
 
 async def _run_shape(shape: ScenarioShape, ctx: ShapeContext, stack: contextlib.AsyncExitStack,
@@ -518,7 +560,8 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
                        workload_config: WorkloadConfig | None = None,
                        deadline_s: float = DEFAULT_DEADLINE_S,
                        run_seed: int | None = None, more_repetitions: int = 0,
-                       more_wanted: MoreWanted | None = None) -> ScenarioOutcome:
+                       more_wanted: MoreWanted | None = None,
+                       signal: SignalParams | None = None) -> ScenarioOutcome:
     """Every repetition of one scenario; the outcome carries the section and the figures.
 
     A repetition whose fault did not meet its precondition (and found no anomaly) is run
@@ -558,7 +601,7 @@ async def run_scenario(info: ScenarioInfo, params: ScenarioParams, target_spec: 
                     info, replace(params, warmup_s=params.warmup_s + jitter), target_spec,
                     resources, index, server=server, server_admin_dsn=server_admin_dsn,
                     workload_config=workload_config, seed=seed, deadline_s=deadline_s,
-                    attempt=attempt)
+                    attempt=attempt, signal=signal)
                 rep.seed, rep.fault_jitter_s = seed, jitter
                 unmet = [p for p in rep.preconditions if not p.met]
                 if not unmet or not rep.check.valid or attempt > PRECONDITION_RETRIES:

@@ -215,6 +215,14 @@ def print_summary(result: RunResult, *, final: bool = True) -> None:
         console.print(latency_table(load))
         for line in load_lines(load):
             console.print(escape(line), highlight=False)
+    signal = report.get("signal") or []
+    if signal:
+        from harness.report.signal_table import summary_line
+
+        console.print()
+        for item in signal:
+            console.print(escape(summary_line(item)), highlight=False,
+                          style="dim" if item.get("contrast") else None)
     table = Table(title="checks", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("check")
     table.add_column("result")

@@ -12,6 +12,7 @@ import { register } from 'node:module'
 import net from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { BufferJSON } from './buffer_json.mjs'
+import { installTransport, settleCall } from './callback.mjs'
 
 const [modulePath, exportName, replyFd, workDir] = process.argv.slice(2)
 if (workDir) process.chdir(workDir)
@@ -51,6 +52,8 @@ const send = (obj) => {
   }
   out.write(line + '\n')
 }
+
+installTransport(send)
 
 // The error's own code (node-postgres puts PostgreSQL's SQLSTATE there, Node its errno name),
 // or the first code down its `cause` chain (a store that wraps the driver's error keeps it).
@@ -225,6 +228,14 @@ const ops = {
   close: async () => shutdown()
 }
 
+// `signal.*` ops: the signal workload's Baileys Signal repository over a loaded state's keys
+// (harness/signal/engine.mjs), imported on first use so a plain store run never loads Baileys.
+let signalEngine = null
+async function signalOp (op, msg) {
+  signalEngine ??= await import('../signal/engine.mjs')
+  return signalEngine.run(op, msg, { stateOf })
+}
+
 function shutdown () {
   closing ??= (async () => {
     if (typeof closeFn === 'function') {
@@ -247,10 +258,16 @@ async function handle (line) {
     send({ id: null, error: describe(new SyntaxError(`bridge: unparseable request: ${e.message}`)) })
     return
   }
+  if (msg.reply !== undefined) { // the harness answered one of our calls (callback.mjs)
+    settleCall(msg)
+    return
+  }
   const { id, op } = msg
   try {
-    if (!(op in ops)) throw new Error(`bridge: unknown op ${op}`)
-    const ok = await ops[op](msg)
+    let ok
+    if (op in ops) ok = await ops[op](msg)
+    else if (typeof op === 'string' && op.startsWith('signal.')) ok = await signalOp(op, msg)
+    else throw new Error(`bridge: unknown op ${op}`)
     if (id !== undefined && id !== null) send({ id, ok })
   } catch (e) {
     if (id !== undefined && id !== null) send({ id, error: describe(e) })

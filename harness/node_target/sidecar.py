@@ -26,7 +26,7 @@ import re
 import signal
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from harness.node_target.errors import (
 
 log = logging.getLogger("harness.node_target")
 T = TypeVar("T")
+CallHandler = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
 
 SIDECAR_JS = Path(__file__).with_name("sidecar.mjs")
 START_TIMEOUT_S = 60.0
@@ -134,6 +135,8 @@ class Sidecar:
         self._crash: NodeSidecarCrashed | None = None  # set if that was not our doing
         self._closing = False
         self._started = False  # the module was imported and its export found
+        self._serving: tuple[asyncio.AbstractEventLoop, CallHandler] | None = None
+        self._serving_tasks: set[asyncio.Task[None]] = set()
         self._finalizer = weakref.finalize(self, _kill_group, proc)
         self._threads = [native.NativeThread(fn, f"node-sidecar-{name}")
                          for name, fn in (("writer", self._write_loop),
@@ -199,6 +202,12 @@ class Sidecar:
         finally:
             with self._lock:
                 self._pending.pop(request_id, None)
+
+    def serve(self, handler: CallHandler) -> None:
+        """Answer the module's calls to the harness (callback.mjs `callHarness(op, payload)`):
+        `await handler(op, message)` on the calling loop, its result (or error) sent back.
+        Without a handler every call is answered with an error."""
+        self._serving = (asyncio.get_running_loop(), handler)
 
     def notify(self, op: str, **payload: Any) -> None:
         """A request without reply (release a state handle); dropped if the sidecar is gone."""
@@ -285,6 +294,9 @@ class Sidecar:
         if "event" in message:
             self._on_event(message)
             return
+        if "call" in message:
+            self._on_call(message)
+            return
         with self._lock:
             entry = self._pending.pop(message.get("id"), None)
         if entry is None:
@@ -295,6 +307,47 @@ class Sidecar:
                                              company_id=company_id, write=op in WRITES))
         else:
             waiter.settle(message.get("ok"))
+
+    def _on_call(self, message: dict[str, Any]) -> None:
+        """A call from the module (reader thread): answered by the handler on its loop."""
+        serving = self._serving
+        if serving is None:
+            self._answer(message.get("call"), error=RuntimeError(
+                "the harness serves no calls for this sidecar"))
+            return
+        loop, handler = serving
+
+        def spawn() -> None:
+            task = loop.create_task(self._serve_call(handler, message))
+            self._serving_tasks.add(task)
+            task.add_done_callback(self._serving_tasks.discard)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody serves any more
+            loop.call_soon_threadsafe(spawn)
+
+    async def _serve_call(self, handler: CallHandler, message: dict[str, Any]) -> None:
+        try:
+            result = await handler(str(message.get("op")), message)
+        except Exception as exc:
+            self._answer(message.get("call"), error=exc)
+        else:
+            self._answer(message.get("call"), result)
+
+    def _answer(self, call: Any, result: Any = None, error: BaseException | None = None) -> None:
+        if self._dead is not None or self._closing:
+            return
+        if error is None:
+            try:
+                line = codec.dumps({"reply": call, "ok": result})
+            except Exception as exc:  # a value JSON cannot carry: say so instead
+                error = exc
+        if error is not None:
+            described = {"name": type(error).__name__, "message": str(error)[:600]}
+            outcome = getattr(error, "outcome", None)
+            if outcome in ("failed", "unknown"):
+                described["outcome"] = outcome
+            line = codec.dumps({"reply": call, "error": described})
+        self._outbox.put(line.encode("utf-8") + b"\n")
 
     def _output_loop(self) -> None:
         stdout = self.proc.stdout

@@ -71,6 +71,11 @@ class NodeAuthState:
         keys_class = NodeClearableKeyStore if clearable else NodeKeyStore
         self.keys = keys_class(sidecar, self._handle, company_id)
 
+    @property
+    def handle(self) -> int:
+        """The sidecar's number for this state (the signal engine runs over it: signal.open)."""
+        return self._handle.number
+
     async def save_creds(self) -> None:
         await self._sidecar.call("save", company_id=self.company_id,
                                  handle=self._handle.number, creds=self.creds)

@@ -17,7 +17,8 @@ from typing import Any
 HEADER = ["scenario", "target", "companies × reps", "MTTD p50/p95/max s", "RTO p50/p95/max s",
           "store's own MTTD / RTO p95 s", "first success p95 s", "acked writes",
           "lost writes", "stale reads", "indeterminate writes",
-          "availability reads/writes", "journal peak", "verdict"]
+          "availability reads/writes", "journal peak",
+          "Signal messages / decrypted / undecryptable", "verdict"]
 
 PASSING_VERDICTS = frozenset({"passed", "valid", "ok"})
 NEUTRAL_VERDICTS = frozenset({"skipped"})  # could not run here (e.g. no process control)
@@ -118,6 +119,22 @@ def verdict(scenario: Mapping[str, Any]) -> str:
     return text
 
 
+def signal(scenario: Mapping[str, Any], *, compact: bool = False) -> str:
+    """Real Signal conversations run beside the fault: messages sent / decrypted /
+    undecryptable (— when none ran)."""
+    item = scenario.get("signal")
+    if not isinstance(item, Mapping):
+        return DASH
+    numbers = [count(item.get("messages")), count(item.get("decrypted")),
+               count(item.get("undecryptable_with_new_pod"))]
+    text = " / ".join(numbers)
+    if compact:
+        return f"{numbers[0]}\n{numbers[1]}/{numbers[2]}"
+    if _number(item.get("reestablished")):
+        text += f"; {count(item['reestablished'])} re-established"
+    return text
+
+
 def reported(scenario: Mapping[str, Any]) -> str:
     """What the store says of itself (its last_source / breaker): shown, never judged."""
     own = scenario.get("reported")
@@ -159,7 +176,7 @@ def row(scenario: Mapping[str, Any]) -> list[str]:
         count(scenario.get("acked_writes")), count(scenario.get("lost_writes")),
         count(scenario.get("stale_reads")), count(scenario.get("indeterminate_writes")),
         f"{share(availability.get('reads'))} / {share(availability.get('writes'))}",
-        count(journal.get("peak_depth")), verdict(scenario),
+        count(journal.get("peak_depth")), signal(scenario), verdict(scenario),
     ]
 
 
@@ -230,7 +247,7 @@ def notes(scenario: Mapping[str, Any]) -> str:
 
 COMPACT_HEADER = ["scenario", "target", "MTTD\np95 s", "RTO\np95 s", "acked\nwrites",
                   "lost\nwrites", "stale\nreads", "indet.\nwrites", "avail.\nr/w %",
-                  "verdict"]  # two-line headers keep the terminal's table narrow
+                  "Signal msgs\ndecr/undecr", "verdict"]  # two-line headers: narrow
 
 
 def compact_row(scenario: Mapping[str, Any]) -> list[str]:
@@ -245,5 +262,5 @@ def compact_row(scenario: Mapping[str, Any]) -> list[str]:
         count(scenario.get("lost_writes")), count(scenario.get("stale_reads")),
         count(scenario.get("indeterminate_writes")),
         "/".join(DASH if v is None else f"{v * 100:.0f}" for v in shares),
-        verdict(scenario),
+        signal(scenario, compact=True), verdict(scenario),
     ]

@@ -153,12 +153,13 @@ def gate_checks(config: HarnessConfig, figures: Sequence[Figure],
                 + (f" (to run only what the filter keeps, add {only})" if only else ""),
                 None, threshold, spec.op))
             continue
-        if spec.suite not in suites_run:
+        measured = [f for f in figures if f.gate == name and f.gated]
+        if spec.suite not in suites_run and not (
+                measured and any(s in suites_run for s in spec.also)):
             checks.append(Check(f"gate {name}", "gate", "not applicable",
                                 f"the {spec.suite} suite did not run",
                                 None, threshold, spec.op))
             continue
-        measured = [f for f in figures if f.gate == name and f.gated]
         reasons = sorted({str(f.context["not_applicable"]) for f in measured
                           if f.context.get("not_applicable")})
         if measured and len(reasons) and all(f.context.get("not_applicable") for f in measured):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import chaos_table, load_table, verdict
+from harness.report import chaos_table, load_table, signal_table, verdict
 from harness.report.md_table import cell as _cell
 from harness.report.md_table import table as _table
 
@@ -62,6 +62,7 @@ def render(report: dict[str, Any]) -> str:
 
     out += _chaos(report.get("chaos", {}).get("scenarios") or [])
     out += load_table.markdown(report.get("load"))
+    out += signal_table.markdown(report.get("signal") or [])
     out += _benchmarks([f for f in report.get("figures") or [] if f.get("suite") == "bench"])
     stats = report.get("benchmark_stats") or []
     if stats:

@@ -38,6 +38,11 @@ Top-level keys (schema_version 2):
   fault null | {schedule, window [start_s, end_s], rto_s, mttd_s, lost_writes, anomalies,
   ...}, check, scale null | [{companies, ops_per_s, p99_ms, rss_mb_per_company}], errors,
   memory;
+- `signal`: one item per signal scenario run (harness/signal/section.py): name, target,
+  contrast, gated, verdict, messages, deliveries, decrypted, undecryptable {libsignal error:
+  count}, retries, reestablished, lost, new_pod_ok, new_pod, checker, attribution, throughput
+  {deliveries_per_s, time_split {crypto, store, bridge}}, fault, timeline; empty when the
+  signal suite did not run;
 - `artifacts`: file names in the run folder.
 
 Readers must ignore keys they do not know (later milestones add some, e.g. load); a breaking
@@ -110,7 +115,8 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
                  suites: Sequence[SuiteSummary], checks: Sequence[Check],
                  figures: Sequence[dict[str, Any]], stats: list[dict[str, Any]],
                  chaos: Sequence[dict[str, Any]], artifacts: dict[str, str],
-                 facts: dict[str, Any], load: dict[str, Any] | None = None) -> dict[str, Any]:
+                 facts: dict[str, Any], load: dict[str, Any] | None = None,
+                 signal: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """`figures`: judged figure dicts (see `checks.judged`); `chaos`: the chaos section items."""
     env = dict(environment)
     versions = {"harness": env["harness"]["version"], "python": env["python"]["version"],
@@ -131,6 +137,7 @@ def build_report(*, run: dict[str, Any], environment: dict[str, Any], config: di
         "benchmark_stats": stats,
         "chaos": {"scenarios": list(chaos)},
         "load": load,
+        "signal": list(signal),
         "artifacts": artifacts,
     }
     # Free text (failure messages, skip reasons, the command line) is scrubbed; the environment

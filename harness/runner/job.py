@@ -263,8 +263,8 @@ class MainJob:
             root=self.root, cwd=self.project, suites=self.options.suites,
             artifacts=self.artifacts, pg_dsn=dsn,
             hypothesis_profile=self.options.profile.hypothesis_profile, pg_kind=pg_kind,
-            target=self.target, chaos=self.chaos, gate_overrides=self._child_gates(),
-            extra_args=self.options.pytest_args)
+            run_profile=self.options.profile.name, target=self.target, chaos=self.chaos,
+            gate_overrides=self._child_gates(), extra_args=self.options.pytest_args)
         session.start()
         with RunProgress(self.console, self.outcomes, live=self.options.live) as progress:
             try:
@@ -353,7 +353,8 @@ class MainJob:
                               stats=benchmark_stats(self.artifacts.benchmark_stats),
                               chaos=results.section("chaos"), artifacts=artifacts,
                               facts=self.outcomes.facts,
-                              load=(results.section("load") or [None])[-1])
+                              load=(results.section("load") or [None])[-1],
+                              signal=results.section("signal"))
         self._scrub_artifacts()
         write_report(self.out_dir, report)
         if self.out_dir.parent == self.project / "reports":  # the default place: its index

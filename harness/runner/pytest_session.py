@@ -90,6 +90,7 @@ class PytestSession:
     pg_dsn: str
     hypothesis_profile: str
     pg_kind: str = "external"
+    run_profile: str | None = None  # the run's profile (the signal suite sizes itself by it)
     target: str | None = None
     chaos: ChaosArgs | None = None
     gate_overrides: Sequence[str] = ()
@@ -133,6 +134,8 @@ class PytestSession:
         env.update(AUTHSTATE_DSN=self.pg_dsn, AUTHSTATE_PG="external",
                    AUTHSTATE_PG_KIND=self.pg_kind,
                    HYPOTHESIS_PROFILE=self.hypothesis_profile, PYTHONUNBUFFERED="1")
+        if self.run_profile:
+            env["AUTHSTATE_RUN_PROFILE"] = self.run_profile
         if not self.in_place:
             env.setdefault("PYTHONSAFEPATH", "1")  # -P for every Python process it starts too
         if not self.in_place and self.cwd is not None:

@@ -32,6 +32,10 @@ SUITES: Mapping[str, Suite] = MappingProxyType({s.name: s for s in (
           "Locust, one user per company, Baileys traffic profiles: HDR latency per operation "
           "(p50-p99.9, raw and coordinated-omission corrected), errors, gevent-asyncio bridge "
           "ratio", "reference"),
+    Suite("signal", ("scenarios/signal",),
+          "real Signal conversations (Baileys' own libsignal, 1:1 and groups) through the store, "
+          "healthy and with PostgreSQL severed: undecryptable messages by libsignal error, "
+          "re-established sessions, a new pod continuing every conversation", "resilient"),
 )})
 DEFAULT_SUITES: tuple[str, ...] = ("property", "bench", "chaos", "load")
 

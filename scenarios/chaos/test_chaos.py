@@ -31,6 +31,7 @@ from harness.chaos.catalog import (
 from harness.chaos.outcome import Repetition
 from harness.chaos.results import summary_line
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
+from harness.chaos.signal_beside import chaos_signal_params
 from harness.config import HarnessConfig, load_config
 from harness.errors import ConfigError, HarnessError
 from harness.metrics.figures import Figure
@@ -142,7 +143,8 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
             deadline_s=harness_config.gate("chaos-deadline-max-s"), run_seed=chaos_seed,
             more_repetitions=0 if contrast else harness_config.judging.more_chaos_repetitions,
             more_wanted=None if contrast else straddles_a_gate(info, params, spec.name,
-                                                               harness_config))
+                                                               harness_config),
+            signal=None if contrast else chaos_signal_params(chaos_profile))
     except HarnessError as exc:
         record_section("chaos", {"name": info.name, "target": spec.name,
                                  "profile": params.profile, "contrast": contrast,
@@ -167,6 +169,14 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
     assert item["writes_during_fault"] > 0, (
         f"{info.name}: no write was attempted while the fault was on; the scenario proved "
         "nothing about writes")
+    signal = item.get("signal")
+    if signal is not None:  # real conversations beside the fault: the users' own words
+        assert signal["verdict"] != "failed", (
+            f"{info.name} [{spec.name}]: Signal conversations broke: "
+            f"{signal['undecryptable_with_new_pod']} undecryptable {signal['undecryptable']}, "
+            f"{signal['reestablished']} re-established, {signal['lost']} lost, new pod "
+            f"{'ok' if signal['new_pod_ok'] else 'NOT ok'}; attributed to "
+            f"{(signal.get('attribution') or {}).get('keys', [])[:3]}")
     mttd = item["mttd_s"]
     assert mttd["count"] > 0 or item["masked"] > 0, (
         f"{info.name} [{spec.name}]: no company's callers detected the fault and none masked it")

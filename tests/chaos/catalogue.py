@@ -31,6 +31,8 @@ class Entry:
     scenario: str  # chaos scenario (or "property" for the property suite)
     caught_by: str  # the anomaly that must be named, or a gate that must be missed
     spec: str = ""  # default: tests/chaos/broken_targets/<name>.py:open_store
+    # the test that runs it in CI when it is not test_broken_targets.py's short scenario
+    tested_by: str = ""
 
     @property
     def target(self) -> str:
@@ -74,24 +76,55 @@ CATALOGUE: tuple[Entry, ...] = (
           "sever", "setup-failed"),
     Entry("write_behind_lies", "acknowledges from memory, writes 2.5 s later, says every write "
           "came from the database", "sever", "gate chaos-rto-p95-max-s"),
+    Entry("journal_no_fsync", "a journal that never fdatasyncs: acknowledged writes live in "
+          "the page cache", "power-loss", "lost", tested_by="tests/chaos/test_disk_scenarios.py"),
+    Entry("journal_ignores_enospc", "a journal that acknowledges a group its disk refused "
+          "(ENOSPC)", "disk-full", "lost", tested_by="tests/chaos/test_disk_scenarios.py"),
+    Entry("like_delete", "a logout that deletes with an unescaped LIKE 'a_b:%' (also deletes "
+          "axb's keys)", "property", "cross-tenant",
+          tested_by="tests/property_suite/test_tenant_isolation_catches.py"),
     Entry("node flawed.js", "a Node.js store that skips saves during an outage", "sever",
-          "lost", spec="node:examples/node-store/flawed.js"),
+          "lost", spec="node:examples/node-store/flawed.js",
+          tested_by="tests/node_target/test_node_bridge_chaos.py"),
     Entry("node crashing_store", "a Node.js store with no 'error' listener on its pool: the "
           "sever kills its process", "sever", "crash",
-          spec="node:tests/node_target/modules/crashing_store/index.mjs"),
+          spec="node:tests/node_target/modules/crashing_store/index.mjs",
+          tested_by="tests/node_target/test_node_bridge_chaos.py"),
+    Entry("node like-delete.js", "a published-style one-table Node.js store whose "
+          "deleteSession uses LIKE", "property", "cross-tenant",
+          spec="node:examples/node-kv-store/like-delete.js",
+          tested_by="tests/node_target/test_node_kv_store.py"),
+    Entry("forgets_session", "forgets the session writes one conversation made during an "
+          "outage", "signal", "gate signal-undecryptable-max",
+          spec="tests/signal/broken_targets/forgets_session.py:open_store",
+          tested_by="tests/chaos/test_signal_beside.py"),
+    Entry("buffers_as_json", "hands Baileys its Buffers as {type: 'Buffer', data} objects",
+          "signal", "gate signal-undecryptable-max",
+          spec="tests/signal/broken_targets/buffers_as_json.py:open_store",
+          tested_by="tests/signal/test_signal_broken_targets.py"),
 )
 
 CONTROLS: tuple[str, ...] = ("reference", "resilient")
 
 
+def command(entry_target: str, scenario: str, out: Path) -> list[str]:
+    """How a team would run it: a chaos scenario, the tenant-isolation property, or the signal
+    suite's sever."""
+    base = [sys.executable, "-m", "harness", "run", "--target", entry_target, "--out", str(out),
+            "--plain"]
+    if scenario == "property":
+        return [*base, "--suite", "property", "--pytest-args", "-k test_tenant_isolation"]
+    if scenario == "signal":
+        return [*base, "--suite", "signal"]
+    return [*base, "--suite", "chaos", "--scenario", scenario]
+
+
 def run_entry(target: str, scenario: str, out: Path) -> tuple[int, dict]:
-    """`harness run --suite chaos --scenario S --target T`: (exit code, the scenario's row)."""
+    """Run it through the CLI: (exit code, the scenario's row, with the gates it missed)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("AUTHSTATE_PG_KIND", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--suite", "chaos", "--scenario", scenario,
-         "--target", target, "--out", str(out), "--plain"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(command(target, scenario, out), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
     try:
         report = json.loads((out / "report.json").read_text())
     except (OSError, ValueError):
@@ -99,6 +132,11 @@ def run_entry(target: str, scenario: str, out: Path) -> tuple[int, dict]:
     rows = [s for s in report.get("chaos", {}).get("scenarios", [])
             if s.get("name") == scenario and not s.get("contrast")]
     row = rows[0] if rows else {}
+    if scenario == "property":  # the finding is the failing test's message
+        failures = [f for suite in report.get("suites", []) for f in suite.get("failures", [])]
+        text = " ".join(str(f.get("message", "")) for f in failures)
+        row = {"anomalies": {"cross-tenant": text.count("cross-tenant")} if "cross-tenant"
+               in text else {}, "verdict": "failed" if failures else "passed"}
     row["_gates_missed"] = [c["name"] for c in report.get("checks", [])
                             if c.get("kind") == "gate" and not c.get("passed")]
     return proc.returncode, row

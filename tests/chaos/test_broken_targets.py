@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from catalogue import CATALOGUE, Entry
+from catalogue import CATALOGUE, ROOT, Entry
 
 from fixtures.chaos_smoke import describe_outcome, run_sever_cli, run_smoke
 from harness.chaos.scenario import ChaosResources
@@ -27,7 +27,7 @@ from harness.targets import resolve_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-PYTHON_ENTRIES = [e for e in CATALOGUE if not e.spec]
+PYTHON_ENTRIES = [e for e in CATALOGUE if not e.spec and not e.tested_by]
 
 
 @pytest.mark.parametrize("entry", PYTHON_ENTRIES, ids=[e.name for e in PYTHON_ENTRIES])
@@ -98,3 +98,14 @@ def test_cli_run_exits_1_naming_lost(tmp_path: Path) -> None:
     rows = [s for s in data["chaos"]["scenarios"] if s["name"] == "sever"]
     assert rows and rows[0]["anomalies"].get("lost", 0) > 0
     assert rows[0]["verdict"] == "failed"
+
+
+def test_every_catalogue_entry_is_run_by_a_test() -> None:
+    """An entry run elsewhere names the test that runs it, and that test names its target."""
+    for entry in CATALOGUE:
+        if entry in PYTHON_ENTRIES:
+            continue
+        assert entry.tested_by, f"{entry.name}: neither run here nor by a named test"
+        text = (ROOT / entry.tested_by).read_text()
+        path = entry.target.removeprefix("node:").removesuffix(":open_store")
+        assert path in text or f"{Path(path).stem}.py" in text, (entry.name, entry.tested_by)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from fixtures.chaos import PROCESS_SKIP_HINT, PROCESS_SKIP_REASON
 from harness.chaos.catalog import scenario, scenario_params
+from harness.chaos.process_server import PROCESS_SKIP_HINT, PROCESS_SKIP_REASON
 from harness.chaos.scenario import ChaosResources, run_scenario
 
 

@@ -89,7 +89,10 @@ async def test_a_store_that_crashes_its_process_is_a_crash_verdict_with_its_outp
     (example,) = item["anomaly_examples"]["crash"]
     assert "exited unexpectedly" in example["note"], example["note"][-2000:]
     assert example["detail"]["exit_code"] == 1
-    assert "Connection terminated" in example["detail"]["output_tail"], example["detail"]
+    # its first error line leads the message (Node's dump of the client can push it out of
+    # the output's last lines, which are kept too)
+    assert "Connection terminated" in example["note"], example["note"][-2000:]
+    assert example["detail"]["output_tail"], example["detail"]
 
 
 def test_cli_run_whose_node_store_crashes_is_a_verdict_exit_1(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_cli_run_whose_node_store_crashes_is_a_verdict_exit_1(tmp_path: Path) ->
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["status"] != "error", report["run"]
     (row,) = [s for s in report["chaos"]["scenarios"] if s["name"] == "sever"]
-    assert row["verdict"] == "failed" and row["anomalies"].get("crash") == 1
+    assert row["verdict"] == "failed" and row["anomalies"].get("crash", 0) >= 1  # per repetition
     assert "Connection terminated" in json.dumps(row["anomaly_examples"]["crash"])
     assert not re.search(r"secretKey: \d", (out / "report.md").read_text())
     assert not re.search(r"secretKey: \d", (out / "report.json").read_text())

@@ -80,7 +80,7 @@ def test_zero_is_accepted_only_by_max_count_gates(tmp_path: Path) -> None:
 
 
 def test_every_gate_names_the_suite_that_measures_it() -> None:
-    assert {g.suite for g in KNOWN_GATES.values()} == {"bench", "chaos", "load"}
+    assert {g.suite for g in KNOWN_GATES.values()} == {"bench", "chaos", "load", "signal"}
     assert KNOWN_GATES["chaos-rto-p95-max-s"].op == "<="
     assert KNOWN_GATES["journal-replay-min-ratio"].op == ">="
 

@@ -86,7 +86,7 @@ def test_chaos_section_renders_an_rto_table_with_notes_and_escapes_every_cell() 
                    "journal peak", "verdict", "companies × reps"):
         assert column in header
     assert ("| sever | resilient | 100 × 1 | 0.012 / 0.210 / 0.400 | 0.300 / 0.610 / 0.900 "
-            "| 0.050 / 0.110 | 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | ✅ passed |"
+            "| 0.050 / 0.110 | 0.250 | 5400 | 0 | 0 | 3 | 100.0 % / 98.5 % | 812 | — | ✅ passed |"
             ) in section
     assert "| reference\\|plain (contrast, not gated) |" in section  # `|` escaped
     assert "❌ failed: stale-read (2 key reads) |" in section  # by name; zero counts left out
@@ -216,3 +216,12 @@ def test_an_inconclusive_scenario_names_its_unmet_precondition() -> None:
     section = render(_report(chaos={"scenarios": [scenario]}))
     assert "inconclusive: path-down not met" in section
     assert "probe never saw the path down" in section
+
+
+def test_signal_conversations_beside_a_fault_show_in_the_chaos_table() -> None:
+    scenario = _scenario(signal={"messages": 137, "decrypted": 251,
+                                 "undecryptable_with_new_pod": 0, "reestablished": 0,
+                                 "new_pod_ok": True})
+    section = render(_report(chaos={"scenarios": [scenario]}))
+    assert "Signal messages / decrypted / undecryptable" in section
+    assert "| 137 / 251 / 0 |" in section

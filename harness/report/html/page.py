@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.report import chaos_table, load_table, stamp, verdict
-from harness.report.html import charts
+from harness.report import chaos_table, load_table, signal_table, stamp, verdict
+from harness.report.html import charts, signal_chart
 from harness.report.html.charts import RangeRow
 from harness.report.html.style import CSS
 from harness.report.html.svg import esc, num
@@ -242,6 +242,23 @@ def _load(report: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _signal(report: Mapping[str, Any]) -> str:
+    items = [i for i in report.get("signal") or [] if isinstance(i, Mapping)]
+    if not items:
+        return ""
+    out = ["<h2>Signal conversations</h2>"]
+    for n, item in enumerate(items):
+        if item.get("verdict") == "error":
+            out.append(f"<p>{t(item.get('name'))} [{t(item.get('target'))}]: error: "
+                       f"{t(item.get('reason'))}</p>")
+            continue
+        out.append(f"<p>{esc(signal_table.summary_line(item))}</p>")
+        chart = signal_chart.signal_timeline(item, f"signal-{n}")
+        if chart:
+            out.append(chart.html())
+    return "".join(out)
+
+
 def _load_judged(report: Mapping[str, Any], load: Mapping[str, Any]) -> str:
     """The steady-state figures the load gates judged, each beside its gate (as report.md's
     steady-state line), before the all-phase table."""
@@ -338,7 +355,7 @@ def _environment(report: Mapping[str, Any]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     run = report.get("run") or {}
-    body = [_header(report), _checks(report), _chaos(report), _load(report),
+    body = [_header(report), _checks(report), _chaos(report), _load(report), _signal(report),
             _benchmarks(report), _suites(report), _environment(report)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width,initial-scale=1">'

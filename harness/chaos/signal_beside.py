@@ -1,0 +1,156 @@
+"""Real Signal conversations beside a chaos scenario's traffic: the verdict in the users' words.
+
+The Baileys-shaped workload measures writes; this runs real conversations (harness.signal:
+Baileys' own Signal repository, its keys served by the target under test) on companies of
+their own through the same target, across the same fault, and asks afterwards: did every
+message decrypt, did any session need re-establishing, and does a new pod (a fresh instance,
+empty cache, only PostgreSQL) carry every conversation on? Failures are attributed to the
+checker's anomalies on the keys involved (one history holds both workloads' calls).
+
+Used by the steady-traffic scenarios (inject / hold / clear). The shapes that run their
+workload in a child process (client-crash, disk and client faults) do not carry it yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.metrics.checker import CheckResult
+from harness.metrics.history import History
+from harness.metrics.windows import Window
+from harness.signal.attribution import attribute
+from harness.signal.newpod import NewPodResult, new_pod_check
+from harness.signal.profiles import SignalParams, signal_params
+from harness.signal.section import build_section
+from harness.signal.workload import SignalWorkload
+
+log = logging.getLogger("harness.chaos")
+
+PROCESS_BASE = 2_000_000  # Jepsen process ids of the signal workers: never the others'
+CLOSE_TIMEOUT_S = 30.0
+
+
+# Companies in conversation beside each steady chaos scenario, per chaos profile. Off in smoke
+# (a plain pytest / `harness test`: tests/chaos/test_signal_beside.py covers it there): a
+# conversation's set-up is real Signal cryptography in pure JavaScript, ~1 s per company on 2
+# cores, paid again by every repetition. The standalone `--suite signal --profile ci` has 100.
+CHAOS_SIGNAL_COMPANIES: dict[str, int] = {"quick": 12, "ci": 12, "predeploy": 12,
+                                          "thorough": 24}
+
+
+def chaos_signal_params(profile: str, **workload: Any) -> SignalParams | None:
+    """The signal conversations a chaos profile runs beside its faults (None: none)."""
+    companies = CHAOS_SIGNAL_COMPANIES.get(profile)
+    if not companies:
+        return None
+    params = signal_params("smoke", companies=companies)
+    return replace(params, workload=replace(params.workload, **workload)) if workload \
+        else params
+
+
+def signal_companies(count: int) -> list[str]:
+    return [f"sig{i:03d}" for i in range(count)]
+
+
+class SignalBeside:
+    """One repetition's signal workload, on the scenario's opened target."""
+
+    def __init__(self, target: Any, params: SignalParams, history: History, *,
+                 run_tag: str) -> None:
+        self.params = params
+        self.companies = signal_companies(params.companies)
+        self.workload = SignalWorkload(target, self.companies, history,
+                                       config=params.workload, run_tag=run_tag,
+                                       process_base=PROCESS_BASE)
+        self.new_pod: NewPodResult | None = None
+        self.target_errors: list[str] = []
+        self.started = time.monotonic()
+
+    async def setup(self) -> None:
+        """Pair the companies and open every conversation (raises SignalSetupError: the
+        target failed on a healthy database)."""
+        await self.workload.setup()
+
+    def start(self) -> None:
+        self.workload.start()
+
+    async def stop(self) -> None:
+        """No new message; those in flight settle (Baileys' commit retries included)."""
+        await self.workload.stop()
+
+    async def close(self) -> None:
+        """Stop the engine (and its bridge sidecar for a Python target)."""
+        await self.workload.close()
+
+    async def check_new_pod(self, target_spec: Any, dsn: str, cache_dir: Path) -> None:
+        """A fresh instance of the target, an empty cache, only PostgreSQL: every
+        conversation must go on without a new session."""
+        await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        pod = await target_spec.open(dsn, cache_dir=cache_dir)
+        try:
+            c = self.params.workload
+            self.new_pod = await new_pod_check(
+                pod, self.workload.topology, self.workload.history, self.workload.processes,
+                op_timeout_s=c.op_timeout_s, commit_retries=c.commit_retries,
+                commit_delay_ms=c.commit_delay_ms)
+        finally:
+            try:
+                await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                self.target_errors.append(f"the new pod's close() did not finish within "
+                                          f"{CLOSE_TIMEOUT_S:g} s")
+            except Exception as exc:
+                self.target_errors.append(f"the new pod's close() failed: "
+                                          f"{type(exc).__name__}: {exc}"[:300])
+
+    def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
+                history: History, windows: list[Window]) -> dict[str, Any]:
+        """The repetition's `signal` item (harness.signal.section)."""
+        new_pod = self.new_pod if self.new_pod is not None else NewPodResult(
+            error="the new pod check did not run")
+        attribution = attribute([*self.workload.tally.failures, *new_pod.decrypt_failures],
+                                check, history)
+        spans = [(w.injected_ns, w.cleared_ns if w.cleared_ns is not None else w.injected_ns)
+                 for w in windows]
+        return build_section(
+            scenario=scenario, params=self.params, target=target, contrast=contrast,
+            workload=self.workload, new_pod=new_pod, check=check, attribution=attribution,
+            history=history, windows=spans, engine_stats={}, notes=[],
+            target_errors=self.target_errors, duration_s=time.monotonic() - self.started)
+
+
+def merge_items(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scenario's `signal` over its repetitions: counts summed, errors merged, the new pod
+    ok only if it was ok every time, the verdict the worst; each repetition's item kept."""
+    if not items:
+        return None
+    counts = ("messages", "deliveries", "decrypted", "undecryptable_total", "retries",
+              "reestablished", "lost", "undecryptable_with_new_pod")
+    merged: dict[str, Any] = {k: sum(int(i.get(k) or 0) for i in items) for k in counts}
+    undecryptable: dict[str, int] = {}
+    for item in items:
+        for error, n in (item.get("undecryptable") or {}).items():
+            undecryptable[error] = undecryptable.get(error, 0) + int(n)
+    order = {"passed": 0, "inconclusive": 1, "failed": 2}
+    verdict = max((i.get("verdict", "failed") for i in items), key=lambda v: order.get(v, 2))
+    first = items[0]
+    return {**merged, "undecryptable": undecryptable,
+            "new_pod_ok": all(i.get("new_pod_ok") for i in items), "verdict": verdict,
+            "name": first.get("name"), "target": first.get("target"),
+            "profile": first.get("profile"), "contrast": first.get("contrast"),
+            "gated": first.get("gated"), "companies": first.get("companies"),
+            "conversations": first.get("conversations"),
+            "attribution": first.get("attribution"), "timeline": first.get("timeline"),
+            "throughput": first.get("throughput"), "repetitions": items}
+
+
+async def close_quietly(beside: SignalBeside | None) -> None:
+    if beside is not None:
+        with contextlib.suppress(Exception):
+            await beside.close()
