@@ -21,7 +21,8 @@ def anchors(page: Path) -> set[str]:
         heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not heading:
             continue
-        text = re.sub(r"[`*_]|<[^>]+>", "", heading[1])
+        parts = heading[1].split("`")  # odd parts are code: their `<x>` is text, not a tag
+        text = "".join(p if i % 2 else re.sub(r"<[^>]+>|[*_]", "", p) for i, p in enumerate(parts))
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
         slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
         count = seen.get(slug, 0)
