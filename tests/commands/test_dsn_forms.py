@@ -1,4 +1,4 @@
-"""libpq key=value DSNs are accepted as the README lists them (converted to the equivalent URL
+"""libpq key=value DSNs are accepted as docs/cli.md lists them (converted to the equivalent URL
 before any I/O); keywords asyncpg has no equivalent for are refused with the list it takes."""
 
 from __future__ import annotations
