@@ -73,6 +73,12 @@ class SampledState:
         self.reader = reader
         self.mode = reader.mode
 
+    @property
+    def snapshot_ns(self) -> int | None:
+        """When the values just read were certainly durable (the SQL reader's statement
+        snapshot); None: only the read's end says so (a fresh instance of the target)."""
+        return getattr(self.reader, "snapshot_ns", None)
+
     async def read(self, wanted: Mapping[str, Sequence[KeyRef]]) -> dict[StateKey, str | None]:
         got = await self.reader.sample(wanted)
         errors = [r.error for r in got.values() if r.error is not None]
@@ -246,6 +252,9 @@ class ObserverCore:
             self.failed_rounds += 1
             return
         end = time.monotonic_ns()
+        snapshot = getattr(self.reader, "snapshot_ns", None)
+        if snapshot is not None and start <= snapshot <= end:
+            end = snapshot  # durable by the statement's snapshot, not by the end of transfer
         ids: list[int] = []
         changed: list[list[Any]] = []
         for key, value in found.items():

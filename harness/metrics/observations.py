@@ -3,8 +3,10 @@
 The judge takes nothing on the store's word: an observer with its own connection (never through
 the fault proxy, never through the store) reads the keys that matter every ~100 ms and records
 here what each read returned, as digests (never values), with the read's start and end times on
-the history's clock (monotonic ns). A value seen by a read that ended at ``e`` was durable by
-``e``; a value absent from a read that started at ``s`` was not durable at ``s``.
+the history's clock (monotonic ns). A value seen by a read was durable by its ``end_ns``: when
+the read ended, or, for a SQL read, when its statement was sent (READ COMMITTED: a statement
+sees what was committed when it started); a value absent from a read that started at ``s`` was
+not durable at ``s``.
 
 Besides key reads it holds:
 - probes of the database path (``Probe``): did the fault reach the path the store uses

@@ -39,6 +39,7 @@ class SqlReader(DurableReader):
         self._tables = tables  # both tables exist (else every read is "absent")
         self._lock = asyncio.Lock()  # one connection: one query at a time
         self._digests = TextDigests()
+        self.snapshot_ns: int | None = None  # when the last sample's statements were sent
         # (company, ref) -> (row version, digest, meta, decodable) of the last text read
         self._versions: dict[tuple[str, KeyRef], tuple[str, str | None, dict[str, Any], bool]] = {}
 
@@ -96,6 +97,10 @@ class SqlReader(DurableReader):
                 "NULL ELSE a.creds::text END FROM whatsapp_auth a JOIN unnest($1::text[], "
                 "$2::text[]) AS w(c, known) ON a.company_id = w.c",
                 creds_of, [self._known((c, CREDS)) for c in creds_of]) if creds_of else []
+            # Under READ COMMITTED a statement sees what was committed when it started: every
+            # value this sample returns was durable by the moment the last statement was sent
+            # (its transfer and decoding afterwards say nothing about durability).
+            self.snapshot_ns = time.monotonic_ns()
             key_rows = await conn.fetch(
                 "SELECT k.company_id, k.key_type, k.key_id, k.xmin::text, CASE WHEN "
                 "k.xmin::text = w.known THEN NULL ELSE k.value::text END FROM whatsapp_keys k "
