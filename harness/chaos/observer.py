@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -78,6 +79,12 @@ class SampledState:
         """When the values just read were certainly durable (the SQL reader's statement
         snapshot); None: only the read's end says so (a fresh instance of the target)."""
         return getattr(self.reader, "snapshot_ns", None)
+
+    def abort(self) -> None:
+        """Drop the reader's connection (a read that never answered)."""
+        abort = getattr(self.reader, "abort", None)
+        if callable(abort):
+            abort()
 
     async def read(self, wanted: Mapping[str, Sequence[KeyRef]]) -> dict[StateKey, str | None]:
         got = await self.reader.sample(wanted)
@@ -202,14 +209,14 @@ class ObserverCore:
         await self.round()
 
     async def stop_quietly(self) -> None:
-        """Stop the background work without a last round (the parent went away)."""
+        """Stop the background work without a last round (the parent went away). Bounded: a
+        round stuck in the database is abandoned, not waited for."""
         task, self._task = self._task, None
         if self.probe is not None:
             await self.probe.stop()
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=READ_TIMEOUT_S)
 
     async def _loop(self) -> None:
         while True:
@@ -241,9 +248,7 @@ class ObserverCore:
             self.reader = await self._open_reader(sorted(wanted))
         start = time.monotonic_ns()
         try:
-            found = await asyncio.wait_for(
-                self.reader.read({c: sorted(refs) for c, refs in wanted.items()}),
-                READ_TIMEOUT_S)
+            found = await self._bounded_read({c: sorted(refs) for c, refs in wanted.items()})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database itself away (process faults): next round
@@ -271,6 +276,23 @@ class ObserverCore:
             applied = sum(1 for ref, want in group.values.items()
                           if found.get((group.company, ref)) == want)
             group.samples.append(GroupSample(start, end, applied, len(group.values)))
+
+    async def _bounded_read(self, wanted: Mapping[str, Sequence[KeyRef]]
+                            ) -> dict[StateKey, str | None]:
+        """One read within READ_TIMEOUT_S. A read that does not answer is abandoned, not
+        awaited (cancelling a driver call can itself wait on the server), and the reader's
+        connection is dropped so the next round starts clean."""
+        assert self.reader is not None
+        task = asyncio.ensure_future(self.reader.read(wanted))
+        done, _ = await asyncio.wait({task}, timeout=READ_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never unseen
+            abort = getattr(self.reader, "abort", None)
+            if callable(abort):
+                abort()
+            raise TimeoutError(f"the read did not answer within {READ_TIMEOUT_S:g} s")
+        return task.result()
 
     def _ingest(self) -> None:
         for path, pattern in self._dirs:
@@ -418,6 +440,12 @@ class Observer:
                 future.set_exception(ObserverFailed(self._tail()))
         self._replies.clear()
 
+    def _dump_stacks(self) -> None:
+        """Ask the observer to print every thread's stack into its log (faulthandler)."""
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signal.SIGUSR1)
+
     def _tail(self) -> str:
         with contextlib.suppress(OSError):
             text = (self.work_dir / "observer.log").read_text(errors="replace")
@@ -433,7 +461,13 @@ class Observer:
         self._proc.stdin.write(orjson.dumps({"id": self._next, "command": command, **args})
                                + b"\n")
         await self._proc.stdin.drain()
-        reply = await asyncio.wait_for(future, timeout_s)
+        try:
+            reply = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            self._dump_stacks()
+            await asyncio.sleep(0.5)
+            raise ObserverFailed(f"the observer did not answer '{command}' within "
+                                 f"{timeout_s:g} s; its log ends: {self._tail()}") from None
         if reply.get("error"):
             raise ObserverFailed(str(reply["error"]))
         return reply

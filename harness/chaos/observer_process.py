@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,8 @@ async def _serve() -> None:
 
 
 def main() -> None:
+    # the parent sends SIGUSR1 when a command goes unanswered: every stack into the log
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     asyncio.run(_serve())
 
 

@@ -117,22 +117,14 @@ def repetition_intervals(pooled: Mapping[str, Mapping[str, Any]],
 
 
 def verdict_of(anomalies: dict[str, int], lost_writes: int,
-               reps: Sequence[Repetition],
-               signal: Mapping[str, Any] | None = None) -> tuple[str, str]:
-    """(verdict, reason): an anomaly, a lost write, or a Signal conversation that broke
-    (undecryptable, re-established, lost, or a new pod that could not go on) fails; else a
-    precondition never met makes it inconclusive (it proved nothing); else it passed."""
+               reps: Sequence[Repetition]) -> tuple[str, str]:
+    """(verdict, reason): an anomaly or a lost write fails; else a precondition never met
+    makes it inconclusive (it proved nothing); else it passed. (Signal conversations beside
+    the fault carry their own verdict and are judged by the signal gates: a store that fails
+    closed breaks sessions under Baileys without any anomaly of its own.)"""
     if anomalies or lost_writes:
         named = ", ".join(f"{n} x{c}" for n, c in sorted(anomalies.items()))
         return "failed", f"anomalies: {named}" if named else f"{lost_writes} lost writes"
-    if signal is not None and signal.get("verdict") == "failed":
-        errors = ", ".join(f"{e} x{n}" for e, n in sorted((signal.get("undecryptable")
-                                                           or {}).items()))
-        return "failed", (f"signal: {signal.get('undecryptable_with_new_pod')} undecryptable"
-                          f"{f' ({errors})' if errors else ''}, "
-                          f"{signal.get('reestablished')} re-established, "
-                          f"{signal.get('lost')} lost, new pod "
-                          f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}")
     unmet = [(r.index, p) for r in reps for p in r.unmet]
     if unmet:
         index, first = unmet[0]
@@ -165,7 +157,7 @@ def section(info: ScenarioInfo, params: ScenarioParams, target: str,
     counts = {k: sum(getattr(r.check, k) for r in reps) for k in COUNTS}
     deadline = max(r.deadline_s for r in reps)
     signal = merge_items([r.signal for r in reps if r.signal is not None])
-    verdict, reason = verdict_of(anomalies, counts["lost_writes"], reps, signal)
+    verdict, reason = verdict_of(anomalies, counts["lost_writes"], reps)
     preconditions = [{"repetition": r.index + 1, "attempts": r.attempt, **p.to_dict()}
                      for r in reps for p in r.preconditions]
     headline = next((p for p in preconditions if not p["met"]),

@@ -65,9 +65,14 @@ class SqlReader(DurableReader):
                     command_timeout=self._timeout_s)
             try:
                 yield self._conn
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except BaseException:  # lost, refused, cancelled mid-query: never reuse it
                 self._conn.terminate()  # the next read connects again
                 raise
+
+    def abort(self) -> None:
+        """Drop the connection now (a read that never answered): the next read connects
+        again."""
+        self._conn.terminate()
 
     async def companies_with_creds(self, companies: Sequence[str]) -> list[str]:
         """Those of `companies` that have a creds row (sorted), [] without the tables."""

@@ -69,7 +69,8 @@ def test_the_verdict_states_target_and_what_was_not_run(tmp_path: Path) -> None:
                         "outcome": "passed"}])
     job.pytest_exit = 0
     report = job._finish().report
-    assert set(report["config"]["scope"]["suites_not_run"]) == {"bench", "chaos", "load"}
+    assert set(report["config"]["scope"]["suites_not_run"]) == {"bench", "chaos", "load",
+                                                                "signal"}
     text = render(report)
     verdict = text.split("## Checks")[0]
     assert "PASSED" in verdict and "`reference` (property)" in verdict

@@ -78,10 +78,16 @@ SMOKE_TEST = '''def test_store_survives_a_severed_database(authstate_chaos):
 # Timing gates judge the store and the machine (a busy 2-core CI runner, the example store's
 # 1.8 s operation deadline), not whether the installed copy works: a project's own pyproject
 # sets them generously for these tests; lost writes stay gated at 0.
+# The example Node.js store fails closed during an outage, and under Baileys 7 a store that
+# fails closed breaks some Signal sessions (docs/signal.md): its Signal gates are not what this
+# test is about (installability is), so they are lifted here with the timing ones; lost writes
+# stay gated at 0.
 TIMING_GATES = ("[tool.authstate-harness]\n"
                 "chaos-rto-p95-max-s = 30\n"
                 "chaos-mttd-p95-max-s = 30\n"
-                "chaos-deadline-max-s = 10\n")
+                "chaos-deadline-max-s = 10\n"
+                "signal-undecryptable-max = 100000\n"
+                "signal-reestablished-max = 100000\n")
 
 
 def log_time(what: str, started: float) -> None:
