@@ -45,6 +45,7 @@ log = logging.getLogger("harness.chaos")
 INTERVAL_S = 0.1
 GROUP_INTERVAL_S = 0.05
 READ_TIMEOUT_S = 10.0  # one round's read (a fresh instance of a foreign store is slow)
+OPEN_READER_TIMEOUT_S = 90.0
 NEVER = 1 << 62
 OBSERVER_DSN_ENV = "AUTHSTATE_OBSERVER_DSN"  # env, not argv: a DSN may carry a password
 OBSERVER_PROBE_ENV = "AUTHSTATE_OBSERVER_PROBE_DSN"
@@ -204,9 +205,15 @@ class ObserverCore:
                 self.probe.start()
 
     async def stop(self) -> None:
-        """Stop the background work, then one last round."""
+        """Stop the background work, then one last round (bounded: an abandoned read may
+        still hold the reader)."""
         await self.stop_quietly()
-        await self.round()
+        try:
+            await asyncio.wait_for(self.round(), 2 * READ_TIMEOUT_S)
+        except TimeoutError:
+            self.errors += 1
+            self.last_error = "the last round did not finish within " \
+                              f"{2 * READ_TIMEOUT_S:g} s (a read stuck in the database)"
 
     async def stop_quietly(self) -> None:
         """Stop the background work without a last round (the parent went away). Bounded: a
@@ -244,8 +251,9 @@ class ObserverCore:
             wanted.setdefault(group.company, set()).update(group.values)
         if not wanted:
             return
-        if self.reader is None:
-            self.reader = await self._open_reader(sorted(wanted))
+        if self.reader is None:  # a fresh instance of a foreign store may take a while
+            self.reader = await asyncio.wait_for(self._open_reader(sorted(wanted)),
+                                                 OPEN_READER_TIMEOUT_S)
         start = time.monotonic_ns()
         try:
             found = await self._bounded_read({c: sorted(refs) for c, refs in wanted.items()})
