@@ -37,7 +37,12 @@ from harness.metrics.latency import latency_stats, phase_of, spread
 from harness.metrics.recovery import summarize
 
 SUITE = "chaos"
-BLACKHOLE_MARGIN_S = 0.2
+# A company that is between messages when a black hole opens notices it only when its next
+# call has waited the deadline: detection is bounded by the deadline plus the same margin that
+# makes a call a hang (measured: blackhole MTTD p95 2.30 s [2.27, 2.33] with a 2 s deadline,
+# the resilient store, 100 companies, a quiet 2-core machine; the 0.2 s of the store-reported
+# figure timed the breaker, store-wide, not each company's callers).
+BLACKHOLE_MARGIN_S = 0.5
 HANG_MARGIN_S = 0.5  # the checker's "hang": a call past the harness's deadline + this
 EXAMPLES_PER_ANOMALY = 3
 COUNTS = ("acked_writes", "failed_writes", "indeterminate_writes", "recovered_writes",

@@ -40,7 +40,7 @@ CLOSE_TIMEOUT_S = 30.0
 # (a plain pytest / `harness test`: tests/chaos/test_signal_beside.py covers it there): a
 # conversation's set-up is real Signal cryptography in pure JavaScript, ~1 s per company on 2
 # cores, paid again by every repetition. The standalone `--suite signal --profile ci` has 100.
-CHAOS_SIGNAL_COMPANIES: dict[str, int] = {"quick": 12, "ci": 12, "predeploy": 12,
+CHAOS_SIGNAL_COMPANIES: dict[str, int] = {"quick": 8, "ci": 12, "predeploy": 12,
                                           "thorough": 24}
 
 

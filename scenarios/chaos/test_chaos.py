@@ -56,6 +56,12 @@ def _case_id(case: ChaosCase) -> str:
     return f"{case.name}-contrast-{re.sub(r'[^A-Za-z0-9_.-]+', '_', case.contrast)}"
 
 
+def more_of(configured: int, params: ScenarioParams) -> int:
+    """Extra repetitions allowed while an interval straddles: the judging setting, capped by
+    the profile (quick keeps the main job short)."""
+    return configured if params.more_cap is None else min(configured, params.more_cap)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "chaos_case" not in metafunc.fixturenames:
         return
@@ -69,7 +75,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases = []
     for info in scenarios_for(profile, config.getoption("--chaos-scenario")):
         params = scenario_params(info.name, profile)
-        runs = params.repetitions + more
+        runs = params.repetitions + more_of(more, params)
         per_run = (params.warmup_s + params.fault_jitter_s + params.fault_span_s
                    + params.recovery_s + params.settle_s) * runs
         mark = pytest.mark.timeout(int(per_run + TIMEOUT_MARGIN_S * runs))
@@ -141,7 +147,8 @@ async def test_chaos_scenario(chaos_case: ChaosCase, chaos_profile: str,
         outcome = await run_scenario(
             info, params, spec, chaos_resources, contrast=contrast,
             deadline_s=harness_config.gate("chaos-deadline-max-s"), run_seed=chaos_seed,
-            more_repetitions=0 if contrast else harness_config.judging.more_chaos_repetitions,
+            more_repetitions=0 if contrast else more_of(
+                harness_config.judging.more_chaos_repetitions, params),
             more_wanted=None if contrast else straddles_a_gate(info, params, spec.name,
                                                                harness_config),
             signal=None if contrast else chaos_signal_params(chaos_profile))

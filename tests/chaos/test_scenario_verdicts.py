@@ -106,7 +106,7 @@ def test_a_lost_acknowledged_write_fails_the_scenario_by_name() -> None:
 def test_black_hole_like_faults_are_bounded_by_the_deadline_not_the_gate() -> None:
     for name in ("blackhole", "latency-spike", "bandwidth"):
         mttd = _figure(_outcome(name), "mttd p95")
-        assert mttd.threshold == 2.2, name  # the harness's 2 s deadline + 0.2, not the store's
+        assert mttd.threshold == 2.5, name  # the harness's 2 s deadline + 0.5, not the store's
         assert "chaos-deadline-max-s" in mttd.notes
 
 
