@@ -252,7 +252,7 @@ _BASE: Mapping[str, ScenarioParams] = MappingProxyType({
     "smoke": ScenarioParams("smoke", SMOKE_COMPANIES, 1, warmup_s=2.0, outage_s=3.0,
                             recovery_s=3.0, settle_s=15.0, fault_jitter_s=0.5),
     "quick": ScenarioParams("quick", COMPANIES, 2, warmup_s=1.5, outage_s=3.0, recovery_s=4.0,
-                            settle_s=20.0, more_cap=1),
+                            settle_s=20.0, more_cap=0),
     "ci": ScenarioParams("ci", COMPANIES, 3, warmup_s=1.5, outage_s=3.0, recovery_s=4.0,
                          settle_s=20.0),
     "thorough": ScenarioParams("thorough", COMPANIES, 3, warmup_s=5.0, outage_s=5.0,
