@@ -36,11 +36,11 @@ from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
 from harness.chaos.crash import watch_drain
-from harness.chaos.driver import Driver
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler
 from harness.chaos.workload import Workload, WorkloadConfig
 from harness.metrics.history import History
+from harness.target_driver import Driver
 
 SHARE = 0.2  # of all calls, in every phase
 CANCEL_AFTER_S = (50e-6, 0.2)  # log-uniform: the first await of a call ... a slow replay

@@ -15,28 +15,15 @@ PostgreSQL directly and judges the history exactly as for every other scenario.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
 from harness.chaos.nemesis_api import ScenarioShape
 
 
-def mode_of(target: Any) -> str | None:
-    """status()["mode"] when the target has one (reported, and used to time phases only)."""
-    status = getattr(target, "status", None)
-    if not callable(status):
-        return None
-    with contextlib.suppress(Exception):
-        mode = status().get("mode")
-        return mode if isinstance(mode, str) else None
-    return None
-
-
 def client_fault_shape(name: str, params: ScenarioParams) -> ScenarioShape | None:
     """The shape of a client-layer scenario, or None when `name` is not one of these."""
-    # Imported here: the shapes use the helpers above.
+    # Imported here: each shape imports the scenario machinery it needs.
     from harness.chaos.cancel_shape import CancelShape
     from harness.chaos.overlap_shape import DeployOverlapShape
     from harness.chaos.restart_degraded_shape import RestartDegradedShape

@@ -30,7 +30,7 @@ Shapes that are not "inject, hold, clear":
 - client-crash is a different shape altogether (a child process runs the workload and is
   killed): it implements `ScenarioShape` (below) with the engine's pieces:
     `harness.chaos.workload.Workload(target, companies, history, ...)`  setup / start / stop,
-    `harness.chaos.driver.Driver`  records every target call in the History (ok/fail/info),
+    `harness.target_driver.Driver`  records every target call in the History (ok/fail/info),
     `harness.metrics.history.History(sink=path)`  survives the kill -9 of the child,
     `harness.chaos.child`-style entry point: `python -m ...` receiving the target spec string,
     and returns a `ShapeOutcome`; the runner then does flush, final read, checker, recovery

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams
-from harness.chaos.final_read import FinalRead
 from harness.chaos.preconditions import Precondition
 from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
 from harness.metrics.recovery import RecoveryResult
 from harness.metrics.timeline import Timeline
 from harness.metrics.windows import Window
+from harness.observe.final_read import FinalRead
 
 
 @dataclass

@@ -32,7 +32,6 @@ import time
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.client_faults import mode_of
 from harness.chaos.controlled_child import ControlledChild, SteeredWorkload
 from harness.chaos.crash import (
     CHILD_START_S,
@@ -42,7 +41,7 @@ from harness.chaos.crash import (
     restore_layout,
 )
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
-from harness.chaos.sampler import StatusSampler
+from harness.chaos.sampler import StatusSampler, mode_of
 from harness.chaos.workload import WorkloadConfig
 from harness.metrics.history import History
 

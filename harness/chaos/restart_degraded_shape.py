@@ -26,7 +26,6 @@ import time
 from typing import Any
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.client_faults import mode_of
 from harness.chaos.controlled_child import ControlledChild
 from harness.chaos.crash import (
     CHILD_START_S,
@@ -37,7 +36,7 @@ from harness.chaos.crash import (
     watch_drain,
 )
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
-from harness.chaos.sampler import StatusSampler
+from harness.chaos.sampler import StatusSampler, mode_of
 from harness.chaos.workload import Workload, WorkloadConfig
 from harness.metrics.history import History
 

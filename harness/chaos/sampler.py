@@ -32,6 +32,17 @@ def _dig(status: Any, *path: str) -> Any:
     return node
 
 
+def mode_of(target: Any) -> str | None:
+    """status()["mode"] when the target has one (reported, and used to time phases only)."""
+    status = getattr(target, "status", None)
+    if not callable(status):
+        return None
+    with contextlib.suppress(Exception):
+        mode = status().get("mode")
+        return mode if isinstance(mode, str) else None
+    return None
+
+
 class StatusSampler:
     def __init__(self, target: Any, interval_s: float = INTERVAL_S) -> None:
         status = getattr(target, "status", None)

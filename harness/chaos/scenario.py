@@ -33,7 +33,6 @@ from harness.chaos import results
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
 from harness.chaos.client_faults import client_fault_shape
 from harness.chaos.crash import CrashScenarioError, make_shape
-from harness.chaos.final_read import final_read
 from harness.chaos.nemesis import make_nemesis
 from harness.chaos.nemesis_api import (
     DEFAULT_DEADLINE_S,
@@ -68,6 +67,7 @@ from harness.metrics.timeline import timeline
 from harness.metrics.windows import NS, Window, as_window, episodes
 from harness.node_target.errors import NodeUnavailable
 from harness.observe import refs_of_history
+from harness.observe.final_read import final_read
 from harness.signal.profiles import SignalParams
 from harness.signal.workload import SignalSetupError
 

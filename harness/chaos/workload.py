@@ -40,11 +40,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.chaos.driver import DEFAULT_OP_TIMEOUT_S, Driver, Outcome
 from harness.chaos.nemesis_api import BulkWrite
 from harness.chaos.values import ValueFactory, digest
 from harness.errors import HarnessError
 from harness.metrics.history import History
+from harness.target_driver import DEFAULT_OP_TIMEOUT_S, Driver, Outcome
 
 log = logging.getLogger("harness.chaos")
 

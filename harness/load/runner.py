@@ -280,7 +280,6 @@ def _observer(plan: LoadPlan, env: LoadEnv, out_dir: Path) -> Any:
 async def _judge(outcome: LoadOutcome, env: LoadEnv, observations: Any = None) -> None:
     """Merge the per-process histories; checker against a final read; recovery per company,
     observed (and the store's own, as reported) when a fault ran."""
-    from harness.chaos.final_read import final_read
     from harness.chaos.nemesis_api import DEFAULT_DEADLINE_S
     from harness.chaos.results import HANG_MARGIN_S
     from harness.chaos.scenario import metric_windows
@@ -290,6 +289,7 @@ async def _judge(outcome: LoadOutcome, env: LoadEnv, observations: Any = None) -
     from harness.metrics.observed_recovery import observed_recovery
     from harness.metrics.recovery import recovery, summarize
     from harness.observe import refs_of_history
+    from harness.observe.final_read import final_read
     from harness.targets import resolve_target
 
     files = sorted((outcome.out_dir / "history").glob("history-*.jsonl"))

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.chaos.driver import Driver, Outcome
 from harness.chaos.workload import FULL_PRE_KEYS, Company, Workload, WorkloadConfig
 from harness.metrics.history import History, OpHandle, error_text
+from harness.target_driver import Driver, Outcome
 
 BATCH_AT = 5  # writes of this many keys or more get a size suffix in their name
 

@@ -228,11 +228,15 @@ const ops = {
   close: async () => shutdown()
 }
 
-// `signal.*` ops: the signal workload's Baileys Signal repository over a loaded state's keys
-// (harness/signal/engine.mjs), imported on first use so a plain store run never loads Baileys.
+// `signal.*` ops: the signal workload's Baileys Signal repository over a loaded state's keys.
+// The module comes with `signal.init` (its path: the sidecar knows no workload of its own),
+// imported then, so a plain store run never loads Baileys.
 let signalEngine = null
 async function signalOp (op, msg) {
-  signalEngine ??= await import('../signal/engine.mjs')
+  if (signalEngine === null) {
+    if (op !== 'signal.init' || typeof msg.engine !== 'string') throw new Error('signal engine: call signal.init with its module first')
+    signalEngine = await import(pathToFileURL(msg.engine).href)
+  }
   return signalEngine.run(op, msg, { stateOf })
 }
 

@@ -28,7 +28,7 @@ from harness.authstate.key_types import is_js_falsy
 from harness.errors import HarnessError
 from harness.metrics.history import CREDS, KeyRef
 from harness.node_target.target import NodeTarget
-from harness.observe.durable import CompanyRead, DurableReader, TextDigests, creds_digest
+from harness.observe.reading import CompanyRead, DurableReader, TextDigests, creds_digest
 from harness.observe.readonly import is_read_only_refusal, read_only_dsn
 from harness.targets import TargetSpec
 
@@ -200,7 +200,7 @@ class InstanceReader(DurableReader):
     @staticmethod
     def _fill_keys(out: CompanyRead, refs: set[KeyRef],
                    keys: Mapping[str, Mapping[str, Any]]) -> None:
-        from harness.chaos.values import digest
+        from harness.digests import digest
 
         for key_type, key_id in refs:
             if (key_type, key_id) == CREDS:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from harness.metrics.history import CREDS, KeyRef
-from harness.observe.durable import (
+from harness.observe.reading import (
     CompanyRead,
     DurableReader,
     FinalRead,

@@ -27,6 +27,8 @@ from harness.node_target.baileys import install_baileys
 from harness.signal.bridge import Bridge
 from harness.signal.recorder import Processes, StoreDriver, record_trace
 
+ENGINE_MODULE = Path(__file__).with_name("engine.mjs")  # loaded by the sidecar at signal.init
+
 
 @dataclass
 class EngineTiming:
@@ -91,7 +93,8 @@ class SignalEngine:
             sidecar = engine.bridge.sidecar
         engine.sidecar = sidecar
         engine.info = await sidecar.call(
-            "signal.init", timeout_s=60.0, baileys_dir=str(root), record=engine.in_target_sidecar,
+            "signal.init", timeout_s=60.0, engine=str(ENGINE_MODULE), baileys_dir=str(root),
+            record=engine.in_target_sidecar,
             commit_retries=commit_retries, commit_delay_ms=commit_delay_ms,
             store_timeout_ms=int(op_timeout_s * 1000))
         return engine

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.chaos.driver import Driver, Outcome
 from harness.metrics.history import (
     CREDS,
     READ_KEYS,
@@ -29,6 +28,7 @@ from harness.metrics.history import (
     History,
     KeyRef,
 )
+from harness.target_driver import Driver, Outcome
 
 _LAST_ERROR: contextvars.ContextVar[BaseException | None] = contextvars.ContextVar(
     "signal_store_error", default=None)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.final_read import final_read
 from harness.faults.helpers import Faults
 from harness.metrics.checker import CheckResult, check
 from harness.metrics.figures import Figure
 from harness.metrics.history import History
+from harness.observe.final_read import final_read
 from harness.signal.attribution import attribute
 from harness.signal.newpod import NewPodResult, new_pod_check
 from harness.signal.profiles import SignalParams

@@ -11,8 +11,8 @@ import pytest
 
 from harness.authstate.errors import StoreRejected, StoreUnavailable
 from harness.authstate.foreign_errors import error_kind, sqlstate_kind, write_outcome
-from harness.chaos.driver import Driver
 from harness.metrics.history import History
+from harness.target_driver import Driver
 from harness.targets import resolve_target
 
 TARGETS = Path(__file__).resolve().parents[1] / "observe" / "observe_targets.py"

@@ -9,11 +9,11 @@ from collections import Counter
 from typing import Any
 
 from harness.authstate import PostgresAuthStore
-from harness.chaos.driver import Driver
-from harness.chaos.final_read import final_read
 from harness.chaos.workload import FULL_PRE_KEYS, Workload, WorkloadConfig
 from harness.metrics.checker import check
 from harness.metrics.history import CREDS, WRITE_KEYS, History
+from harness.observe.final_read import final_read
+from harness.target_driver import Driver
 
 COMPANIES = [f"co{i}" for i in range(6)]
 CONFIG = WorkloadConfig(message_rate_hz=10, full_pre_key_companies=1, pre_keys=12,

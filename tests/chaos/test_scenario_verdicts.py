@@ -10,7 +10,6 @@ gated; a skipped scenario records no figure.
 from __future__ import annotations
 
 from harness.chaos.catalog import scenario, scenario_params
-from harness.chaos.final_read import FinalRead
 from harness.chaos.outcome import Repetition
 from harness.chaos.preconditions import Precondition
 from harness.chaos.results import assemble, skipped
@@ -22,6 +21,7 @@ from harness.metrics.observed_recovery import observed_recovery
 from harness.metrics.recovery import availability, recovery
 from harness.metrics.timeline import timeline
 from harness.metrics.windows import as_window
+from harness.observe.final_read import FinalRead
 
 MS = 1_000_000
 KEY = ("session", "123.0")

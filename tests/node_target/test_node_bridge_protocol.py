@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from node_bridge_support import MODULES, OpenProbe
 
-from harness.chaos.driver import Driver
 from harness.errors import is_harness_failure
 from harness.metrics.history import History
 from harness.node_target.errors import (
@@ -22,6 +21,7 @@ from harness.node_target.errors import (
     NodeStoreTypeError,
 )
 from harness.node_target.target import NodeClearableKeyStore
+from harness.target_driver import Driver
 
 ALL_BYTES = bytes(range(256))
 

@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 from node_bridge_support import MODULES, require_node
 
-from harness.chaos.driver import Driver
 from harness.chaos.values import ValueFactory
 from harness.metrics.history import History
 from harness.node_target.errors import (
@@ -22,6 +21,7 @@ from harness.node_target.errors import (
     js_error_kind,
     module_error,
 )
+from harness.target_driver import Driver
 from harness.targets import TargetSpec, resolve_target
 
 KV_ADAPTER = "node:examples/node-kv-store/adapter.js"

@@ -12,9 +12,9 @@ from typing import Any
 
 from harness.authstate import PostgresAuthStore
 from harness.authstate.errors import StoreUnavailable
-from harness.chaos.final_read import final_read
 from harness.metrics.checker import check
 from harness.metrics.history import READ_KEYS, History
+from harness.observe.final_read import final_read
 from harness.signal.engine import SignalEngine
 from harness.signal.profiles import signal_params
 from harness.signal.recorder import Processes

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.authstate.foreign_errors import write_outcome
-from harness.chaos.values import decoded, digest, is_fresh
+from harness.digests import decoded, digest, is_fresh
 from harness.metrics.history import (
     CREDS,
     READ_CREDS,
