@@ -134,8 +134,9 @@ def _copy_example_store(into: Path) -> Path:
 def test_run_property_and_a_chaos_scenario_from_an_empty_directory(venv_bin: Path,
                                                                    empty_dir: Path) -> None:
     """The property suite (less its stateful model, the slowest third: every module is still
-    collected from the wheel, and the rest run) and the sever scenario, against the example
-    store copied in as the team's src/, found relative to the current directory."""
+    collected from the wheel, and the rest run) and the sever scenario (on the test job's chaos
+    profile), against the example store copied in as the team's src/, found relative to the
+    current directory."""
     require_node_and_npm()
     _copy_example_store(empty_dir)
     (empty_dir / "pyproject.toml").write_text(TIMING_GATES)
@@ -143,7 +144,7 @@ def test_run_property_and_a_chaos_scenario_from_an_empty_directory(venv_bin: Pat
     done = subprocess.run(
         [str(venv_bin / "authstate-harness"), "run", "--suite", "property", "--suite", "chaos",
          "--scenario", "sever", "--target", "node:src/index.js", "--plain",
-         "--pytest-args", "-k 'not stateful'"],
+         "--pytest-args", "-k 'not stateful' --chaos-profile smoke"],
         cwd=empty_dir, env=clean_env(CI="1"), capture_output=True, text=True, timeout=1500,
         check=False)
     log_time("run --suite property --suite chaos --scenario sever (installed wheel)", started)

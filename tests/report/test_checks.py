@@ -195,7 +195,7 @@ def test_a_gate_passes_only_when_its_whole_interval_clears_it_and_fails_when_all
 
 
 def test_the_undecided_policy_decides_whether_an_undecided_gate_blocks_the_run() -> None:
-    straddling = _with_interval("chaos-rto-p95-max-s", 0.93, (0.8, 1.1), name="blackhole rto")
+    straddling = _with_interval("chaos-rto-p95-max-s", 1.4, (1.2, 1.7), name="blackhole rto")
     warn = _by_name(gate_checks(CONFIG, [straddling], BOTH))["gate chaos-rto-p95-max-s"]
     assert (warn.status, warn.policy, warn.passed, warn.warning) == (
         "undecided", "warn", True, True)
@@ -206,8 +206,8 @@ def test_the_undecided_policy_decides_whether_an_undecided_gate_blocks_the_run()
 
 
 def test_a_clear_miss_outranks_an_undecided_figure_of_the_same_gate() -> None:
-    straddling = _with_interval("chaos-rto-p95-max-s", 0.93, (0.8, 1.1), name="blackhole")
-    missed = _with_interval("chaos-rto-p95-max-s", 1.6, (1.3, 1.9), name="sever")
+    straddling = _with_interval("chaos-rto-p95-max-s", 1.4, (1.2, 1.7), name="blackhole")
+    missed = _with_interval("chaos-rto-p95-max-s", 2.1, (1.8, 2.4), name="sever")
     check = _by_name(gate_checks(CONFIG, [straddling, missed], BOTH))["gate chaos-rto-p95-max-s"]
     assert check.status == "failed" and check.detail.startswith("sever")
 

@@ -127,7 +127,7 @@ def test_missing_or_torn_files_read_as_empty_with_the_problem_named(tmp_path: Pa
 def test_terminal_line_names_value_bound_and_verdict() -> None:
     config = load_config(Path("/nonexistent"))
     assert describe(RTO, config) == ("chaos sever [resilient] rto p95: 0.61 s "
-                                     "(chaos-rto-p95-max-s <= 1) met")
+                                     "(chaos-rto-p95-max-s <= 1.5) met")
     ratio = Figure("bench", "bulk", 0.7, "x", "higher", gate="bench-bulk-min-ratio",
                    context={"ours": 700.0, "baseline": 1000.0, "unit": "keys/s"})
     assert describe(ratio, config) == ("bulk: 0.7 x (ours 700 keys/s vs baseline 1000 keys/s) "
