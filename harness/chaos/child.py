@@ -119,9 +119,9 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.chaos.child",
-                                     description=__doc__.split("\n\n")[0])
+def child_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line of a target process a scenario starts (this one and the steered one)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--target", required=True)
     parser.add_argument("--dsn", default=None)
     parser.add_argument("--cache-dir", required=True)
@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-tag", default="child")
     parser.add_argument("--process-base", type=int, default=0)
     parser.add_argument("--max-s", type=float, default=600.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = child_arguments("python -m harness.chaos.child",
+                           __doc__.split("\n\n")[0]).parse_args(argv)
     _die_with_parent()
     try:
         return asyncio.run(run(args))

@@ -43,15 +43,15 @@ from harness.chaos.child import (
     EXIT_ORPHANED,
     STATUS_INTERVAL_S,
     _emit,
+    child_arguments,
     layout_of,
     status_row,
     write_atomically,
 )
-from harness.chaos.crash import ChildProcess
+from harness.chaos.child_process import ChildProcess
 from harness.chaos.nemesis_api import ShapeContext
 from harness.chaos.workload import Company, Workload
 from harness.errors import HarnessError
-from harness.paths import repo_root
 
 CLOSE_TARGET_S = 30.0
 
@@ -176,19 +176,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.chaos.controlled_child",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--dsn", default=None)
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--history", required=True)
-    parser.add_argument("--layout", required=True)
-    parser.add_argument("--companies", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-tag", default="child")
-    parser.add_argument("--process-base", type=int, default=0)
-    parser.add_argument("--max-s", type=float, default=600.0)
-    args = parser.parse_args(argv)
+    args = child_arguments("python -m harness.chaos.controlled_child",
+                           __doc__.split("\n\n")[0]).parse_args(argv)
     try:
         code = asyncio.run(run(args))
     except Exception as exc:
@@ -218,45 +207,17 @@ class ControlledChild(ChildProcess):
     @classmethod
     async def launch(cls, ctx: ShapeContext, *, cache_dir: Path, history: Path, layout: Path,
                      process_base: int, run_tag: str) -> ControlledChild:
-        log_path = ctx.work_dir / f"{run_tag}.log"
-        argv = [sys.executable, "-m", "harness.chaos.controlled_child",
-                "--target", ctx.target_spec.spec, "--cache-dir", str(cache_dir),
-                "--history", str(history), "--layout", str(layout),
-                "--companies", ",".join(ctx.companies), "--seed", str(ctx.seed),
-                "--run-tag", run_tag, "--process-base", str(process_base)]
-        stderr = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=repo_root(), start_new_session=True,
-                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1"})
-        finally:
-            os.close(stderr)
-        return cls(proc, log_path)
+        return await cls.spawn(ctx, "harness.chaos.controlled_child", cache_dir=cache_dir,
+                               history=history, layout=layout, process_base=process_base,
+                               run_tag=run_tag, log_name=f"{run_tag}.log")
 
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            kind = event.pop("event", None)
-            if kind == "running":
-                self.running_at = float(event["t"])
-                self.running.set()
-            elif kind == "status":
-                self.last = event
-                if self.journal_depth:
-                    self.journal_filled.set()
-                self.rows.append({k: event.get(k) for k in
-                                  ("t", "mode", "breaker", "journal_depth", "conflicts")})
-            elif kind == "error":
-                self.error = str(event.get("message"))
-            elif kind in ("serving", "closed"):
-                if kind == "closed":
-                    self.closed = event
-                self.answers.put_nowait({"event": kind, **event})
+    def _on_event(self, kind: Any, event: dict[str, Any]) -> None:
+        if kind in ("serving", "closed"):
+            if kind == "closed":
+                self.closed = event
+            self.answers.put_nowait({"event": kind, **event})
+        else:
+            super()._on_event(kind, event)
 
     async def _command(self, command: dict[str, Any], answer: str,
                        within_s: float) -> dict[str, Any]:

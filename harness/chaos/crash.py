@@ -25,28 +25,21 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import signal
-import sys
 import time
 from collections.abc import Collection
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.chaos.catalog import ScenarioParams
-from harness.chaos.child import DSN_ENV
+from harness.chaos.child_process import ChildProcess, CrashScenarioError
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler
 from harness.chaos.workload import Contact, Group, Workload, WorkloadConfig
-from harness.errors import HarnessError
 from harness.faults.helpers import Faults
 from harness.metrics.fault_timeline import FaultTimeline, Instant
 from harness.metrics.history import History
-from harness.paths import import_root, project_dir
 
 log = logging.getLogger("harness.chaos")
 
-CHILD_PROCESS_BASE = 0
 PARENT_PROCESS_BASE = 1_000_000  # Jepsen process ids of the successor: never the child's
 PRE_KEY_ID_OFFSET = 100_000  # the successor's new pre-key ids start above the child's
 CHILD_START_S = 180.0  # open + setup of every company in the child
@@ -56,108 +49,37 @@ LOAD_S = 30.0  # the successor's first load() of every company
 DRAIN_POLL_S = 0.01
 
 
-class CrashScenarioError(HarnessError):
-    """The client-crash course could not be run (the child failed before the fault)."""
+W = TypeVar("W", bound=Workload)
 
 
-class ChildProcess:
-    """The child running the target; its stdout status lines are read as they come."""
+async def open_instance(ctx: ShapeContext) -> Any:
+    """A new instance of the target on the scenario's cache_dir, through the fault proxy."""
+    return await asyncio.wait_for(
+        ctx.target_spec.open(ctx.env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
 
-    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
-        self.proc = proc
-        self.log_path = log_path
-        self.rows: list[dict[str, Any]] = []
-        self.last: dict[str, Any] = {}
-        self.running_at: float | None = None
-        self.running = asyncio.Event()
-        self.journal_filled = asyncio.Event()  # a status row showed a non-empty journal
-        self.error: str | None = None
-        self._reader = asyncio.get_running_loop().create_task(self._read())
 
-    @classmethod
-    async def start(cls, ctx: ShapeContext, history: Path, layout: Path) -> ChildProcess:
-        log_path = ctx.work_dir / "child.log"
-        # -P and PYTHONPATH: this very harness, never a `harness/` of the project directory
-        # the child runs in (relative target paths start there)
-        argv = [sys.executable, "-P", "-m", "harness.chaos.child",
-                "--target", ctx.target_spec.spec, "--cache-dir", str(ctx.cache_dir),
-                "--history", str(history), "--layout", str(layout),
-                "--companies", ",".join(ctx.companies), "--seed", str(ctx.seed),
-                "--run-tag", f"c{ctx.seed}", "--process-base", str(CHILD_PROCESS_BASE)]
-        stderr = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, cwd=project_dir(), start_new_session=True,
-                env={**os.environ, DSN_ENV: ctx.env.proxy_dsn, "PYTHONUNBUFFERED": "1",
-                     "PYTHONPATH": os.pathsep.join(
-                         p for p in (str(import_root()), os.environ.get("PYTHONPATH")) if p)})
-        finally:
-            os.close(stderr)
-        return cls(proc, log_path)
+def successor_workload(ctx: ShapeContext, target: Any, layout: dict[str, Any], run_tag: str,
+                       kind: type[W] = Workload) -> W:  # type: ignore[assignment]
+    """The companies of a process that went away, carried on by `target`: same contacts,
+    groups and pre-key ids, new values, recorded to the runner's history (which its observer
+    follows already) under process ids the first process never used."""
+    workload = kind(target, ctx.companies, ctx.history, config=WorkloadConfig(seed=ctx.seed + 1),
+                    run_tag=run_tag, process_base=PARENT_PROCESS_BASE)
+    restore_layout(workload, layout)
+    return workload
 
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            kind = event.pop("event", None)
-            if kind == "running":
-                self.running_at = float(event["t"])
-                self.running.set()
-            elif kind == "status":
-                self.last = event
-                if self.journal_depth:
-                    self.journal_filled.set()
-                self.rows.append({k: event.get(k) for k in
-                                  ("t", "mode", "breaker", "journal_depth", "conflicts")})
-            elif kind == "error":
-                self.error = str(event.get("message"))
 
-    @property
-    def journal_depth(self) -> int | None:
-        depth = self.last.get("journal_depth")
-        return depth if isinstance(depth, int) else None
-
-    async def wait_running(self, within_s: float) -> None:
-        exited = asyncio.ensure_future(self.proc.wait())
-        running = asyncio.ensure_future(self.running.wait())
-        try:
-            await asyncio.wait({exited, running}, timeout=within_s,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-            running.cancel()
-        if not self.running.is_set():
-            await asyncio.sleep(0.1)  # let the reader take the child's last line
-            raise CrashScenarioError(
-                f"the child process running the target did not start its workload within "
-                f"{within_s:g} s (exit {self.proc.returncode}): "
-                f"{self.error or self.stderr_tail()}",
-                hint="run the target through `harness run --suite property --target ...` "
-                     "first; the child's log is in the scenario's work directory")
-
-    def stderr_tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:].strip() or "(no output)"
-        except OSError:
-            return "(no log)"
-
-    def kill(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-
-    async def reap(self) -> None:
-        self.kill()
-        with contextlib.suppress(ProcessLookupError, OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        await self.proc.wait()
-        with contextlib.suppress(Exception):  # the reader ends at EOF of the dead child
-            await asyncio.wait_for(self._reader, 5)
+async def abandon(target: Any, workload: Workload | None = None,
+                  sampler: StatusSampler | None = None) -> None:
+    """On the way out of a course that failed: stop the workload and the sampler, close the
+    target (best effort: the original error is the one to report)."""
+    if workload is not None:
+        await workload.stop(grace_s=1.0)
+    if sampler is not None:
+        await sampler.stop()
+    if target is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(target.close(), 30)
 
 
 def restore_layout(workload: Workload, layout: dict[str, Any]) -> None:
@@ -222,6 +144,18 @@ async def watch_drain(target: Any, since: float, within_s: float) -> float | Non
     return None
 
 
+def crash_figures(depth_at_kill: int | None, opened_s: float, drained_s: float | None,
+                  load_failures: int | None, child_history: History) -> dict[str, Any]:
+    """What a kill -9 left and how its successor came back: the scenario's `crash` figures."""
+    ops = child_history.ops()
+    return {"journal_depth_at_kill": depth_at_kill,
+            "open_after_heal_s": round(opened_s, 3),
+            "journal_drained_after_heal_s": None if drained_s is None else round(drained_s, 3),
+            "load_failures": load_failures,
+            "child_ops": len(ops),
+            "child_pending_ops": sum(1 for op in ops if op.outcome is None)}
+
+
 class CrashShape:
     name = "client-crash"
 
@@ -238,8 +172,6 @@ class CrashShape:
         window = None
         target = None
         child = await ChildProcess.start(ctx, history_path, layout_path)
-        if ctx.observer is not None:  # the child's writes, watched as it records them
-            await ctx.observer.follow_file(history_path)
         try:
             ctx.phase("setup", "child process opens the target and pairs the companies")
             await child.wait_running(CHILD_START_S)
@@ -278,16 +210,11 @@ class CrashShape:
             layout = json.loads(layout_path.read_text())
 
             ctx.phase("recover", "a new instance on the same cache_dir replays the journal")
-            target = await asyncio.wait_for(
-                ctx.target_spec.open(env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
+            target = await open_instance(ctx)
             opened_s = time.monotonic() - cleared_at
             drain = asyncio.ensure_future(watch_drain(target, cleared_at, params.settle_s +
                                                       params.recovery_s))
-            history = ctx.history  # the runner's: its observer follows it already
-            workload = Workload(target, ctx.companies, history,
-                                config=WorkloadConfig(seed=ctx.seed + 1),
-                                run_tag=f"p{ctx.seed}", process_base=PARENT_PROCESS_BASE)
-            restore_layout(workload, layout)
+            workload = successor_workload(ctx, target, layout, f"p{ctx.seed}")
             load_failures = await load_companies(workload, LOAD_S)
             sampler = StatusSampler(target)
             sampler.start()
@@ -299,14 +226,7 @@ class CrashShape:
                 await sampler.stop()
             drained_s = await drain
 
-            crash = {"journal_depth_at_kill": depth_at_kill,
-                     "open_after_heal_s": round(opened_s, 3),
-                     "journal_drained_after_heal_s": None if drained_s is None
-                     else round(drained_s, 3),
-                     "load_failures": load_failures,
-                     "child_ops": len(child_history.ops()),
-                     "child_pending_ops": sum(1 for op in child_history.ops()
-                                              if op.outcome is None)}
+            crash = crash_figures(depth_at_kill, opened_s, drained_s, load_failures, child_history)
             window.params.update(crash)
             notes.append(_summary(crash))
             return ShapeOutcome(
@@ -314,11 +234,9 @@ class CrashShape:
                 samples=child.rows + sampler.samples,
                 workload={"child": child.last.get("stats", {}), "successor": workload.stats(),
                           "crash": crash},
-                history=History.merge(child_history, history), notes=notes)
+                history=History.merge(child_history, ctx.history), notes=notes)
         except BaseException:
-            if target is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(target.close(), 30)
+            await abandon(target)
             raise
         finally:
             await child.reap()

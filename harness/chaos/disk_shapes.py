@@ -51,20 +51,18 @@ from typing import Any
 import psutil
 
 from harness.chaos.catalog import ScenarioParams
+from harness.chaos.child_process import ChildProcess, CrashScenarioError
 from harness.chaos.crash import (
     CHILD_START_S,
     JOURNAL_WAIT_S,
-    OPEN_S,
-    PARENT_PROCESS_BASE,
-    ChildProcess,
-    CrashScenarioError,
+    crash_figures,
     load_companies,
-    restore_layout,
+    open_instance,
+    successor_workload,
     watch_drain,
 )
 from harness.chaos.nemesis_api import NemesisUnavailable, ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler
-from harness.chaos.workload import Workload, WorkloadConfig
 from harness.faults.disk import DiskUnavailable, FaultyDisk, unavailable
 from harness.faults.helpers import Faults
 from harness.metrics.fault_timeline import FaultTimeline, Instant
@@ -180,8 +178,6 @@ class DiskShape:
         window = None
         target = None
         child = await ChildProcess.start(ctx, history_path, layout_path)
-        if ctx.observer is not None:  # the child's writes, watched as it records them
-            await ctx.observer.follow_file(history_path)
         try:
             ctx.phase("setup", "child process opens the target on the FUSE cache_dir")
             await child.wait_running(CHILD_START_S)
@@ -217,8 +213,7 @@ class DiskShape:
             ctx.phase("recover", "a new instance on the same cache_dir replays what survived")
             successor_error: str | None = None
             try:
-                target = await asyncio.wait_for(
-                    ctx.target_spec.open(env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
+                target = await open_instance(ctx)
             except Exception as exc:  # the target's own failure: a verdict, not ours
                 successor_error = f"{type(exc).__name__}: {exc}"
                 notes.append(f"{self.name}: the new instance of the target could not open "
@@ -230,7 +225,7 @@ class DiskShape:
             opened_s = time.monotonic() - cleared_at
             if target is not None:
                 drained_s, load_failures, successor_error = await self._successor(
-                    ctx, target, cleared_at, layout, history, samples, workload_stats, notes)
+                    ctx, target, cleared_at, layout, samples, workload_stats, notes)
             status = await disk.acall("status")
             report = {
                 "plan": {"fault": plan.fault, "power_loss": plan.power_loss},
@@ -242,14 +237,7 @@ class DiskShape:
                 "deadline": (_deadline_check(child_history, env.deadline_s, started.monotonic,
                                              killed_at) if plan.fault == "slow" else None),
             }
-            crash = {"journal_depth_at_kill": depth_at_kill,
-                     "open_after_heal_s": round(opened_s, 3),
-                     "journal_drained_after_heal_s": None if drained_s is None
-                     else round(drained_s, 3),
-                     "load_failures": load_failures,
-                     "child_ops": len(child_history.ops()),
-                     "child_pending_ops": sum(1 for op in child_history.ops()
-                                              if op.outcome is None)}
+            crash = crash_figures(depth_at_kill, opened_s, drained_s, load_failures, child_history)
             window.params.update(crash, disk_precondition=report["precondition"])
             notes.append(_summary(self.name, power, report["precondition"]))
             return ShapeOutcome(
@@ -341,16 +329,13 @@ class DiskShape:
             await asyncio.sleep(0.01)
 
     async def _successor(self, ctx: ShapeContext, target: Any, cleared_at: float,
-                         layout: dict[str, Any], history: History,
-                         samples: list[dict[str, Any]], stats: dict[str, Any],
+                         layout: dict[str, Any], samples: list[dict[str, Any]],
+                         stats: dict[str, Any],
                          notes: list[str]) -> tuple[float | None, int | None, str | None]:
         params = self.params
         drain = asyncio.ensure_future(watch_drain(target, cleared_at,
                                                   params.settle_s + params.recovery_s))
-        workload = Workload(target, ctx.companies, history,
-                            config=WorkloadConfig(seed=ctx.seed + 1),
-                            run_tag=f"p{ctx.seed}", process_base=PARENT_PROCESS_BASE)
-        restore_layout(workload, layout)
+        workload = successor_workload(ctx, target, layout, f"p{ctx.seed}")
         try:
             load_failures = await load_companies(workload, LOAD_S)
         except CrashScenarioError as exc:

@@ -26,7 +26,6 @@ keeps serving a value after the other instance wrote a newer one is caught (stal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -36,16 +35,15 @@ from harness.chaos.controlled_child import ControlledChild, SteeredWorkload
 from harness.chaos.crash import (
     CHILD_START_S,
     LOAD_S,
-    PARENT_PROCESS_BASE,
+    abandon,
     load_companies,
-    restore_layout,
+    open_instance,
+    successor_workload,
 )
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler, mode_of
-from harness.chaos.workload import WorkloadConfig
 from harness.metrics.history import History
 
-OPEN_S = 60.0
 COMMAND_S = 30.0  # a hand-over (companies finish their message) or a graceful close
 NORMAL_WAIT_S = 30.0  # for both instances to report normal mode after the heal
 NORMAL_POLL_S = 0.05
@@ -68,8 +66,6 @@ class DeployOverlapShape:
         old = await ControlledChild.launch(ctx, cache_dir=old_cache, history=history_path,
                                            layout=layout_path, process_base=0,
                                            run_tag=f"old{ctx.seed}")
-        if ctx.observer is not None:  # the old instance's writes, watched as it records them
-            await ctx.observer.follow_file(history_path)
         target: Any = None
         workload: SteeredWorkload | None = None
         sampler: StatusSampler | None = None
@@ -82,14 +78,9 @@ class DeployOverlapShape:
             await asyncio.sleep(params.warmup_s)
 
             ctx.phase("hand-over", f"a new instance takes {len(new_half)} of the companies")
-            target = await asyncio.wait_for(
-                ctx.target_spec.open(env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
-            history = ctx.history  # the runner's: its observer follows it already
-            workload = SteeredWorkload(target, ctx.companies, history,
-                                       config=WorkloadConfig(seed=ctx.seed + 1),
-                                       run_tag=f"new{ctx.seed}",
-                                       process_base=PARENT_PROCESS_BASE)
-            restore_layout(workload, json.loads(layout_path.read_text()))
+            target = await open_instance(ctx)
+            workload = successor_workload(ctx, target, json.loads(layout_path.read_text()),
+                                          f"new{ctx.seed}", SteeredWorkload)
             await old.serve(old_half, COMMAND_S)
             overlap["load_failures"] = await load_companies(workload, LOAD_S, only=new_half)
             workload.serve(new_half)
@@ -137,15 +128,9 @@ class DeployOverlapShape:
                 samples=sampler.samples,
                 workload={"old": (old.closed or {}).get("stats") or old.last.get("stats", {}),
                           "new": workload.stats(), "overlap": overlap},
-                history=History.merge(old_history, history), notes=notes)
+                history=History.merge(old_history, ctx.history), notes=notes)
         except BaseException:
-            if workload is not None:
-                await workload.stop(grace_s=1.0)
-            if sampler is not None:
-                await sampler.stop()
-            if target is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(target.close(), 30)
+            await abandon(target, workload, sampler)
             raise
         finally:
             await old.reap()

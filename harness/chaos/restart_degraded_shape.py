@@ -20,7 +20,6 @@ process acknowledged, or answering with older data than was acknowledged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -30,17 +29,17 @@ from harness.chaos.controlled_child import ControlledChild
 from harness.chaos.crash import (
     CHILD_START_S,
     LOAD_S,
-    PARENT_PROCESS_BASE,
+    abandon,
     load_companies,
-    restore_layout,
+    open_instance,
+    successor_workload,
     watch_drain,
 )
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler, mode_of
-from harness.chaos.workload import Workload, WorkloadConfig
+from harness.chaos.workload import Workload
 from harness.metrics.history import History
 
-OPEN_S = 60.0
 CLOSE_S = 30.0
 
 
@@ -58,8 +57,6 @@ class RestartDegradedShape:
         first = await ControlledChild.launch(ctx, cache_dir=ctx.cache_dir, history=history_path,
                                              layout=layout_path, process_base=0,
                                              run_tag=f"first{ctx.seed}")
-        if ctx.observer is not None:  # the first process's writes, watched as it records them
-            await ctx.observer.follow_file(history_path)
         target: Any = None
         workload: Workload | None = None
         sampler: StatusSampler | None = None
@@ -83,16 +80,12 @@ class RestartDegradedShape:
                 restart["first_close_error"] = closed["error"]
 
             opened_at = time.monotonic()
-            target = await asyncio.wait_for(
-                ctx.target_spec.open(env.proxy_dsn, cache_dir=ctx.cache_dir), OPEN_S)
+            target = await open_instance(ctx)
             restart["open_s"] = round(time.monotonic() - opened_at, 3)
             restart["mode_at_open"] = mode_of(target)  # reported, never judged
             restart["opened_before_heal_s"] = round(heal_at - time.monotonic(), 3)
-            history = ctx.history  # the runner's: its observer follows it already
-            workload = Workload(target, ctx.companies, history,
-                                config=WorkloadConfig(seed=ctx.seed + 1),
-                                run_tag=f"second{ctx.seed}", process_base=PARENT_PROCESS_BASE)
-            restore_layout(workload, json.loads(layout_path.read_text()))
+            workload = successor_workload(ctx, target, json.loads(layout_path.read_text()),
+                                          f"second{ctx.seed}")
             sampler = StatusSampler(target)
             sampler.start()
             loading = asyncio.ensure_future(load_companies(workload, LOAD_S + params.outage_s))
@@ -133,17 +126,11 @@ class RestartDegradedShape:
                 samples=first.rows + sampler.samples,
                 workload={"first": (first.closed or {}).get("stats", {}),
                           "second": workload.stats(), "restart": restart},
-                history=History.merge(first_history, history), notes=notes)
+                history=History.merge(first_history, ctx.history), notes=notes)
         except BaseException:
             if loading is not None:
                 loading.cancel()
-            if workload is not None:
-                await workload.stop(grace_s=1.0)
-            if sampler is not None:
-                await sampler.stop()
-            if target is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(target.close(), 30)
+            await abandon(target, workload, sampler)
             raise
         finally:
             await first.reap()

@@ -31,8 +31,9 @@ from typing import Any
 
 from harness.chaos import results
 from harness.chaos.catalog import ScenarioInfo, ScenarioParams, repetition_draw
+from harness.chaos.child_process import CrashScenarioError
 from harness.chaos.client_faults import client_fault_shape
-from harness.chaos.crash import CrashScenarioError, make_shape
+from harness.chaos.crash import make_shape
 from harness.chaos.nemesis import make_nemesis
 from harness.chaos.nemesis_api import (
     DEFAULT_DEADLINE_S,
