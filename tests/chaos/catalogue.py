@@ -132,14 +132,50 @@ def run_entry(target: str, scenario: str, out: Path) -> tuple[int, dict]:
     rows = [s for s in report.get("chaos", {}).get("scenarios", [])
             if s.get("name") == scenario and not s.get("contrast")]
     row = rows[0] if rows else {}
+    if scenario == "signal":  # the suite's sever run: its undecryptable messages, by error
+        severed = [s for s in report.get("signal") or []
+                   if s.get("name") == "sever" and not s.get("contrast")]
+        row = {"signal": severed[0]} if severed else {}
     if scenario == "property":  # the finding is the failing test's message
         failures = [f for suite in report.get("suites", []) for f in suite.get("failures", [])]
         text = " ".join(str(f.get("message", "")) for f in failures)
         row = {"anomalies": {"cross-tenant": text.count("cross-tenant")} if "cross-tenant"
                in text else {}, "verdict": "failed" if failures else "passed"}
-    row["_gates_missed"] = [c["name"] for c in report.get("checks", [])
+    row["_gates_missed"] = [c["name"] for c in report.get("results", {}).get("checks", [])
                             if c.get("kind") == "gate" and not c.get("passed")]
     return proc.returncode, row
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table cell (a `||` in a mistake would end the cell)."""
+    return text.replace("|", "\\|")
+
+
+def gate_figure(entry: Entry, row: dict) -> str:
+    """What a gate entry was caught on: its Signal messages, or RTO observed vs self-reported."""
+    signal = row.get("signal") or {}
+    if "signal" in entry.caught_by:
+        errors = ", ".join(f"{name} {count}" for name, count in
+                           sorted((signal.get("undecryptable") or {}).items()))
+        return (f"{signal.get('undecryptable_total')} of {signal.get('deliveries')} deliveries "
+                f"undecryptable ({errors or 'none'}), {signal.get('reestablished')} sessions "
+                f"re-established")
+    rto, reported = row.get("rto_s", {}), row.get("reported", {}).get("rto_s", {})
+    return f"RTO p95 observed {rto.get('p95')} s, store's own {reported.get('p95')} s"
+
+
+def missed(row: dict) -> str:
+    """The gates a control missed, in a word each (empty: none)."""
+    return ", ".join(name.removeprefix("gate ") for name in row.get("_gates_missed", []))
+
+
+def control_passes(row: dict) -> bool:
+    """A control passes when the checker names nothing and it meets every chaos gate. The
+    Signal gates are listed, not required: the reference store fails closed, and Baileys takes
+    its refused session reads for "no session" (docs/signal.md), which is a finding about
+    fail-closed stores, not a flaw of the checker."""
+    chaos_missed = [g for g in row.get("_gates_missed", []) if g.startswith("gate chaos-")]
+    return row.get("verdict") == "passed" and not row.get("anomalies") and not chaos_missed
 
 
 def caught(entry: Entry, code: int, row: dict) -> bool:
@@ -151,32 +187,43 @@ def caught(entry: Entry, code: int, row: dict) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="print the table, run nothing")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this entry or control (repeatable), e.g. --only "
+                             "write_behind_lies --only reference")
     args = parser.parse_args()
+    unknown = set(args.only) - {e.name for e in CATALOGUE} - set(CONTROLS)
+    if unknown:
+        parser.error(f"no entry or control named {', '.join(sorted(unknown))}; "
+                     f"--list shows the entries, the controls are {', '.join(CONTROLS)}")
     print("| mistake | target | scenario | must be named | found | exit | caught |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="catalogue-") as scratch:
         for entry in CATALOGUE:
+            if args.only and entry.name not in args.only:
+                continue
             if args.list:
-                print(f"| {entry.mistake} | `{entry.name}` | {entry.scenario} | "
+                print(f"| {cell(entry.mistake)} | `{entry.name}` | {entry.scenario} | "
                       f"`{entry.caught_by}` | | | |")
                 continue
             started = time.monotonic()
             code, row = run_entry(entry.target, entry.scenario, Path(scratch) / entry.name)
             found = ", ".join(f"{k} x{v}" for k, v in sorted(row.get("anomalies", {}).items()))
             if entry.is_gate:
-                rto, reported = row.get("rto_s", {}), row.get("reported", {}).get("rto_s", {})
-                found = (f"RTO p95 observed {rto.get('p95')} s, store's own "
-                         f"{reported.get('p95')} s")
-            print(f"| {entry.mistake} | `{entry.name}` | {entry.scenario} | "
+                found = gate_figure(entry, row)
+            print(f"| {cell(entry.mistake)} | `{entry.name}` | {entry.scenario} | "
                   f"`{entry.caught_by}` | {found or row.get('verdict', 'no report')} | {code} | "
                   f"{'yes' if caught(entry, code, row) else '**NO**'} |", flush=True)
             print(f"  ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if not args.list:
             for control in CONTROLS:
+                if args.only and control not in args.only:
+                    continue
                 code, row = run_entry(control, "sever", Path(scratch) / control)
+                gates = missed(row)
                 print(f"| control: the {control} store | `{control}` | sever | nothing | "
-                      f"{row.get('verdict', 'no report')} | {code} | "
-                      f"{'passes' if code == 0 else '**FAILS**'} |", flush=True)
+                      f"verdict {row.get('verdict', 'no report')}"
+                      f"{f'; gates missed: {gates}' if gates else ''} | {code} | "
+                      f"{'passes' if control_passes(row) else '**FAILS**'} |", flush=True)
 
 
 if __name__ == "__main__":
