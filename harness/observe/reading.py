@@ -53,6 +53,18 @@ class FinalRead:
     unreadable: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def add(self, read: CompanyRead) -> None:
+        """One company's read into the whole: its values, or (read failed) its error."""
+        if read.error is not None:
+            self.unreadable[read.company] = read.error
+            return
+        for ref, value in read.values.items():
+            self.final[(read.company, ref)] = value
+        for ref, meta in read.meta.items():
+            self.final_meta[(read.company, ref)] = meta
+        self.rows += read.present
+        self.undecodable += read.undecodable
+
 
 def creds_digest(creds: Any) -> tuple[str | None, dict[str, Any]]:
     """(digest, meta) of creds as a reader found them (None = absent)."""
@@ -139,16 +151,7 @@ class DurableReader(ABC):
                 break
         out = FinalRead(mode=self.mode)
         for company in companies:
-            r = reads[company]
-            if r.error is not None:
-                out.unreadable[company] = r.error
-                continue
-            for ref, value in r.values.items():
-                out.final[(company, ref)] = value
-            for ref, meta in r.meta.items():
-                out.final_meta[(company, ref)] = meta
-            out.rows += r.present
-            out.undecodable += r.undecodable
+            out.add(reads[company])
         if out.unreadable:
             first = next(iter(out.unreadable.items()))
             out.notes.append(f"{self.mode} reader: {len(out.unreadable)} company(ies) "

@@ -164,13 +164,7 @@ class SqlReader(DurableReader):
             self._fill(out, creds_rows, key_rows)
         final = FinalRead(mode=self.mode)
         for company in ids:
-            read = out[company]
-            for ref, value in read.values.items():
-                final.final[(company, ref)] = value
-            for ref, meta in read.meta.items():
-                final.final_meta[(company, ref)] = meta
-            final.rows += read.present
-            final.undecodable += read.undecodable
+            final.add(out[company])
         final.seconds = time.monotonic() - started
         return final
 
