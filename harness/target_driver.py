@@ -121,13 +121,9 @@ class Driver:
         """`target.load(company)` as a read-creds op: (outcome, state or None). Fresh creds are
         recorded as absent with meta {"fresh": True}."""
         handle = self.history.invoke(process, company, READ_CREDS, [CREDS])
-        try:
-            state = await self._bounded(self.target.load(company))
-        except asyncio.CancelledError:
-            handle.fail("cancelled (workload stopped)")
-            raise
-        except Exception as exc:
-            return self._failed(handle, exc, write=False), None
+        failed, state = await self._read(handle, self.target.load(company))
+        if failed is not None:
+            return failed, None
         source = self._source()
         creds = getattr(state, "creds", None)
         fresh = is_fresh(creds)
@@ -148,13 +144,9 @@ class Driver:
                   ids: Iterable[str]) -> tuple[Outcome, dict[str, Any] | None]:
         ids = list(ids)
         handle = self.history.invoke(process, company, READ_KEYS, [(key_type, i) for i in ids])
-        try:
-            got = await self._bounded(state.keys.get(key_type, ids))
-        except asyncio.CancelledError:
-            handle.fail("cancelled (workload stopped)")
-            raise
-        except Exception as exc:
-            return self._failed(handle, exc, write=False), None
+        failed, got = await self._read(handle, state.keys.get(key_type, ids))
+        if failed is not None:
+            return failed, None
         source = self._source()
         got = dict(got or {})
         result: dict[KeyRef, str | None] = {
@@ -181,6 +173,16 @@ class Driver:
         if on_invoke is not None:
             on_invoke()
         return await self._write(handle, state.keys.set(data))
+
+    async def _read(self, handle: OpHandle, call: Any) -> tuple[Outcome | None, Any]:
+        """Await a read, bounded: (None, its answer), or (how it failed, None) recorded."""
+        try:
+            return None, await self._bounded(call)
+        except asyncio.CancelledError:
+            handle.fail("cancelled (workload stopped)")
+            raise
+        except Exception as exc:
+            return self._failed(handle, exc, write=False), None
 
     async def _write(self, handle: OpHandle, call: Any) -> Outcome:
         try:
