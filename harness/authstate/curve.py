@@ -11,8 +11,9 @@ Ed25519 variant on the X25519 private key (not RFC 8032 Ed25519, not randomized 
     h = SHA512(R || A || M) mod L; s = r + h*a mod L; sig = R || s; sig[63] |= sign bit of A
 
 `cryptography` has no API for signing with a given scalar, so the Ed25519 group arithmetic is
-written here in pure Python (extended coordinates). It only runs when creds are created, so
-its ~millisecond cost does not matter. Not constant-time: fine for a test harness, do not reuse
+written here in pure Python (extended coordinates), with a fixed-base table for `scalar * B`:
+~1 ms a signature, paid whenever creds are created (a chaos repetition pairs a hundred
+companies). Not constant-time: fine for a test harness, do not reuse
 this to sign with production keys on a shared machine.
 """
 
@@ -90,6 +91,32 @@ assert _BX is not None
 _B: _Point = (_BX, _BY, 1, _BX * _BY % _P)
 
 
+_WINDOWS = 64  # 4-bit windows of a 256-bit scalar
+_base_table: list[list[_Point]] = []
+
+
+def _mul_base(scalar: int) -> _Point:
+    """`scalar * B` from a table of j * 16**i * B (built once, ~1k additions): 64 additions a
+    call instead of ~380 by double-and-add. Every set of creds a workload pairs signs with
+    two of these, and a chaos run pairs hundreds of companies per repetition."""
+    if not _base_table:
+        row_base = _B
+        for _ in range(_WINDOWS):
+            row: list[_Point] = [(0, 1, 1, 0)]
+            for _ in range(15):
+                row.append(_add(row[-1], row_base))
+            _base_table.append(row)
+            row_base = _add(row[15], row_base)  # 16 * row_base
+    result: _Point = (0, 1, 1, 0)
+    for i in range(_WINDOWS):
+        nibble = (scalar >> (4 * i)) & 15
+        if nibble:
+            result = _add(result, _base_table[i][nibble])
+    if scalar >> (4 * _WINDOWS):
+        result = _add(result, _mul(scalar >> (4 * _WINDOWS) << (4 * _WINDOWS), _B))
+    return result
+
+
 def _clamp(private_key: bytes) -> bytes:
     a = bytearray(private_key)
     a[0] &= 248
@@ -130,11 +157,11 @@ def sign(private_key: bytes, message: bytes) -> bytes:
     _check_private(private_key)
     a_bytes = _clamp(private_key)
     a = int.from_bytes(a_bytes, "little")
-    public_ed = _encode(_mul(a, _B))
+    public_ed = _encode(_mul_base(a))
     sign_bit = public_ed[31] & 0x80
     message = bytes(message)
     r = _sha512_mod_l(a_bytes, message)
-    big_r = _encode(_mul(r, _B))
+    big_r = _encode(_mul_base(r))
     h = _sha512_mod_l(big_r, public_ed, message)
     s = (r + h * a) % _L
     signature = bytearray(big_r + s.to_bytes(32, "little"))
@@ -168,4 +195,4 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     s = int.from_bytes(signature[32:], "little") & (2**255 - 1)
     h = _sha512_mod_l(big_r, public_ed, message)
     neg_a: _Point = ((-x) % _P, y, 1, (-x) * y % _P)
-    return _encode(_add(_mul(s, _B), _mul(h, neg_a))) == big_r
+    return _encode(_add(_mul_base(s), _mul(h, neg_a))) == big_r

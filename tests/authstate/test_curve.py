@@ -137,3 +137,11 @@ def test_libsignal_verifies_signatures_of_fresh_key_pairs(libsignal) -> None:
         signature = curve.sign(pair["private"], message)
         assert libsignal.request("verify", pub=curve.signal_public_key(pair["public"]).hex(),
                                  msg=message.hex(), sig=signature.hex()) is True
+
+
+@settings(max_examples=200)
+@given(st.integers(min_value=0, max_value=2**260))
+def test_the_base_point_table_multiplies_as_double_and_add(scalar: int) -> None:
+    """The fixed-base table signatures use gives the very point plain double-and-add does
+    (scalars past 256 bits included)."""
+    assert curve._encode(curve._mul_base(scalar)) == curve._encode(curve._mul(scalar, curve._B))
