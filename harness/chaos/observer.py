@@ -36,6 +36,7 @@ import orjson
 
 from harness.chaos.path_probe import PathProbe
 from harness.errors import HarnessError
+from harness.metrics.bulk import collector_paused
 from harness.metrics.history import WRITES, History, KeyRef
 from harness.metrics.observations import Group, GroupSample, Observations, Probe, StateKey
 from harness.observe import DurableReader
@@ -519,7 +520,8 @@ class Observer:
         out = self.work_dir / "observations.json"
         await self._call("stop", path=str(out), timeout_s=120.0)
         dump = orjson.loads(await asyncio.to_thread(out.read_bytes))
-        self.observations = observations_from(dump)
+        with collector_paused():
+            self.observations = observations_from(dump)
         self.summary_data = {k: dump.get(k) for k in ("failed_rounds", "errors", "last_error",
                                                         "waiting")}
         return self.observations

@@ -58,6 +58,7 @@ from harness.faults.client import NotFoundError, ToxiproxyClient
 from harness.faults.helpers import Faults
 from harness.infra.postgres import IsolatedDatabases
 from harness.infra.postgres.roles import CannotCreateRole, login_role
+from harness.metrics.bulk import collector_paused
 from harness.metrics.checker import CRASH, SETUP_FAILED, Anomaly, check
 from harness.metrics.durability import Durability
 from harness.metrics.fault_timeline import FaultTimeline
@@ -269,48 +270,50 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
         observations = await observer.stop()
         t0 = time.monotonic()
         read_companies = companies + (run.signal.companies if run.signal is not None else [])
-        final = await final_read(admin_dsn, read_companies, target_spec=target_spec,
-                                 direct_dsn=env.direct_dsn, work_dir=work_dir,
-                                 refs_by_company=refs_of_history(run.history))
+        with collector_paused():
+            final = await final_read(admin_dsn, read_companies, target_spec=target_spec,
+                                     direct_dsn=env.direct_dsn, work_dir=work_dir,
+                                     refs_by_company=refs_of_history(run.history))
         observations.record_final(time.monotonic_ns(), final.final)
         notes += env.notes + final.notes
-    history = run.history
-    windows = metric_windows(fault_timeline, run.cleared_at)
-    for w in windows:  # the fault's start/stop in the history too: one file tells the story
-        history.nemesis(w.kind, "start", at_ns=w.injected_ns)
-        if w.cleared_ns is not None:
-            history.nemesis(w.kind, "stop", at_ns=w.cleared_ns)
-    ops = history.ops()
-    durability = Durability(ops, observations)
-    cut_from = cut_times(info, windows, run.effective_at)
-    end_ns = max((op.complete_ns or op.invoke_ns for op in ops), default=0)
-    checked = check(history, final.final, final_meta=final.final_meta, durability=durability,
-                    hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies,
-                    unreadable=final.unreadable)
-    rep = Repetition(
-        index=index, history=history, check=checked,
-        signal=None if run.signal is None else run.signal.section(
-            f"chaos {info.name}", target_spec.name, contrast=False, check=checked,
-            history=history, windows=windows),
-        recovery=observed_recovery(history, windows, durability, deadline_s=deadline_s,
-                                   cut_from_ns=cut_from, companies=companies),
-        reported=recovery(history, windows, samples=run.samples, transitions=run.transitions,
-                          companies=companies),
-        preconditions=evaluate(info.precondition, info.felt, windows=windows,
-                               params=[w.params for w in fault_timeline.windows],
-                               observations=observations, ops=ops,
-                               durability=durability, deadline_s=deadline_s,
-                               cut_from_ns=cut_from, end_ns=end_ns),
-        observer={**observer.summary(), "durability": durability.summary()},
-        windows=windows, availability=availability(history, windows),
-        journal=journal_summary(run.samples, run.last_status),
-        timeline=timeline(history, windows, samples=run.samples, transitions=run.transitions,
-                          bucket_ms=100, origin_ns=round(run.traffic_start * NS)),
-        final=final, flush=run.flush, workload=run.workload, deadline_s=deadline_s,
-        store_deadline_s=run.store_deadline_s,
-        conflicts=(run.last_status or {}).get("conflicts"), pg_recovery_s=run.pg_recovery_s,
-        writes_during_fault=writes_during(history, windows), loop_lag_ms=run.loop_lag_ms,
-        duration_s=time.monotonic() - started, phases_s=phases, notes=notes, attempt=attempt)
+    with collector_paused():  # judging allocates big indexes: see harness.metrics.bulk
+        history = run.history
+        windows = metric_windows(fault_timeline, run.cleared_at)
+        for w in windows:  # the fault's start/stop in the history too: one file tells the story
+            history.nemesis(w.kind, "start", at_ns=w.injected_ns)
+            if w.cleared_ns is not None:
+                history.nemesis(w.kind, "stop", at_ns=w.cleared_ns)
+        ops = history.ops()
+        durability = Durability(ops, observations)
+        cut_from = cut_times(info, windows, run.effective_at)
+        end_ns = max((op.complete_ns or op.invoke_ns for op in ops), default=0)
+        checked = check(history, final.final, final_meta=final.final_meta, durability=durability,
+                        hang_after_s=deadline_s + HANG_MARGIN_S, extra=run.anomalies,
+                        unreadable=final.unreadable)
+        rep = Repetition(
+            index=index, history=history, check=checked,
+            signal=None if run.signal is None else run.signal.section(
+                f"chaos {info.name}", target_spec.name, contrast=False, check=checked,
+                history=history, windows=windows),
+            recovery=observed_recovery(history, windows, durability, deadline_s=deadline_s,
+                                       cut_from_ns=cut_from, companies=companies),
+            reported=recovery(history, windows, samples=run.samples, transitions=run.transitions,
+                              companies=companies),
+            preconditions=evaluate(info.precondition, info.felt, windows=windows,
+                                   params=[w.params for w in fault_timeline.windows],
+                                   observations=observations, ops=ops,
+                                   durability=durability, deadline_s=deadline_s,
+                                   cut_from_ns=cut_from, end_ns=end_ns),
+            observer={**observer.summary(), "durability": durability.summary()},
+            windows=windows, availability=availability(history, windows),
+            journal=journal_summary(run.samples, run.last_status),
+            timeline=timeline(history, windows, samples=run.samples, transitions=run.transitions,
+                              bucket_ms=100, origin_ns=round(run.traffic_start * NS)),
+            final=final, flush=run.flush, workload=run.workload, deadline_s=deadline_s,
+            store_deadline_s=run.store_deadline_s,
+            conflicts=(run.last_status or {}).get("conflicts"), pg_recovery_s=run.pg_recovery_s,
+            writes_during_fault=writes_during(history, windows), loop_lag_ms=run.loop_lag_ms,
+            duration_s=time.monotonic() - started, phases_s=phases, notes=notes, attempt=attempt)
     phases["check"] = time.monotonic() - t0
     resources.say(f"{label}: {results.one_line(rep)}")
     return rep
