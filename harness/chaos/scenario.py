@@ -419,6 +419,11 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     stack.push_async_callback(close_target)
     run.store_deadline_s = _deadline_of(target)
     workload = Workload(target, companies, history, config=config, run_tag=f"r{index}")
+    beside = None
+    if signal is not None:
+        beside = SignalBeside(target, signal, history, run_tag=f"s{index}")
+        stack.push_async_callback(lambda: close_quietly(beside))
+        beside.workload.start_engine()  # Node.js loads Baileys while the companies pair
     try:
         await workload.setup()
     except WorkloadSetupError as exc:
@@ -427,9 +432,9 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
             SETUP_FAILED, exc.message))
         return run
     env.workload = workload
-    if signal is not None:
+    if beside is not None:
         try:
-            run.signal = await _signal_beside(target, signal, history, index, stack, notes)
+            run.signal = await _set_up_signal(beside, notes)
         except SignalSetupError as exc:
             died = _target_died(target)
             run.anomalies.append(crash_anomaly(died) if died is not None else target_anomaly(
@@ -490,13 +495,9 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     return run
 
 
-async def _signal_beside(target: Any, params: SignalParams, history: History, index: int,
-                         stack: contextlib.AsyncExitStack,
-                         notes: list[str]) -> SignalBeside | None:
+async def _set_up_signal(beside: SignalBeside, notes: list[str]) -> SignalBeside | None:
     """Real Signal conversations on companies of their own, set up before the traffic starts
     (None, with a note, when Node.js is not there to run Baileys)."""
-    beside = SignalBeside(target, params, history, run_tag=f"s{index}")
-    stack.push_async_callback(lambda: close_quietly(beside))
     try:
         await beside.setup()
     except NodeUnavailable as exc:

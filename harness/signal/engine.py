@@ -17,6 +17,7 @@ trip as Python saw it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,11 +93,15 @@ class SignalEngine:
                                                call_timeout_s=op_timeout_s)
             sidecar = engine.bridge.sidecar
         engine.sidecar = sidecar
-        engine.info = await sidecar.call(
-            "signal.init", timeout_s=60.0, engine=str(ENGINE_MODULE), baileys_dir=str(root),
-            record=engine.in_target_sidecar,
-            commit_retries=commit_retries, commit_delay_ms=commit_delay_ms,
-            store_timeout_ms=int(op_timeout_s * 1000))
+        try:
+            engine.info = await sidecar.call(
+                "signal.init", timeout_s=60.0, engine=str(ENGINE_MODULE), baileys_dir=str(root),
+                record=engine.in_target_sidecar,
+                commit_retries=commit_retries, commit_delay_ms=commit_delay_ms,
+                store_timeout_ms=int(op_timeout_s * 1000))
+        except BaseException:  # failed or cancelled half-way: no bridge sidecar left behind
+            await asyncio.shield(engine.close())
+            raise
         return engine
 
     async def open(self, company: str, jid: str) -> dict[str, Any]:

@@ -119,6 +119,7 @@ class SignalWorkload:
         self.server = Server(self._deliver, self.rng, delay_s=self.config.delay_s,
                              duplicate_rate=self.config.duplicate_rate)
         self.engine: SignalEngine | None = None
+        self._engine_start: asyncio.Future[SignalEngine] | None = None
         self.sessions: set[tuple[str, str]] = set()  # (owner, peer) with an established session
         self.pre_key_of: dict[tuple[str, str], int | None] = {}  # (owner, peer) -> bundle pre-key
         self.harness_errors: Counter[str] = Counter()
@@ -137,13 +138,22 @@ class SignalWorkload:
         self.cpu_s: dict[str, float] | None = None  # CPU seconds during the traffic
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def start_engine(self) -> asyncio.Future[SignalEngine]:
+        """Start the engine now, if not yet: Node.js loads Baileys on a core of its own while
+        the caller does other set-up (a chaos scenario pairs its other companies); `setup()`
+        awaits the same start."""
+        if self._engine_start is None:
+            c = self.config
+            self._engine_start = asyncio.ensure_future(SignalEngine.start(
+                self.target, self.history, self.processes, op_timeout_s=c.op_timeout_s,
+                commit_retries=c.commit_retries, commit_delay_ms=c.commit_delay_ms))
+        return self._engine_start
+
     async def setup(self) -> None:
         """Engine, workers, paired identities; then a first exchange in every conversation."""
         t0 = time.monotonic()
         c = self.config
-        self.engine = await SignalEngine.start(
-            self.target, self.history, self.processes, op_timeout_s=c.op_timeout_s,
-            commit_retries=c.commit_retries, commit_delay_ms=c.commit_delay_ms)
+        self.engine = await self.start_engine()
         for worker in self._workers.values():
             worker.task = asyncio.create_task(self._work(worker), name=f"signal-{worker.company}")
         gate = asyncio.Semaphore(c.setup_concurrency)
@@ -232,6 +242,12 @@ class SignalWorkload:
             if delivery.status == "pending":
                 self.tally.lost(delivery, "never sent" if not delivery.message.sent
                                 else "in flight at the end")
+        starting, self._engine_start = self._engine_start, None
+        if starting is not None and self.engine is None:  # started, never set up
+            starting.cancel()
+            started = (await asyncio.gather(starting, return_exceptions=True))[0]
+            if isinstance(started, SignalEngine):
+                self.engine = started
         if self.engine is not None:
             await self.engine.close()
 

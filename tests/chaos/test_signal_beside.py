@@ -9,6 +9,7 @@ main job's quick / ci profiles do for every steady scenario (plain pytest's smok
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,8 +22,23 @@ from harness.chaos.signal_beside import chaos_signal_params
 from harness.targets import resolve_target
 
 BROKEN = Path(__file__).resolve().parents[1] / "signal" / "broken_targets"
+CHAOS_BROKEN = Path(__file__).resolve().parent / "broken_targets"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+
+def _node_children() -> list[int]:
+    """Node.js processes this process started (the engines' sidecars), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm = (stat.parent / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and comm.startswith("node"):
+            found.append(int(stat.parent.name))
+    return found
 
 
 async def _sever(spec: str, resources: ChaosResources, **workload: float) -> dict:  # type: ignore[type-arg]
@@ -58,3 +74,15 @@ async def test_a_forgotten_session_fails_the_scenario_with_bad_mac_named_by_its_
     named = [k for k in signal["attribution"]["keys"] if k["key"][0] == "session"
              and "Bad MAC" in k["errors"]]
     assert named, signal["attribution"]["keys"][:5]
+
+
+async def test_a_target_failing_its_setup_leaves_no_signal_engine_behind(
+        chaos_resources: ChaosResources, baileys_root: Path) -> None:
+    """The Signal engine starts while the other companies pair (Node.js loads Baileys on a core
+    of its own); when the target then fails its set-up, the verdict is the target's and the
+    engine started early is stopped with the rest."""
+    before = set(_node_children())
+    item = await _sever(f"{CHAOS_BROKEN / 'value_column_too_small.py'}:open_store",
+                        chaos_resources)
+    assert item["verdict"] == "failed" and "setup-failed" in item["anomalies"], item["reason"]
+    assert set(_node_children()) <= before
