@@ -27,8 +27,10 @@ from harness.metrics.windows import Window
 from harness.signal.attribution import attribute
 from harness.signal.newpod import NewPodResult, new_pod_check
 from harness.signal.profiles import SignalParams, signal_params
+from harness.signal.recorder import Processes
 from harness.signal.section import build_section
-from harness.signal.workload import SignalWorkload
+from harness.signal.topology import Topology
+from harness.signal.workload import SignalConfig, SignalWorkload
 
 log = logging.getLogger("harness.chaos")
 
@@ -91,23 +93,9 @@ class SignalBeside:
     async def check_new_pod(self, target_spec: Any, dsn: str, cache_dir: Path) -> None:
         """A fresh instance of the target, an empty cache, only PostgreSQL: every
         conversation must go on without a new session."""
-        await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
-        pod = await target_spec.open(dsn, cache_dir=cache_dir)
-        try:
-            c = self.params.workload
-            self.new_pod = await new_pod_check(
-                pod, self.workload.topology, self.workload.history, self.workload.processes,
-                op_timeout_s=c.op_timeout_s, commit_retries=c.commit_retries,
-                commit_delay_ms=c.commit_delay_ms)
-        finally:
-            try:
-                await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                self.target_errors.append(f"the new pod's close() did not finish within "
-                                          f"{CLOSE_TIMEOUT_S:g} s")
-            except Exception as exc:
-                self.target_errors.append(f"the new pod's close() failed: "
-                                          f"{type(exc).__name__}: {exc}"[:300])
+        self.new_pod = await new_pod(target_spec, dsn, cache_dir, self.workload.topology,
+                                     self.workload.history, self.workload.processes,
+                                     self.params.workload, self.target_errors)
 
     def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
                 history: History, windows: list[Window]) -> dict[str, Any]:
@@ -123,6 +111,30 @@ class SignalBeside:
             workload=self.workload, new_pod=new_pod, check=check, attribution=attribution,
             history=history, windows=spans, engine_stats={}, notes=[],
             target_errors=self.target_errors, duration_s=time.monotonic() - self.started)
+
+
+async def new_pod(target_spec: Any, dsn: str, cache_dir: Path, topology: Topology,
+                  history: History, processes: Processes, config: SignalConfig,
+                  target_errors: list[str]) -> NewPodResult:
+    """The new pod check (harness.signal.newpod) on a fresh instance of the target opened on
+    `cache_dir` (created empty), closed afterwards with a bound; a close that hangs or throws
+    goes to `target_errors`."""
+    await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+    pod = await target_spec.open(dsn, cache_dir=cache_dir)
+    try:
+        return await new_pod_check(pod, topology, history, processes,
+                                   op_timeout_s=config.op_timeout_s,
+                                   commit_retries=config.commit_retries,
+                                   commit_delay_ms=config.commit_delay_ms)
+    finally:
+        try:
+            await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            target_errors.append(f"the new pod's close() did not finish within "
+                                 f"{CLOSE_TIMEOUT_S:g} s")
+        except Exception as exc:
+            target_errors.append(f"the new pod's close() failed: "
+                                 f"{type(exc).__name__}: {exc}"[:300])
 
 
 def merge_items(items: list[dict[str, Any]]) -> dict[str, Any] | None:
