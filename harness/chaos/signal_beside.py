@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
@@ -113,6 +113,20 @@ class SignalBeside:
             target_errors=self.target_errors, duration_s=time.monotonic() - self.started)
 
 
+class SignalConversations(Protocol):
+    """What the scenario runner asks of a repetition's Signal conversations: SignalBeside
+    beside steady traffic, harness.chaos.crash_signal.CrashSignal across a client-crash."""
+
+    companies: list[str]
+
+    async def check_new_pod(self, target_spec: Any, dsn: str,
+                            cache_dir: Path) -> History | None:
+        """The new pod; a History when it recorded apart (to merge into the checked one)."""
+
+    def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
+                history: History, windows: list[Window]) -> dict[str, Any]: ...
+
+
 async def new_pod(target_spec: Any, dsn: str, cache_dir: Path, topology: Topology,
                   history: History, processes: Processes, config: SignalConfig,
                   target_errors: list[str]) -> NewPodResult:
@@ -149,6 +163,10 @@ def merge_items(items: list[dict[str, Any]]) -> dict[str, Any] | None:
     for item in items:
         for error, n in (item.get("undecryptable") or {}).items():
             undecryptable[error] = undecryptable.get(error, 0) + int(n)
+    crashed = [i for i in items if "successor_ok" in i]  # across a client-crash
+    if crashed:
+        merged["successor_ok"] = all(i.get("successor_ok") for i in crashed)
+        merged["in_flight_at_kill"] = sum(int(i.get("in_flight_at_kill") or 0) for i in crashed)
     order = {"passed": 0, "inconclusive": 1, "failed": 2}
     verdict = max((i.get("verdict", "failed") for i in items), key=lambda v: order.get(v, 2))
     first = items[0]
