@@ -7,8 +7,12 @@ message decrypt, did any session need re-establishing, and does a new pod (a fre
 empty cache, only PostgreSQL) carry every conversation on? Failures are attributed to the
 checker's anomalies on the keys involved (one history holds both workloads' calls).
 
-Used by the steady-traffic scenarios (inject / hold / clear). The shapes that run their
-workload in a child process (client-crash, disk and client faults) do not carry it yet.
+Used by the steady-traffic scenarios (inject / hold / clear). client-crash carries its own
+(harness/chaos/crash_signal.py: the conversations live in the child it kills and go on in the
+successor; the runner asks either for `SignalConversations`). The other shapes, the disk
+scenarios (power-loss, power-loss-torn, power-loss-reorder, disk-full, disk-error,
+disk-error-fsync, slow-disk) and the client faults cancel, deploy-overlap and
+restart-degraded, do not carry Signal conversations.
 """
 
 from __future__ import annotations
