@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from harness.chaos import scenario as scenario_runner
-from harness.chaos.catalog import scenario, scenario_params
+from harness.chaos.catalog import ScenarioParams, scenario, scenario_params
 from harness.chaos.child import DSN_ENV
 from harness.chaos.crash_signal import NEW_POD_PROCESS_BASE, SUCCESSOR_PROCESS_BASE
 from harness.chaos.scenario import ChaosResources, ScenarioOutcome, run_scenario
@@ -32,10 +32,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 PARAMS = replace(scenario_params("client-crash", "smoke"), companies=20, warmup_s=1.0,
                  outage_s=2.0, recovery_s=3.0, settle_s=10.0)
+# The quick profile's conversations, busier: messages are in flight at the kill
+SIGNAL = chaos_signal_params("quick", message_rate_hz=4.0, reply_probability=0.9)
 
 
-async def run_crash(spec: str, resources: ChaosResources, **kwargs: Any) -> ScenarioOutcome:
-    outcome = await run_scenario(scenario("client-crash"), PARAMS, resolve_target(spec),
+async def run_crash(spec: str, resources: ChaosResources, params: ScenarioParams = PARAMS,
+                    **kwargs: Any) -> ScenarioOutcome:
+    outcome = await run_scenario(scenario("client-crash"), params, resolve_target(spec),
                                  resources, **kwargs)
     assert outcome.verdict != "skipped", outcome.reason
     return outcome
@@ -48,8 +51,7 @@ async def test_resilient_store_replays_a_killed_process_s_journal_and_its_conver
     are in flight at the kill) die with it, its Node.js engine too, and they go on in its
     successor: what the server stand-in still held is received, every conversation continues
     there and in the new pod, nothing undecryptable, no session re-established."""
-    outcome = await run_crash("resilient", chaos_resources, signal=chaos_signal_params(
-        "quick", message_rate_hz=4.0, reply_probability=0.9))
+    outcome = await run_crash("resilient", chaos_resources, signal=SIGNAL)
     item = outcome.section
     assert item["precondition"] == {"name": "unsynced-at-crash", "met": True,
                                     "detail": item["precondition"]["detail"]}
@@ -99,6 +101,27 @@ def _node_runs(pid: int) -> bool:
         return process.status() != psutil.STATUS_ZOMBIE and process.name() == "node"
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_replay_without_sessions_breaks_the_conversations_with_bad_mac_named_by_key(
+        chaos_resources: ChaosResources, baileys_root: Path) -> None:
+    """The successor replays the dead process's journal without its session rows: the checker
+    names the lost writes, and the conversations the killed process held fail with Bad MAC
+    when the successor receives what the server kept for them, attributed to session keys.
+    (Few Baileys companies and a short settle: the finding is in the Signal companies, and the
+    settle only waits for writes that will never come.)"""
+    spec = f"{REPO / 'tests/chaos/broken_targets/replay_skips_sessions.py'}:open_store"
+    outcome = await run_crash(spec, chaos_resources, replace(
+        PARAMS, companies=5, recovery_s=2.0, settle_s=3.0), signal=SIGNAL)
+    item = outcome.section
+    assert item["anomalies"].get("lost", 0) > 0 and outcome.verdict == "failed", item["reason"]
+    signal = item["signal"]
+    assert signal["undecryptable"].get("Bad MAC", 0) > 0, (signal["undecryptable"],
+                                                          signal["repetitions"][0]["successor"])
+    assert signal["verdict"] == "failed"
+    named = [k for k in signal["attribution"]["keys"]
+             if k["key"][0] == "session" and "Bad MAC" in k["errors"]]
+    assert named, signal["attribution"]
 
 
 async def test_reference_store_loses_nothing_but_proves_nothing_either(
