@@ -2,12 +2,22 @@
 
     python -m harness.chaos.child --target SPEC --cache-dir DIR --history FILE \\
         --layout FILE --companies co000,co001,... [--dsn DSN] [--seed N] [--run-tag TAG]
+        [--signal FILE]
 
 Opens the target from its spec string (`harness.targets.resolve_target`) on the DSN (also
 `AUTHSTATE_CHAOS_DSN`, which keeps a password out of `ps`), pairs the companies, writes their
 layout (contacts, groups, pre-key ids: no values) so a successor can carry on with the same
 companies, then runs the workload until it is killed. Every operation goes to a History sink
 that is flushed line by line, so a SIGKILL leaves the history behind (at most a torn last line).
+
+With `--signal FILE` (client-crash with Signal conversations: a JSON file with `companies`,
+the SignalConfig as `config`, `journal` and `run_tag`) the same process also holds real Signal
+conversations through the same opened target, recorded to the same history (process ids from
+harness.chaos.signal_beside.PROCESS_BASE): set up after the workload's, started with its
+traffic, everything a successor needs journaled line by line (harness/signal/journal.py). The
+engine's Node.js sidecar (a bridge sidecar for a Python target) is named in a
+`{"event": "signal", "node_pids": [...]}` line: it ends when this process dies (end of its
+stdin), which the parent checks.
 
 It reports on stdout, one JSON object per line: `{"event": "ready"}` once the target is open,
 `{"event": "running", "t": ...}` when traffic starts, then every 50 ms a status row
@@ -30,6 +40,7 @@ from typing import Any
 
 DSN_ENV = "AUTHSTATE_CHAOS_DSN"
 STATUS_INTERVAL_S = 0.05
+SIGNAL_STATS_EVERY = 20  # status rows: the signal engine's figures go to its journal each 1 s
 EXIT_ORPHANED = 3
 
 
@@ -106,17 +117,58 @@ async def run(args: argparse.Namespace) -> int:
                         process_base=args.process_base)
     await workload.setup()
     write_atomically(Path(args.layout), layout_of(workload))
+    signal = await signal_setup(Path(args.signal), target, history) if args.signal else None
     workload.start()
+    if signal is not None:
+        signal.start()
     _emit({"event": "running", "t": workload.started_at})
     give_up = time.monotonic() + args.max_s
+    rows = 0
     while time.monotonic() < give_up:
         _emit({"event": "status", "t": time.monotonic(), **status_row(target),
                "ops": len(history), "stats": workload.stats()})
+        if signal is not None and rows % SIGNAL_STATS_EVERY == 0:
+            signal_stats(signal)
+        rows += 1
         await asyncio.sleep(STATUS_INTERVAL_S)
     await workload.stop()
+    if signal is not None:
+        await signal.stop(grace_s=1.0)
+        await signal.close()
     await target.close()
     history.close()
     return 0
+
+
+async def signal_setup(spec_path: Path, target: Any, history: Any) -> Any:
+    """The Signal conversations of this process, set up (None, said on stdout, when Node.js is
+    not there to run Baileys). A target that fails the set-up raises SignalSetupError."""
+    from harness.chaos.signal_beside import PROCESS_BASE
+    from harness.node_target.errors import NodeUnavailable
+    from harness.signal.journal import JournalWriter
+    from harness.signal.workload import SignalConfig, SignalWorkload
+
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
+    signal = SignalWorkload(target, spec["companies"], history,
+                            config=SignalConfig.from_doc(spec["config"]),
+                            run_tag=spec["run_tag"], process_base=PROCESS_BASE,
+                            journal=JournalWriter(Path(spec["journal"])))
+    try:
+        await signal.setup()
+    except NodeUnavailable as exc:
+        _emit({"event": "signal", "unavailable": f"{exc.message} ({exc.hint})"})
+        await signal.close()
+        return None
+    sidecar = signal.engine.sidecar if signal.engine is not None else None
+    _emit({"event": "signal", "node_pids": [sidecar.proc.pid] if sidecar is not None else []})
+    return signal
+
+
+def signal_stats(signal: Any) -> None:
+    """The engine's own figures (not verdicts: those are journaled as they happen)."""
+    assert signal.journal is not None
+    signal.journal({"e": "stats", "server": dict(signal.server.counts),
+                    "time_split": signal.engine.time_split() if signal.engine else None})
 
 
 def child_arguments(prog: str, description: str) -> argparse.ArgumentParser:
@@ -136,8 +188,10 @@ def child_arguments(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = child_arguments("python -m harness.chaos.child",
-                           __doc__.split("\n\n")[0]).parse_args(argv)
+    parser = child_arguments("python -m harness.chaos.child", __doc__.split("\n\n")[0])
+    parser.add_argument("--signal", default=None,
+                        help="a JSON file: Signal conversations in this process too")
+    args = parser.parse_args(argv)
     _die_with_parent()
     try:
         return asyncio.run(run(args))

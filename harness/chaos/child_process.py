@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -40,19 +41,22 @@ class ChildProcess:
         self.running = asyncio.Event()
         self.journal_filled = asyncio.Event()  # a status row showed a non-empty journal
         self.error: str | None = None
+        self.signal: dict[str, Any] = {}  # the child's `signal` line: node_pids or unavailable
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def start(cls, ctx: ShapeContext, history: Path, layout: Path) -> ChildProcess:
-        """The client-crash child on the scenario's cache_dir, its history followed."""
+    async def start(cls, ctx: ShapeContext, history: Path, layout: Path,
+                    extra: Sequence[str] = ()) -> ChildProcess:
+        """The client-crash child on the scenario's cache_dir, its history followed; `extra`:
+        more arguments (`--signal FILE`)."""
         return await cls.spawn(ctx, "harness.chaos.child", cache_dir=ctx.cache_dir,
                                history=history, layout=layout, process_base=CHILD_PROCESS_BASE,
-                               run_tag=f"c{ctx.seed}", log_name="child.log")
+                               run_tag=f"c{ctx.seed}", log_name="child.log", extra=extra)
 
     @classmethod
     async def spawn(cls, ctx: ShapeContext, module: str, *, cache_dir: Path, history: Path,
                     layout: Path, process_base: int, run_tag: str,
-                    log_name: str) -> Self:
+                    log_name: str, extra: Sequence[str] = ()) -> Self:
         """Start `python -m module` on the proxied DSN; the observer (if any) follows the
         history file the child records its operations to, from its first line."""
         log_path = ctx.work_dir / log_name
@@ -62,7 +66,7 @@ class ChildProcess:
                 "--target", ctx.target_spec.spec, "--cache-dir", str(cache_dir),
                 "--history", str(history), "--layout", str(layout),
                 "--companies", ",".join(ctx.companies), "--seed", str(ctx.seed),
-                "--run-tag", run_tag, "--process-base", str(process_base)]
+                "--run-tag", run_tag, "--process-base", str(process_base), *extra]
         stderr = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -98,6 +102,8 @@ class ChildProcess:
             self.rows.append({k: event.get(k) for k in STATUS_COLUMNS})
         elif kind == "error":
             self.error = str(event.get("message"))
+        elif kind == "signal":
+            self.signal.update(event)
 
     @property
     def journal_depth(self) -> int | None:

@@ -17,6 +17,11 @@ Course of one repetition (a `ScenarioShape`, see harness/chaos/nemesis_api.py):
    instance, reads PostgreSQL directly and checks.
 A target without a journal (the reference store) runs the same course: its writes failed
 during the outage were never acknowledged, so nothing may be lost.
+
+With Signal conversations (`ctx.signal`: the quick, ci, predeploy and thorough chaos profiles;
+not smoke) they live in the child too and die with it: the successor receives what the server
+stand-in still held and continues every conversation during the recovery period, then the
+runner's new pod continues them again (harness/chaos/crash_signal.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, TypeVar
 
 from harness.chaos.catalog import ScenarioParams
 from harness.chaos.child_process import ChildProcess, CrashScenarioError
+from harness.chaos.crash_signal import CrashSignal
 from harness.chaos.nemesis_api import ShapeContext, ShapeOutcome
 from harness.chaos.sampler import StatusSampler
 from harness.chaos.workload import Contact, Group, Workload, WorkloadConfig
@@ -145,15 +151,19 @@ async def watch_drain(target: Any, since: float, within_s: float) -> float | Non
 
 
 def crash_figures(depth_at_kill: int | None, opened_s: float, drained_s: float | None,
-                  load_failures: int | None, child_history: History) -> dict[str, Any]:
-    """What a kill -9 left and how its successor came back: the scenario's `crash` figures."""
+                  load_failures: int | None, child_history: History,
+                  signal: CrashSignal | None = None) -> dict[str, Any]:
+    """What a kill -9 left and how its successor came back: the scenario's `crash` figures
+    (with `signal` when conversations ran in the child)."""
     ops = child_history.ops()
-    return {"journal_depth_at_kill": depth_at_kill,
-            "open_after_heal_s": round(opened_s, 3),
-            "journal_drained_after_heal_s": None if drained_s is None else round(drained_s, 3),
-            "load_failures": load_failures,
-            "child_ops": len(ops),
-            "child_pending_ops": sum(1 for op in ops if op.outcome is None)}
+    figures: dict[str, Any] = {
+        "journal_depth_at_kill": depth_at_kill, "open_after_heal_s": round(opened_s, 3),
+        "journal_drained_after_heal_s": None if drained_s is None else round(drained_s, 3),
+        "load_failures": load_failures, "child_ops": len(ops),
+        "child_pending_ops": sum(1 for op in ops if op.outcome is None)}
+    if signal is not None:
+        figures["signal"] = signal.figures()
+    return figures
 
 
 class CrashShape:
@@ -171,11 +181,22 @@ class CrashShape:
         sever = faults.sever()
         window = None
         target = None
-        child = await ChildProcess.start(ctx, history_path, layout_path)
+        signal = (None if ctx.signal is None else
+                  CrashSignal(ctx.signal, ctx.work_dir, ctx.history, run_tag=f"k{ctx.seed}",
+                              observer=ctx.observer))
+        child = await ChildProcess.start(ctx, history_path, layout_path,
+                                         extra=signal.child_args() if signal else ())
+        if signal is not None and ctx.target_spec.in_process:  # while the child sets up
+            signal.prepare()
         try:
-            ctx.phase("setup", "child process opens the target and pairs the companies")
+            ctx.phase("setup", "child process opens the target and pairs the companies"
+                      + (" (and its Signal conversations)" if signal else ""))
             await child.wait_running(CHILD_START_S)
             assert child.running_at is not None
+            if signal is not None and not signal.running(child):
+                notes += signal.notes
+                await signal.abandon()
+                signal = None
             await asyncio.sleep(params.warmup_s)
 
             ctx.phase("fault", f"sever {params.outage_s:g} s, then kill -9 the child")
@@ -207,6 +228,8 @@ class CrashShape:
             child_history = History.read_jsonl(history_path)
             if child_history.torn_tail:
                 notes.append(f"client-crash: child history {child_history.torn_tail}")
+            if signal is not None:
+                signal.killed(at_ns=round(killed_at * 1e9), child_history=child_history)
             layout = json.loads(layout_path.read_text())
 
             ctx.phase("recover", "a new instance on the same cache_dir replays the journal")
@@ -219,14 +242,20 @@ class CrashShape:
             sampler = StatusSampler(target)
             sampler.start()
             workload.start()
+            if signal is not None:  # the conversations the killed child held go on
+                signal.carry_on(target)
             try:
                 await asyncio.sleep(params.recovery_s)
             finally:
                 await workload.stop()
                 await sampler.stop()
+            if signal is not None:
+                await signal.finish()
+                notes += signal.notes
             drained_s = await drain
 
-            crash = crash_figures(depth_at_kill, opened_s, drained_s, load_failures, child_history)
+            crash = crash_figures(depth_at_kill, opened_s, drained_s, load_failures, child_history,
+                                  signal)
             window.params.update(crash)
             notes.append(_summary(crash))
             return ShapeOutcome(
@@ -234,12 +263,14 @@ class CrashShape:
                 samples=child.rows + sampler.samples,
                 workload={"child": child.last.get("stats", {}), "successor": workload.stats(),
                           "crash": crash},
-                history=History.merge(child_history, ctx.history), notes=notes)
+                history=History.merge(child_history, ctx.history), notes=notes, signal=signal)
         except BaseException:
             await abandon(target)
             raise
         finally:
             await child.reap()
+            if signal is not None:
+                await signal.abandon()
             if sever.active:
                 await asyncio.shield(sever.aclear())
             if window is not None and window.cleared_at is None:

@@ -159,6 +159,9 @@ class ShapeContext:
     # processes record (`follow` in process, `follow_file` for a child's history file) so
     # durable state is watched from outside while the shape runs.
     observer: Any = None
+    # harness.signal.profiles.SignalParams: real Signal conversations to carry across the
+    # shape (client-crash does; the other shapes ignore it), None when the profile runs none
+    signal: Any = None
 
     def phase(self, name: str, detail: str = "") -> None:
         """Log one line per phase (warmup / fault / recover / check) into pytest's log."""
@@ -179,6 +182,10 @@ class ShapeOutcome:
     workload: dict[str, Any] = field(default_factory=dict)  # Workload.stats() of the processes
     history: Any | None = None  # the History to check, when not ctx.history (e.g. merged)
     notes: list[str] = field(default_factory=list)
+    # the shape's Signal conversations (harness.chaos.signal_beside.SignalConversations, e.g.
+    # crash_signal.CrashSignal): the runner closes `target`, runs their new pod, reads their
+    # companies in the final read and builds the repetition's `signal` item from them
+    signal: Any | None = None
 
 
 class ScenarioShape(Protocol):

@@ -401,6 +401,8 @@ def _signal_words(signal: Mapping[str, Any] | None) -> str:
     return (f"; Signal: {signal.get('messages')} messages sent, {signal.get('decrypted')} "
             f"decrypted, {signal.get('undecryptable_with_new_pod')} undecryptable, "
             f"{signal.get('reestablished')} re-established, new pod "
-            f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}")
+            f"{'ok' if signal.get('new_pod_ok') else 'NOT ok'}"
+            + ("" if "successor_ok" not in signal else
+               f", the killed process's successor {'ok' if signal['successor_ok'] else 'NOT ok'}"))
 
 

@@ -50,7 +50,7 @@ from harness.chaos.outcome import Repetition, ScenarioOutcome
 from harness.chaos.preconditions import evaluate
 from harness.chaos.results import HANG_MARGIN_S
 from harness.chaos.sampler import StatusSampler
-from harness.chaos.signal_beside import SignalBeside, close_quietly
+from harness.chaos.signal_beside import SignalBeside, SignalConversations, close_quietly
 from harness.chaos.workload import Workload, WorkloadConfig, WorkloadSetupError
 from harness.dsn import database_of, host_port, with_host_port
 from harness.errors import ConfigError, HarnessError
@@ -177,7 +177,7 @@ class _Collected:
     flush: dict[str, Any] = field(default_factory=dict)
     loop_lag_ms: dict[str, Any] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)  # crash, setup-failed
-    signal: SignalBeside | None = None  # real Signal conversations beside the traffic
+    signal: SignalConversations | None = None  # real Signal conversations (beside / across)
 
 
 async def _quietly(what: str, awaitable: Any) -> None:
@@ -258,7 +258,7 @@ async def run_repetition(info: ScenarioInfo, params: ScenarioParams, target_spec
         await observer.follow(history)
         if shape is not None:
             ctx = ShapeContext(info.name, params, env, target_spec, cache_dir, companies,
-                               history, work_dir, seed, observer=observer)
+                               history, work_dir, seed, observer=observer, signal=signal)
             resources.say(f"{label}: {shape.name} starts")
             run = await _run_shape(shape, ctx, stack, notes)
         else:
@@ -518,9 +518,15 @@ async def _run_shape(shape: ScenarioShape, ctx: ShapeContext, stack: contextlib.
         run.anomalies.append(target_anomaly(SETUP_FAILED, str(exc)))
         return run
     target = outcome.target
-    if target is not None:
-        stack.push_async_callback(
-            lambda: _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes))
+    closed = False
+
+    async def close_target() -> None:
+        nonlocal closed
+        if target is not None and not closed:
+            closed = True
+            await _bounded(target.close(), CLOSE_TIMEOUT_S, "target close()", notes)
+
+    stack.push_async_callback(close_target)
     run = _Collected(traffic_start=outcome.started_at, cleared_at=outcome.cleared_at,
                      history=outcome.history if outcome.history is not None else ctx.history,
                      samples=[(round(s["t"] * NS), s) for s in outcome.samples],
@@ -535,6 +541,13 @@ async def _run_shape(shape: ScenarioShape, ctx: ShapeContext, stack: contextlib.
         await _settle_and_close(target, ctx.params, sampler, run, ctx.observer, notes)
     else:
         run.flush = {"method": "none", "returned": None, "seconds": 0.0}
+    if outcome.signal is not None:  # as in _run_steady: the new pod once the target is closed
+        run.signal = outcome.signal
+        await close_target()
+        apart = await outcome.signal.check_new_pod(ctx.target_spec, ctx.env.proxy_dsn,
+                                                   ctx.cache_dir.parent / "signal-new-pod")
+        if apart is not None:  # recorded apart: the shape's history was merged before it
+            run.history = History.merge(run.history, apart)
     return run
 
 

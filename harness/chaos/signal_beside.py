@@ -7,8 +7,12 @@ message decrypt, did any session need re-establishing, and does a new pod (a fre
 empty cache, only PostgreSQL) carry every conversation on? Failures are attributed to the
 checker's anomalies on the keys involved (one history holds both workloads' calls).
 
-Used by the steady-traffic scenarios (inject / hold / clear). The shapes that run their
-workload in a child process (client-crash, disk and client faults) do not carry it yet.
+Used by the steady-traffic scenarios (inject / hold / clear). client-crash carries its own
+(harness/chaos/crash_signal.py: the conversations live in the child it kills and go on in the
+successor; the runner asks either for `SignalConversations`). The other shapes, the disk
+scenarios (power-loss, power-loss-torn, power-loss-reorder, disk-full, disk-error,
+disk-error-fsync, slow-disk) and the client faults cancel, deploy-overlap and
+restart-degraded, do not carry Signal conversations.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
@@ -27,8 +31,10 @@ from harness.metrics.windows import Window
 from harness.signal.attribution import attribute
 from harness.signal.newpod import NewPodResult, new_pod_check
 from harness.signal.profiles import SignalParams, signal_params
+from harness.signal.recorder import Processes
 from harness.signal.section import build_section
-from harness.signal.workload import SignalWorkload
+from harness.signal.topology import Topology
+from harness.signal.workload import SignalConfig, SignalWorkload
 
 log = logging.getLogger("harness.chaos")
 
@@ -91,23 +97,9 @@ class SignalBeside:
     async def check_new_pod(self, target_spec: Any, dsn: str, cache_dir: Path) -> None:
         """A fresh instance of the target, an empty cache, only PostgreSQL: every
         conversation must go on without a new session."""
-        await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
-        pod = await target_spec.open(dsn, cache_dir=cache_dir)
-        try:
-            c = self.params.workload
-            self.new_pod = await new_pod_check(
-                pod, self.workload.topology, self.workload.history, self.workload.processes,
-                op_timeout_s=c.op_timeout_s, commit_retries=c.commit_retries,
-                commit_delay_ms=c.commit_delay_ms)
-        finally:
-            try:
-                await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                self.target_errors.append(f"the new pod's close() did not finish within "
-                                          f"{CLOSE_TIMEOUT_S:g} s")
-            except Exception as exc:
-                self.target_errors.append(f"the new pod's close() failed: "
-                                          f"{type(exc).__name__}: {exc}"[:300])
+        self.new_pod = await new_pod(target_spec, dsn, cache_dir, self.workload.topology,
+                                     self.workload.history, self.workload.processes,
+                                     self.params.workload, self.target_errors)
 
     def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
                 history: History, windows: list[Window]) -> dict[str, Any]:
@@ -125,6 +117,44 @@ class SignalBeside:
             target_errors=self.target_errors, duration_s=time.monotonic() - self.started)
 
 
+class SignalConversations(Protocol):
+    """What the scenario runner asks of a repetition's Signal conversations: SignalBeside
+    beside steady traffic, harness.chaos.crash_signal.CrashSignal across a client-crash."""
+
+    companies: list[str]
+
+    async def check_new_pod(self, target_spec: Any, dsn: str,
+                            cache_dir: Path) -> History | None:
+        """The new pod; a History when it recorded apart (to merge into the checked one)."""
+
+    def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
+                history: History, windows: list[Window]) -> dict[str, Any]: ...
+
+
+async def new_pod(target_spec: Any, dsn: str, cache_dir: Path, topology: Topology,
+                  history: History, processes: Processes, config: SignalConfig,
+                  target_errors: list[str]) -> NewPodResult:
+    """The new pod check (harness.signal.newpod) on a fresh instance of the target opened on
+    `cache_dir` (created empty), closed afterwards with a bound; a close that hangs or throws
+    goes to `target_errors`."""
+    await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+    pod = await target_spec.open(dsn, cache_dir=cache_dir)
+    try:
+        return await new_pod_check(pod, topology, history, processes,
+                                   op_timeout_s=config.op_timeout_s,
+                                   commit_retries=config.commit_retries,
+                                   commit_delay_ms=config.commit_delay_ms)
+    finally:
+        try:
+            await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            target_errors.append(f"the new pod's close() did not finish within "
+                                 f"{CLOSE_TIMEOUT_S:g} s")
+        except Exception as exc:
+            target_errors.append(f"the new pod's close() failed: "
+                                 f"{type(exc).__name__}: {exc}"[:300])
+
+
 def merge_items(items: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The scenario's `signal` over its repetitions: counts summed, errors merged, the new pod
     ok only if it was ok every time, the verdict the worst; each repetition's item kept."""
@@ -137,6 +167,10 @@ def merge_items(items: list[dict[str, Any]]) -> dict[str, Any] | None:
     for item in items:
         for error, n in (item.get("undecryptable") or {}).items():
             undecryptable[error] = undecryptable.get(error, 0) + int(n)
+    crashed = [i for i in items if "successor_ok" in i]  # across a client-crash
+    if crashed:
+        merged["successor_ok"] = all(i.get("successor_ok") for i in crashed)
+        merged["in_flight_at_kill"] = sum(int(i.get("in_flight_at_kill") or 0) for i in crashed)
     order = {"passed": 0, "inconclusive": 1, "failed": 2}
     verdict = max((i.get("verdict", "failed") for i in items), key=lambda v: order.get(v, 2))
     first = items[0]

@@ -34,6 +34,22 @@ def _new_pod(item: Mapping[str, Any]) -> str:
         f" ({_top(pod.get('failed_by') or {}, 2)})" if pod.get("failed_by") else "")
 
 
+def _successor(item: Mapping[str, Any]) -> str:
+    """Across a client-crash: did the killed process's successor continue every
+    conversation, and how many deliveries died with the process ('' for other items)."""
+    if "successor_ok" not in item:
+        return ""
+    pod = item.get("successor") or {}  # a merged item keeps it per repetition only
+    died = item.get("in_flight_at_kill")
+    if item["successor_ok"]:
+        state = "ok" + (f" ({pod['conversations']} conversations)" if pod else "")
+    else:
+        state = "FAILED" + (f" {pod.get('conversations', 0) - pod.get('continued', 0)}/"
+                            f"{pod.get('conversations')}" if pod else "") + (
+            f" ({pod['error']})" if pod.get("error") else "")
+    return f"; successor {state}" + (f", {died} died with the process" if died else "")
+
+
 def summary_line(item: Mapping[str, Any]) -> str:
     """`signal sever [resilient] PASSED: 137 messages, ...` (console and pytest.log)."""
     if item.get("verdict") == "error":
@@ -45,7 +61,7 @@ def summary_line(item: Mapping[str, Any]) -> str:
             f"{item['messages']} messages, {item['deliveries']} deliveries, "
             f"{item['decrypted']} decrypted, {item['undecryptable_total']} undecryptable"
             f"{f' ({top})' if top else ''}, {item['reestablished']} re-established, "
-            f"{item['lost']} lost; new pod {_new_pod(item)}; "
+            f"{item['lost']} lost; new pod {_new_pod(item)}{_successor(item)}; "
             f"{rate if rate is not None else '-'} deliveries/s "
             f"(crypto / store / bridge {_shares(throughput.get('time_split'))})")
 
@@ -64,7 +80,8 @@ def markdown(items: Sequence[Mapping[str, Any]]) -> list[str]:
                      item["deliveries"], item["decrypted"],
                      f"{item['undecryptable_total']}"
                      + (f" ({_top(item['undecryptable'])})" if item["undecryptable"] else ""),
-                     item["retries"], item["reestablished"], item["lost"], _new_pod(item),
+                     item["retries"], item["reestablished"], item["lost"],
+                     _new_pod(item) + _successor(item),
                      (item.get("throughput") or {}).get("deliveries_per_s"),
                      _shares((item.get("throughput") or {}).get("time_split"))])
     out = ["## Signal conversations", "",

@@ -84,25 +84,55 @@ class SignalEngine:
                     op_timeout_s: float, commit_retries: int, commit_delay_ms: int,
                     baileys_root: Path | None = None) -> SignalEngine:
         """Start the engine (install Baileys on first use: BaileysUnavailable if it cannot)."""
+        sidecar = getattr(target, "sidecar", None)
+        if sidecar is None:  # a Python target: libsignal's store calls come back to us
+            engine = await cls.bridged(history, processes, op_timeout_s=op_timeout_s,
+                                       commit_retries=commit_retries,
+                                       commit_delay_ms=commit_delay_ms,
+                                       baileys_root=baileys_root)
+            return engine.bind(target)
         root = baileys_root or install_baileys()[0]
         driver = StoreDriver(target, history, op_timeout_s=op_timeout_s)
         engine = cls(target, history, processes, driver, op_timeout_s=op_timeout_s)
-        sidecar = getattr(target, "sidecar", None)
-        if sidecar is None:  # a Python target: libsignal's store calls come back to us
-            engine.bridge = await Bridge.start(target, driver, processes,
-                                               call_timeout_s=op_timeout_s)
-            sidecar = engine.bridge.sidecar
         engine.sidecar = sidecar
+        await engine._init(root, commit_retries=commit_retries, commit_delay_ms=commit_delay_ms)
+        return engine
+
+    @classmethod
+    async def bridged(cls, history: History, processes: Processes, *, op_timeout_s: float,
+                      commit_retries: int, commit_delay_ms: int,
+                      baileys_root: Path | None = None) -> SignalEngine:
+        """The engine in a bridge sidecar of its own with Baileys loaded, but no target yet:
+        `bind` a Python target before the first op. What a service process has ready before
+        it serves (client-crash so starts its successor's ahead of the heal)."""
+        root = baileys_root or install_baileys()[0]
+        driver = StoreDriver(None, history, op_timeout_s=op_timeout_s)
+        engine = cls(None, history, processes, driver, op_timeout_s=op_timeout_s)
+        engine.bridge = await Bridge.start(None, driver, processes, call_timeout_s=op_timeout_s)
+        engine.sidecar = engine.bridge.sidecar
         try:
-            engine.info = await sidecar.call(
-                "signal.init", timeout_s=60.0, engine=str(ENGINE_MODULE), baileys_dir=str(root),
-                record=engine.in_target_sidecar,
-                commit_retries=commit_retries, commit_delay_ms=commit_delay_ms,
-                store_timeout_ms=int(op_timeout_s * 1000))
+            await engine._init(root, commit_retries=commit_retries,
+                               commit_delay_ms=commit_delay_ms)
         except BaseException:  # failed or cancelled half-way: no bridge sidecar left behind
             await asyncio.shield(engine.close())
             raise
         return engine
+
+    def bind(self, target: Any) -> SignalEngine:
+        """A bridged engine's store calls from now on answered by `target` (Python)."""
+        if self.bridge is None:
+            raise RuntimeError("only a bridged engine is bound to a target")
+        self.target = target
+        self.driver = StoreDriver(target, self.history, op_timeout_s=self.op_timeout_s)
+        self.bridge.driver = self.driver
+        return self
+
+    async def _init(self, root: Path, *, commit_retries: int, commit_delay_ms: int) -> None:
+        self.info = await self.sidecar.call(
+            "signal.init", timeout_s=60.0, engine=str(ENGINE_MODULE), baileys_dir=str(root),
+            record=self.in_target_sidecar,
+            commit_retries=commit_retries, commit_delay_ms=commit_delay_ms,
+            store_timeout_ms=int(self.op_timeout_s * 1000))
 
     async def open(self, company: str, jid: str) -> dict[str, Any]:
         """Load the company's auth state through the target and build its repository.

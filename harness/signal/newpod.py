@@ -8,6 +8,10 @@ from the store: its creds must still be the paired identity, and in every 1:1 co
 each side sends one message the other decrypts, in every group one member sends and every
 other member decrypts, without a new session (no bundle fetched: a session the store lost is a
 failure here, not a re-establishment). What a deploy or a crash-restart would meet.
+
+The two steps, `open_companies` and `continue_conversations`, are also how client-crash's
+successor (the new process on the killed one's cache_dir) carries the killed process's
+conversations on (harness/chaos/crash_signal.py).
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ class NewPodResult:
                 "seconds": round(self.seconds, 2), "error": self.error}
 
 
-class _Locks:
+class Locks:
+    """One engine op at a time per company, as one Baileys socket runs them."""
+
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -65,50 +71,68 @@ async def new_pod_check(target: Any, topology: Topology, history: History,
                                       commit_retries=commit_retries,
                                       commit_delay_ms=commit_delay_ms)
     try:
-        for company, jid in topology.jids.items():
-            try:
-                opened = await engine.open(company, jid)
-            except Exception as exc:
-                result.error = f"loading {company} failed: {type(exc).__name__}: {exc}"[:300]
-                return result
-            if not opened.get("paired"):
-                result.companies_unpaired.append(company)
-        locks = _Locks()
-        gate = asyncio.Semaphore(concurrency)
-        conversations = [c for c in topology.conversations if len(c.members) >= 2]
-        result.conversations = len(conversations)
-
-        async def one(conv: Conversation) -> None:
-            extra: list[dict[str, Any]] = []
-            async with gate:
-                failure = await _continue(engine, topology, conv, locks, extra)
-            if failure is None:
-                result.continued += 1
-                return
-            for item in (failure, *extra):
-                note(conv, item)
-
-        def note(conv: Conversation, failure: dict[str, Any]) -> None:
-            error = failure.pop("detail", None)
-            pkmsg = bool(failure.pop("pkmsg", False))
-            result.failures.append({"conversation": conv.id, "kind": conv.kind, **failure})
-            if error is not None:
-                result.decrypt_failures.append(Failure(
-                    time.monotonic_ns(), f"new-pod:{conv.id}", failure["peer"],
-                    failure["company"], failure["error"], error,
-                    involved_keys(topology, conv, failure["peer"], failure["company"],
-                                  pkmsg=pkmsg, stage=error.get("stage")),
-                    int(error.get("store_failures") or 0)))
-
-        await asyncio.gather(*(one(conv) for conv in conversations))
+        if await open_companies(engine, topology, result):
+            await continue_conversations(engine, topology, result, Locks(), tag="new-pod",
+                                         concurrency=concurrency)
     finally:
         await engine.close()
         result.seconds = time.monotonic() - started
     return result
 
 
-async def _locked(engine: SignalEngine, locks: _Locks, name: str, company: str,
-                  **payload: Any) -> dict[str, Any]:
+async def open_companies(engine: SignalEngine, topology: Topology,
+                         result: NewPodResult) -> bool:
+    """Load every company through the engine's target; its creds must still be paired.
+    False (and `result.error`) when a load failed."""
+    for company, jid in topology.jids.items():
+        try:
+            opened = await engine.open(company, jid)
+        except Exception as exc:
+            result.error = f"loading {company} failed: {type(exc).__name__}: {exc}"[:300]
+            return False
+        if not opened.get("paired"):
+            result.companies_unpaired.append(company)
+    return True
+
+
+async def continue_conversations(engine: SignalEngine, topology: Topology,
+                                 result: NewPodResult, locks: Locks, *, tag: str,
+                                 concurrency: int = 16) -> None:
+    """In every conversation one message each way (1:1) or one group message, without a new
+    session; counted in `result` (the companies are open)."""
+    gate = asyncio.Semaphore(concurrency)
+    conversations = [c for c in topology.conversations if len(c.members) >= 2]
+    result.conversations += len(conversations)
+
+    async def one(conv: Conversation) -> None:
+        extra: list[dict[str, Any]] = []
+        async with gate:
+            failure = await _continue(engine, topology, conv, locks, extra, tag)
+        if failure is None:
+            result.continued += 1
+            return
+        for item in (failure, *extra):
+            note(conv, item)
+
+    def note(conv: Conversation, failure: dict[str, Any]) -> None:
+        error = failure.pop("detail", None)
+        pkmsg = bool(failure.pop("pkmsg", False))
+        result.failures.append({"conversation": conv.id, "kind": conv.kind, **failure})
+        if error is not None:
+            result.decrypt_failures.append(Failure(
+                time.monotonic_ns(), f"{tag}:{conv.id}", failure["peer"],
+                failure["company"], failure["error"], error,
+                involved_keys(topology, conv, failure["peer"], failure["company"],
+                              pkmsg=pkmsg, stage=error.get("stage")),
+                int(error.get("store_failures") or 0)))
+
+    await asyncio.gather(*(one(conv) for conv in conversations))
+
+
+async def locked(engine: SignalEngine, locks: Locks, name: str, company: str,
+                 **payload: Any) -> dict[str, Any]:
+    """One engine op for `company`, alone among its ops; an exception comes back as an error
+    result marked `harness` (not a verdict on the store)."""
     async with locks.of(company):
         try:
             return await engine.op(name, company, **payload)
@@ -117,9 +141,9 @@ async def _locked(engine: SignalEngine, locks: _Locks, name: str, company: str,
                               "harness": True}}
 
 
-async def _one_way(engine: SignalEngine, locks: _Locks, jids: dict[str, str], text: bytes,
+async def _one_way(engine: SignalEngine, locks: Locks, jids: dict[str, str], text: bytes,
                    sender: str, recipient: str) -> dict[str, Any] | None:
-    sent = await _locked(engine, locks, "send", sender, to=jids[recipient], plaintext=text,
+    sent = await locked(engine, locks, "send", sender, to=jids[recipient], plaintext=text,
                          bundle=None)
     if sent.get("need_bundle"):
         return {"company": sender, "step": "send", "peer": recipient,
@@ -127,7 +151,7 @@ async def _one_way(engine: SignalEngine, locks: _Locks, jids: dict[str, str], te
     if "error" in sent:
         return {"company": sender, "step": "send", "peer": recipient,
                 "error": label(sent["error"])}
-    got = await _locked(engine, locks, "receive", recipient, **{
+    got = await locked(engine, locks, "receive", recipient, **{
         "from": jids[sender], "type": sent["type"], "ciphertext": sent["ciphertext"]})
     if got.get("plaintext") == text:
         return None
@@ -138,11 +162,12 @@ async def _one_way(engine: SignalEngine, locks: _Locks, jids: dict[str, str], te
 
 
 async def _continue(engine: SignalEngine, topology: Topology, conv: Conversation,
-                    locks: _Locks, extra: list[dict[str, Any]]) -> dict[str, Any] | None:
+                    locks: Locks, extra: list[dict[str, Any]],
+                    tag: str) -> dict[str, Any] | None:
     """One message each way (1:1) or one group message; the first failure, or None (later
     failures of the same conversation go to `extra`)."""
     jids = topology.jids
-    text = f"new-pod:{conv.id}".encode()
+    text = f"{tag}:{conv.id}".encode()
     if conv.kind == "direct":
         a, b = conv.members
         first: dict[str, Any] | None = None
@@ -154,7 +179,7 @@ async def _continue(engine: SignalEngine, topology: Topology, conv: Conversation
                 extra.append(failure)
         return first
     sender, *others = conv.members
-    sent = await _locked(engine, locks, "group_send", sender, group=conv.jid,
+    sent = await locked(engine, locks, "group_send", sender, group=conv.jid,
                          members=[jids[m] for m in others], plaintext=text, bundles={},
                          only=None)
     if sent.get("need_bundles"):
@@ -165,7 +190,7 @@ async def _continue(engine: SignalEngine, topology: Topology, conv: Conversation
         return {"company": sender, "step": "group send", "error": label(sent["error"])}
     skdm = {jid: part for jid, part in sent["skdm"]}
     for member in others:
-        got = await _locked(engine, locks, "group_receive", member, group=conv.jid, **{
+        got = await locked(engine, locks, "group_receive", member, group=conv.jid, **{
             "from": jids[sender], "ciphertext": sent["ciphertext"],
             "skdm": skdm.get(jids[member])})
         if got.get("plaintext") != text:

@@ -4,9 +4,14 @@ Item fields (report.json `signal[]`; later `chaos.scenarios[].signal`): messages
 decrypted, undecryptable {error: count}, retries, reestablished, lost, new_pod_ok, plus the
 details a reader needs to trust them (what the checker found on the same keys, attribution,
 throughput and where the time went, the fault window, a timeline of decrypt outcomes).
+Across a client-crash (harness/chaos/crash_signal.py) also `successor` / `successor_ok`: the
+new process on the killed one's cache_dir received what the server still held and continued
+every conversation; its failures count as undecryptable like the new pod's, and what died
+with the killed process (`in_flight_at_kill`) is counted apart.
 
 Verdict: `failed` when any delivery failed to decrypt (run or new pod), a session had to be
-re-established, a message was lost, the new pod could not continue, the checker found an
+re-established, a message was lost, the new pod (or a crash's successor) could not continue,
+the checker found an
 anomaly, the target's close() hung or threw, or the harness itself failed an op;
 `inconclusive` when the fault scenario saw no store call while PostgreSQL was away (the fault
 proved nothing); else `passed`.
@@ -14,8 +19,8 @@ proved nothing); else `passed`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from harness.metrics.checker import CheckResult
 from harness.metrics.figures import Figure
@@ -23,12 +28,25 @@ from harness.metrics.history import History
 from harness.report import signal_table
 from harness.signal.newpod import NewPodResult
 from harness.signal.profiles import SignalParams
-from harness.signal.workload import SignalWorkload
+from harness.signal.tally import Tally
 
 BUCKET_S = 0.5
 
 
-def _timeline(workload: SignalWorkload, windows: Sequence[tuple[int, int]]) -> dict[str, Any]:
+class SignalRun(Protocol):
+    """What the item is built from: a SignalWorkload, or the one a killed process journaled."""
+
+    companies: list[str]
+    tally: Tally
+    started_ns: int | None
+    stopped_ns: int | None
+
+    def traffic_window_s(self) -> float | None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def _timeline(workload: SignalRun, windows: Sequence[tuple[int, int]]) -> dict[str, Any]:
     """Decrypt outcomes per 0.5 s bucket from the start of traffic (setup excluded)."""
     origin = workload.started_ns
     if origin is None:
@@ -61,11 +79,12 @@ def _store_calls_during(history: History,
 
 
 def build_section(*, scenario: str, params: SignalParams, target: str, contrast: bool,
-                  workload: SignalWorkload, new_pod: NewPodResult, check: CheckResult,
+                  workload: SignalRun, new_pod: NewPodResult, check: CheckResult,
                   attribution: dict[str, Any], history: History,
                   windows: Sequence[tuple[int, int]], engine_stats: dict[str, Any],
                   notes: list[str], duration_s: float,
-                  target_errors: Sequence[str] = ()) -> dict[str, Any]:
+                  target_errors: Sequence[str] = (), successor: NewPodResult | None = None,
+                  crash: Mapping[str, Any] | None = None) -> dict[str, Any]:
     summary = workload.tally.summary()
     stats = workload.stats()
     window_s = workload.traffic_window_s() or 0.0
@@ -80,7 +99,8 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
                  "store_calls": during["calls"], "store_calls_failed": during["failed"],
                  "failed_calls": during["examples"], "met": during["calls"] > 0}
     new_pod_summary = new_pod.summary()
-    undecryptable = summary["undecryptable_total"] + len(new_pod.failures)
+    undecryptable = (summary["undecryptable_total"] + len(new_pod.failures)
+                     + (len(successor.failures) if successor is not None else 0))
     item: dict[str, Any] = {
         "name": scenario, "target": target, "profile": params.profile, "contrast": contrast,
         "gated": not contrast, "companies": len(workload.companies),
@@ -112,6 +132,9 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
         "setup_s": stats["setup_s"],
         "duration_s": round(duration_s, 1), "notes": notes,
     }
+    if successor is not None:
+        item["successor_ok"] = successor.ok
+        item["successor"] = {**successor.summary(), **(crash or {})}
     item["verdict"] = verdict(item)
     return item
 
@@ -119,7 +142,7 @@ def build_section(*, scenario: str, params: SignalParams, target: str, contrast:
 def verdict(item: dict[str, Any]) -> str:
     bad = (item["undecryptable_with_new_pod"] or item["reestablished"] or item["lost"]
            or not item["new_pod_ok"] or not item["checker"]["valid"] or item["harness_errors"]
-           or item.get("target_errors"))
+           or item.get("target_errors") or item.get("successor_ok") is False)
     if bad:
         return "failed"
     if item["fault"] is not None and not item["fault"]["met"]:

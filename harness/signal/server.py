@@ -30,6 +30,7 @@ class Envelope:
     channel: tuple[str, str]  # (sender, recipient): the server keeps their stanzas in order
     payload: dict[str, Any]  # direct: {type, ciphertext}; group: {ciphertext, skdm?}
     duplicate: bool = False
+    seq: int = 0  # set when posted (the workload numbers its envelopes)
 
 
 @dataclass

@@ -12,14 +12,22 @@ libsignal reports a `msg` it cannot decrypt as "No matching sessions found for m
 prints the reason per session; the label is that reason (the engine recomputes it on a copy),
 the most recently used session first. An error thrown by the store itself is labelled
 "store: <its exception name>".
+
+Every change goes through a method of `Tally`, and each one can be written out as it happens
+(`Tally(sink=...)`: one JSON-ready event per change, no key material). A process killed with
+SIGKILL thereby leaves its tally behind, and `replay(events)` rebuilds it in another process
+(client-crash: the parent counts what the killed child's conversations did up to the kill).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+Sink = Callable[[dict[str, Any]], None]
 
 NO_MATCHING = "No matching sessions found for message"
 
@@ -88,9 +96,10 @@ class Message:
 
 
 class Tally:
-    """Counts and timeline of a run (or of a new-pod check)."""
+    """Counts and timeline of a run (or of a new-pod check). `sink`, when given, receives
+    every change as an event (`replay` turns the events back into a Tally)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: Sink | None = None) -> None:
         self.messages: dict[str, Message] = {}
         self.failures: list[Failure] = []
         self.retries = 0
@@ -99,30 +108,88 @@ class Tally:
         self.reestablished_pairs: Counter[tuple[str, str]] = Counter()
         self.send_failures: Counter[str] = Counter()
         self.duplicates: Counter[str] = Counter()
+        self.harness_errors: Counter[str] = Counter()  # ops the harness itself failed
         self.rekeys = 0
         self.events: list[tuple[int, str]] = []  # (time, "decrypted" | "failed" | "lost")
+        self.sink = sink
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.sink is not None:
+            self.sink(event)
 
     def new_message(self, message: Message, recipients: list[str]) -> Message:
         for recipient in recipients:
             message.deliveries[recipient] = Delivery(message, recipient)
         self.messages[message.id] = message
+        self._emit({"e": "message", "id": message.id, "conv": message.conversation,
+                    "kind": message.kind, "sender": message.sender, "to": list(recipients),
+                    "t": message.created_ns, "text": message.plaintext.hex()})
         return message
 
-    def decrypted(self, delivery: Delivery) -> None:
+    def sent(self, message: Message) -> None:
+        """Every envelope of `message` went to the server."""
+        message.sent = True
+        self._emit({"e": "sent", "id": message.id})
+
+    def send_failed(self, failed: str, message: Message | None = None) -> None:
+        """A send (or a pre-key upload: no message) the store failed; it is tried again."""
+        self.send_failures[failed] += 1
+        if message is not None:
+            message.send_failures.append(failed)
+        self._emit({"e": "send_failed", "id": None if message is None else message.id,
+                    "label": failed})
+
+    def decrypted(self, delivery: Delivery, *, at_ns: int | None = None) -> None:
         delivery.status = "decrypted"
-        delivery.decrypted_at_ns = time.monotonic_ns()
+        delivery.decrypted_at_ns = time.monotonic_ns() if at_ns is None else at_ns
         self.events.append((delivery.decrypted_at_ns, "decrypted"))
+        self._emit({"e": "decrypted", "id": delivery.message.id, "to": delivery.recipient,
+                    "t": delivery.decrypted_at_ns})
 
     def failed(self, delivery: Delivery, failure: Failure) -> None:
         delivery.failures.append(failure)
         self.failures.append(failure)
         self.events.append((failure.at_ns, "failed"))
+        self._emit({"e": "failed", "id": delivery.message.id, "to": delivery.recipient,
+                    "t": failure.at_ns, "label": failure.label, "error": failure.error,
+                    "keys": [list(k) for k in failure.keys],
+                    "store_failures": failure.store_failures, "attempt": failure.attempt})
 
-    def lost(self, delivery: Delivery, reason: str) -> None:
+    def lost(self, delivery: Delivery, reason: str, *, at_ns: int | None = None) -> None:
         if delivery.status == "pending":
             delivery.status = "lost"
             delivery.lost_reason = reason
-            self.events.append((time.monotonic_ns(), "lost"))
+            at = time.monotonic_ns() if at_ns is None else at_ns
+            self.events.append((at, "lost"))
+            self._emit({"e": "lost", "id": delivery.message.id, "to": delivery.recipient,
+                        "reason": reason, "t": at})
+
+    def retried(self) -> None:
+        """A retry receipt went out."""
+        self.retries += 1
+        self._emit({"e": "retry"})
+
+    def retry_failed(self, failed: str) -> None:
+        self.retry_failures[failed] += 1
+        self._emit({"e": "retry_failed", "label": failed})
+
+    def reestablish(self, owner: str, peer: str, reason: str) -> None:
+        """A session injected where `owner` had one with `peer` already."""
+        self.reestablished[reason] += 1
+        self.reestablished_pairs[(owner, peer)] += 1
+        self._emit({"e": "reestablished", "owner": owner, "peer": peer, "reason": reason})
+
+    def duplicate(self, kind: str) -> None:
+        self.duplicates[kind] += 1
+        self._emit({"e": "duplicate", "kind": kind})
+
+    def rekeyed(self) -> None:
+        self.rekeys += 1
+        self._emit({"e": "rekey"})
+
+    def harness_error(self, text: str) -> None:
+        self.harness_errors[text] += 1
+        self._emit({"e": "harness_error", "text": text})
 
     def deliveries(self) -> list[Delivery]:
         return [d for m in self.messages.values() for d in m.deliveries.values()]
@@ -152,3 +219,47 @@ class Tally:
             "duplicates": dict(self.duplicates),
             "rekeys": self.rekeys,
         }
+
+
+def replay(events: Iterable[Mapping[str, Any]]) -> Tally:
+    """The Tally whose changes these were (events of other kinds are skipped; a change naming
+    a message the events never created raises KeyError: the stream is not a tally's)."""
+    tally = Tally()
+    for event in events:
+        kind = event.get("e")
+        if kind == "message":
+            tally.new_message(Message(str(event["id"]), str(event["conv"]), str(event["kind"]),
+                                      str(event["sender"]),
+                                      bytes.fromhex(str(event.get("text") or "")),
+                                      int(event["t"])),
+                              [str(r) for r in event["to"]])
+        elif kind == "sent":
+            tally.sent(tally.messages[str(event["id"])])
+        elif kind == "send_failed":
+            message = tally.messages[str(event["id"])] if event.get("id") else None
+            tally.send_failed(str(event["label"]), message)
+        elif kind in ("decrypted", "failed", "lost"):
+            delivery = tally.messages[str(event["id"])].deliveries[str(event["to"])]
+            if kind == "decrypted":
+                tally.decrypted(delivery, at_ns=int(event["t"]))
+            elif kind == "lost":
+                tally.lost(delivery, str(event["reason"]), at_ns=int(event["t"]))
+            else:
+                tally.failed(delivery, Failure(
+                    int(event["t"]), delivery.message.id, delivery.message.sender,
+                    delivery.recipient, str(event["label"]), dict(event["error"]),
+                    [(str(c), str(t), str(i)) for c, t, i in event["keys"]],
+                    int(event.get("store_failures") or 0), int(event.get("attempt") or 1)))
+        elif kind == "retry":
+            tally.retried()
+        elif kind == "retry_failed":
+            tally.retry_failed(str(event["label"]))
+        elif kind == "reestablished":
+            tally.reestablish(str(event["owner"]), str(event["peer"]), str(event["reason"]))
+        elif kind == "duplicate":
+            tally.duplicate(str(event["kind"]))
+        elif kind == "rekey":
+            tally.rekeyed()
+        elif kind == "harness_error":
+            tally.harness_error(str(event["text"]))
+    return tally

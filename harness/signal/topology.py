@@ -10,7 +10,9 @@ partners and every conversation is distinct; groups are random subsets, fixed by
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 LID_BASE = 10**14
 
@@ -55,6 +57,26 @@ class Topology:
     @property
     def groups(self) -> list[Conversation]:
         return [c for c in self.conversations if c.kind == "group"]
+
+    def to_doc(self) -> dict[str, Any]:
+        """Who talks to whom, JSON-ready (ids and jids: no key material), for a process that
+        carries these conversations on (`from_doc`)."""
+        return {"jids": dict(self.jids),
+                "conversations": [{"id": c.id, "kind": c.kind, "members": list(c.members),
+                                   "jid": c.jid, "pool": list(c.pool)}
+                                  for c in self.conversations]}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Topology:
+        jids = {str(c): str(j) for c, j in doc["jids"].items()}
+        conversations = [Conversation(str(c["id"]), str(c["kind"]), list(c["members"]),
+                                      jid=str(c.get("jid") or ""), pool=list(c.get("pool") or ()))
+                         for c in doc["conversations"]]
+        by_company: dict[str, list[Conversation]] = {c: [] for c in jids}
+        for conv in conversations:
+            for member in conv.pool or conv.members:
+                by_company[member].append(conv)
+        return cls(jids, conversations, by_company)
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every two companies that share a conversation (a group's members exchange sender

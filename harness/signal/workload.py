@@ -26,11 +26,18 @@ retried by the application later: it waits, it is not lost. Every session inject
 was already established counts as re-established, with its reason: a retry, a store read that
 failed inside `validateSession` (Baileys takes it for "no session"), or a session the store no
 longer has.
+
+`journal`, when given, receives as it happens everything another process needs to count and
+carry on these conversations after this one is killed (client-crash): the topology and every
+membership change, every tally change (tally.py), every envelope posted to the server
+stand-in (its ciphertext: what the WhatsApp server would hold; never a key) and when its
+recipient started (`receiving`) and finished (`settle`) processing it, traffic start and stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import math
@@ -42,12 +49,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.authstate import codec
 from harness.errors import HarnessError
 from harness.metrics.history import History
 from harness.signal.engine import SignalEngine
 from harness.signal.recorder import Processes
 from harness.signal.server import Envelope, Server
-from harness.signal.tally import Delivery, Failure, Message, Tally, label
+from harness.signal.tally import Delivery, Failure, Message, Sink, Tally, label
 from harness.signal.topology import Conversation, Topology, build_topology, involved_keys
 
 log = logging.getLogger("harness.signal")
@@ -81,6 +89,14 @@ class SignalConfig:
     drain_s: float = 60.0  # stop(): at most this long for messages in flight to settle
     seed: int = 0
 
+    def to_doc(self) -> dict[str, Any]:
+        """JSON-ready (for a process started with these settings: client-crash's child)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> SignalConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
+
 
 class _Worker:
     """One company's ops, one at a time, in submission order."""
@@ -101,7 +117,7 @@ class SignalWorkload:
 
     def __init__(self, target: Any, companies: Sequence[str], history: History, *,
                  config: SignalConfig | None = None, run_tag: str = "s",
-                 process_base: int = 0) -> None:
+                 process_base: int = 0, journal: Sink | None = None) -> None:
         self.config = config or SignalConfig()
         self.target = target
         self.history = history
@@ -115,16 +131,17 @@ class SignalWorkload:
             group_size=self.config.group_size, rng=self.rng)
         self.company_of = {jid: c for c, jid in self.topology.jids.items()}
         self._conversations = {c.id: c for c in self.topology.conversations}
-        self.tally = Tally()
+        self.journal = journal
+        self.tally = Tally(sink=journal)
         self.server = Server(self._deliver, self.rng, delay_s=self.config.delay_s,
                              duplicate_rate=self.config.duplicate_rate)
         self.engine: SignalEngine | None = None
         self._engine_start: asyncio.Future[SignalEngine] | None = None
         self.sessions: set[tuple[str, str]] = set()  # (owner, peer) with an established session
         self.pre_key_of: dict[tuple[str, str], int | None] = {}  # (owner, peer) -> bundle pre-key
-        self.harness_errors: Counter[str] = Counter()
         self._workers = {c: _Worker(c) for c in self.companies}
         self._ids = itertools.count(1)
+        self._seqs = itertools.count(1)  # envelopes, in the order they were posted
         self._outstanding = 0
         self._uploading: set[str] = set()
         self._generators: list[asyncio.Task[None]] = []
@@ -136,6 +153,14 @@ class SignalWorkload:
         self.stopped_ns: int | None = None
         self._cpu_at_start: dict[str, float] = {}
         self.cpu_s: dict[str, float] | None = None  # CPU seconds during the traffic
+
+    @property
+    def harness_errors(self) -> Counter[str]:
+        return self.tally.harness_errors
+
+    def _note(self, event: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal(event)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_engine(self) -> asyncio.Future[SignalEngine]:
@@ -153,6 +178,7 @@ class SignalWorkload:
         """Engine, workers, paired identities; then a first exchange in every conversation."""
         t0 = time.monotonic()
         c = self.config
+        self._note({"e": "topology", **self.topology.to_doc()})
         self.engine = await self.start_engine()
         for worker in self._workers.values():
             worker.task = asyncio.create_task(self._work(worker), name=f"signal-{worker.company}")
@@ -177,6 +203,7 @@ class SignalWorkload:
                 self._submit(member, lambda conv=conv, m=member: self._new_message(conv, m))
         await self.drain(c.drain_s)
         self.setup_s = time.monotonic() - t0
+        self._note({"e": "setup", "s": round(self.setup_s, 3)})
 
     async def _pair(self, company: str) -> None:
         assert self.engine is not None
@@ -206,6 +233,7 @@ class SignalWorkload:
         self._cpu_at_start = self._cpu()
         self._generators = [asyncio.create_task(self._generate(c), name=f"signal-gen-{c}")
                             for c in self.companies]
+        self._note({"e": "start", "t": self.started_ns})
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop new messages, then let those in flight settle (at most `drain_s`)."""
@@ -216,6 +244,7 @@ class SignalWorkload:
         self._generators = []
         self.stopped_at = time.monotonic()
         self.stopped_ns = time.monotonic_ns()
+        self._note({"e": "stop", "t": self.stopped_ns})
         self.cpu_s = self._cpu_since(self._cpu_at_start)
         await self.drain(self.config.drain_s if grace_s is None else grace_s)
 
@@ -280,7 +309,7 @@ class SignalWorkload:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a harness or engine failure, not a verdict on the store
-                self.harness_errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                self.tally.harness_error(f"{type(exc).__name__}: {str(exc)[:120]}")
                 log.exception("signal worker %s: job failed", worker.company)
             finally:
                 worker.busy = False
@@ -330,11 +359,10 @@ class SignalWorkload:
                     conv.rekey_due.discard(message.sender)
             error = await self._send_group(message, conv, list(message.deliveries))
         if error is None:
-            message.sent = True
+            self.tally.sent(message)
             return
         failed = label(error)
-        self.tally.send_failures[failed] += 1
-        message.send_failures.append(failed)
+        self.tally.send_failed(failed, message)
         if len(message.send_failures) >= self.config.send_attempts:
             for delivery in message.deliveries.values():
                 self.tally.lost(delivery, f"never sent ({failed})")
@@ -358,8 +386,8 @@ class SignalWorkload:
             return dict(result["error"])
         if bundle is not None:
             self._established(sender, peer, reason, bundle)
-        self.server.post(Envelope(message.deliveries[peer], (sender, peer),
-                                  {"type": result["type"], "ciphertext": result["ciphertext"]}))
+        self._post(Envelope(message.deliveries[peer], (sender, peer),
+                            {"type": result["type"], "ciphertext": result["ciphertext"]}))
         return None
 
     async def _send_group(self, message: Message, conv: Conversation, recipients: list[str], *,
@@ -387,10 +415,19 @@ class SignalWorkload:
             self._established(sender, self.company_of[jid], reasons.get(jid, ""), used)
         skdm = {jid: part for jid, part in result["skdm"]}
         for member in recipients:
-            self.server.post(Envelope(
+            self._post(Envelope(
                 message.deliveries[member], (sender, member),
                 {"ciphertext": result["ciphertext"], "skdm": skdm.get(self._jid(member))}))
         return None
+
+    def _post(self, envelope: Envelope) -> None:
+        """To the server stand-in (numbered, and journaled first: what the server holds)."""
+        envelope.seq = next(self._seqs)
+        if self.journal is not None:
+            self.journal({"e": "post", "n": envelope.seq, "id": envelope.delivery.message.id,
+                          "to": envelope.delivery.recipient, "ch": list(envelope.channel),
+                          "p": codec.encode(envelope.payload)})
+        self.server.post(envelope)
 
     def _why_bundle(self, owner: str, peer: str, result: dict[str, Any]) -> str:
         """Why a send needed a new session: Baileys' validateSession answers "no session" both
@@ -403,8 +440,7 @@ class SignalWorkload:
         pre_key = bundle.get("pre_key")
         self.pre_key_of[(owner, peer)] = int(pre_key[0]) if pre_key else None
         if (owner, peer) in self.sessions:
-            self.tally.reestablished[reason or "re-injected"] += 1
-            self.tally.reestablished_pairs[(owner, peer)] += 1
+            self.tally.reestablish(owner, peer, reason or "re-injected")
         self.sessions.add((owner, peer))
 
     def _bundle(self, company: str) -> dict[str, Any]:
@@ -418,7 +454,7 @@ class SignalWorkload:
         try:
             result = await self._op("upload", company, count=self.config.pre_key_top_up)
             if "error" in result:
-                self.tally.send_failures[f"pre-key upload: {label(result['error'])}"] += 1
+                self.tally.send_failed(f"pre-key upload: {label(result['error'])}")
             else:
                 self.server.upload(company, result["pre_keys"])
         finally:
@@ -434,7 +470,8 @@ class SignalWorkload:
         else:
             return
         conv.rekey_due = set(conv.members)
-        self.tally.rekeys += 1
+        self.tally.rekeyed()
+        self._note({"e": "members", "conv": conv.id, "members": list(conv.members)})
 
     # -- receiving -------------------------------------------------------------------------------
     def _deliver(self, envelope: Envelope) -> None:
@@ -446,6 +483,8 @@ class SignalWorkload:
         message = delivery.message
         recipient, sender = delivery.recipient, message.sender
         conv = self._conversation(message.conversation)
+        if not envelope.duplicate:  # until `settle`: in hand (a kill leaves it undecided)
+            self._note({"e": "receiving", "n": envelope.seq, "t": time.monotonic_ns()})
         if message.kind == "direct":
             result = await self._op("receive", recipient, **{
                 "from": self._jid(sender), "type": envelope.payload["type"],
@@ -457,12 +496,12 @@ class SignalWorkload:
                 "skdm": envelope.payload.get("skdm")})
         self.server.settle(envelope)  # Baileys acks every stanza, decrypted or not
         if envelope.duplicate:
-            self.tally.duplicates["decrypted again" if "plaintext" in result
-                                  else "rejected"] += 1
+            self.tally.duplicate("decrypted again" if "plaintext" in result else "rejected")
             return
         delivery.attempts += 1
         if result.get("plaintext") == message.plaintext:
             self.tally.decrypted(delivery)
+            self._note({"e": "settle", "n": envelope.seq})
             if message.kind == "direct" and envelope.payload["type"] == "pkmsg":
                 self.sessions.add((recipient, sender))
             if message.kind == "direct" and (message.always_answer or (
@@ -475,6 +514,7 @@ class SignalWorkload:
             time.monotonic_ns(), message.id, sender, recipient, label(error), dict(error),
             self._keys_of(message, recipient, envelope, error.get("stage")),
             int(result.get("store_failures") or 0), delivery.attempts))
+        self._note({"e": "settle", "n": envelope.seq})
         await self._retry_receipt(delivery, conv)
 
     async def _retry_receipt(self, delivery: Delivery, conv: Conversation) -> None:
@@ -488,11 +528,11 @@ class SignalWorkload:
             keys = await self._op("retry_keys", delivery.recipient)
             if "error" in keys:
                 failed = label(keys["error"])
-                self.tally.retry_failures[failed] += 1
+                self.tally.retry_failed(failed)
                 self.tally.lost(delivery, f"retry receipt failed ({failed})")
                 return
             bundle = keys["bundle"]
-        self.tally.retries += 1
+        self.tally.retried()
         self._submit(delivery.message.sender,
                      lambda: self._resend(delivery, conv, bundle))
 
@@ -521,7 +561,7 @@ class SignalWorkload:
         try:
             return await self.engine.op(name, company, **payload)
         except Exception as exc:
-            self.harness_errors[f"{name}: {type(exc).__name__}: {str(exc)[:120]}"] += 1
+            self.tally.harness_error(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
             return {"error": {"name": type(exc).__name__, "message": str(exc)[:300],
                               "harness": True}}
 

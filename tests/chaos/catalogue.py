@@ -80,6 +80,9 @@ CATALOGUE: tuple[Entry, ...] = (
           "the page cache", "power-loss", "lost", tested_by="tests/chaos/test_disk_scenarios.py"),
     Entry("journal_ignores_enospc", "a journal that acknowledges a group its disk refused "
           "(ENOSPC)", "disk-full", "lost", tested_by="tests/chaos/test_disk_scenarios.py"),
+    Entry("replay_skips_sessions", "replays the journal a killed process left without its "
+          "session rows ('Baileys re-establishes sessions anyway')", "client-crash", "lost",
+          tested_by="tests/chaos/test_client_crash.py"),
     Entry("like_delete", "a logout that deletes with an unescaped LIKE 'a_b:%' (also deletes "
           "axb's keys)", "property", "cross-tenant",
           tested_by="tests/property_suite/test_tenant_isolation_catches.py"),

@@ -1,19 +1,23 @@
 """The signal workload's model, without Node.js: who talks to whom, the server stand-in's
 delivery guarantees and bundles, verdict labels and counts, the history written from an engine
-trace, attribution of failures to anomalies, the section's verdict and its rendering."""
+trace, attribution of failures to anomalies, the section's verdict and its rendering, and the
+journal a killed process leaves for its successor."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from harness.chaos.crash_signal import _committing, _in_flight
 from harness.metrics.checker import ANOMALY_NAMES, Anomaly, CheckResult
 from harness.metrics.history import READ_KEYS, WRITE_CREDS, WRITE_KEYS, History
 from harness.report.signal_table import markdown, summary_line
 from harness.signal.attribution import STORE_ERROR, attribute
 from harness.signal.engine import EngineTiming
+from harness.signal.journal import JournalWriter, read_journal
 from harness.signal.recorder import Processes, record_trace
 from harness.signal.section import figures_of, verdict
 from harness.signal.server import Envelope, Server
@@ -135,6 +139,59 @@ def test_tally_counts_deliveries_by_first_error_and_outcome() -> None:
     assert summary["decrypted_after_retry"] == 1
     assert summary["lost"] == 1 and summary["lost_by"] == {"retries exhausted": 1}
     assert summary["reestablished"] == 1
+
+
+def test_a_killed_workload_s_journal_tells_its_successor_what_to_receive(
+        tmp_path: Path) -> None:
+    """Written as the workload writes it, cut mid-line by the kill: the tally comes back
+    whole, the roster as last changed, the envelopes the server still held in order, and of
+    those in hand only the one whose decrypt had written is excused."""
+    path = tmp_path / "journal.jsonl"
+    journal = JournalWriter(path)
+    topology = build_topology(COMPANIES[:4], contacts=2, groups=1, group_size=(3, 3),
+                              rng=random.Random(2))
+    [group] = topology.groups
+    journal({"e": "topology", **topology.to_doc()})
+    tally = Tally(sink=journal)
+    m1 = tally.new_message(Message("m1", "d0", "direct", "co000", b"m:m1", 5), ["co001"])
+    m2 = tally.new_message(Message("m2", "d0", "direct", "co000", b"m:m2", 6), ["co001"])
+    m3 = tally.new_message(Message("m3", "d1", "direct", "co001", b"m:m3", 7), ["co002"])
+    m4 = tally.new_message(Message("m4", "d1", "direct", "co002", b"m:m4", 8), ["co001"])
+    tally.new_message(Message("m5", "d2", "direct", "co003", b"m:m5", 9), ["co000"])
+    tally.failed(m1.deliveries["co001"], _failure("m1", "Bad MAC", [("co001", "session", "x")]))
+    tally.retried()
+    tally.reestablish("co000", "co001", "retry")
+    tally.decrypted(m1.deliveries["co001"], at_ns=50)
+    for seq, message, to in ((1, m2, "co001"), (2, m3, "co002"), (3, m4, "co001")):
+        tally.sent(message)
+        journal({"e": "post", "n": seq, "id": message.id, "to": to,
+                 "ch": [message.sender, to], "p": {"type": "msg", "ciphertext": {
+                     "type": "Buffer", "data": "AAE="}}})
+    journal({"e": "receiving", "n": 2, "t": 60})  # co002 decrypting m3: it wrote (below)
+    journal({"e": "receiving", "n": 3, "t": 70})  # co001 decrypting m4: wrote nothing yet
+    journal({"e": "members", "conv": group.id, "members": group.members[:2]})
+    journal.close()
+    with path.open("ab") as torn:
+        torn.write(b'{"e":"decrypted","id":"m2"')  # the kill, mid-line
+
+    back = read_journal(path)
+    assert back.torn_tail is not None
+    assert back.tally.summary() == tally.summary()
+    assert back.tally.messages["m1"].plaintext == b"m:m1"
+    assert back.tally.failures[0].keys == [("co001", "session", "x")]
+    assert [g.members for g in back.topology.groups] == [group.members[:2]]
+    assert [(p.seq, p.in_hand) for p in back.unsettled()] == [(1, False), (2, True), (3, True)]
+    assert back.unsettled()[0].payload["ciphertext"] == b"\x00\x01"
+    child = History()
+    child.invoke(1, "co002", WRITE_KEYS, [("session", "y")], {("session", "y"): "d"},
+                 at_ns=65).ok(at_ns=66)
+    child.invoke(2, "co001", WRITE_KEYS, [("session", "z")], {("session", "z"): "d"},
+                 at_ns=55).ok(at_ns=56)  # before its decrypt began: not that decrypt's
+    committing = _committing(back, child)
+    assert committing == {2}
+    assert _in_flight(back, committing) == {
+        "deliveries": 4, "with_the_server": 3, "in_hand": 2, "in_hand_written": 1,
+        "unsent": 1, "retry_under_way": 0}
 
 
 def test_an_engine_trace_becomes_history_ops_at_their_own_times() -> None:
