@@ -115,9 +115,12 @@ async def run(args: argparse.Namespace) -> int:
     workload = Workload(target, args.companies.split(","), history,
                         config=WorkloadConfig(seed=args.seed), run_tag=args.run_tag,
                         process_base=args.process_base)
+    signal = await signal_workload(Path(args.signal), target, history) if args.signal else None
+    if signal is not None:
+        signal.start_engine()  # Node.js loads Baileys on the other core while companies pair
     await workload.setup()
     write_atomically(Path(args.layout), layout_of(workload))
-    signal = await signal_setup(Path(args.signal), target, history) if args.signal else None
+    signal = await signal_setup(signal) if signal is not None else None
     workload.start()
     if signal is not None:
         signal.start()
@@ -140,19 +143,24 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def signal_setup(spec_path: Path, target: Any, history: Any) -> Any:
-    """The Signal conversations of this process, set up (None, said on stdout, when Node.js is
-    not there to run Baileys). A target that fails the set-up raises SignalSetupError."""
+async def signal_workload(spec_path: Path, target: Any, history: Any) -> Any:
+    """The Signal conversations of this process, not yet set up."""
     from harness.chaos.signal_beside import PROCESS_BASE
-    from harness.node_target.errors import NodeUnavailable
     from harness.signal.journal import JournalWriter
     from harness.signal.workload import SignalConfig, SignalWorkload
 
     spec = json.loads(await asyncio.to_thread(spec_path.read_text))
-    signal = SignalWorkload(target, spec["companies"], history,
-                            config=SignalConfig.from_doc(spec["config"]),
-                            run_tag=spec["run_tag"], process_base=PROCESS_BASE,
-                            journal=JournalWriter(Path(spec["journal"])))
+    return SignalWorkload(target, spec["companies"], history,
+                          config=SignalConfig.from_doc(spec["config"]),
+                          run_tag=spec["run_tag"], process_base=PROCESS_BASE,
+                          journal=JournalWriter(Path(spec["journal"])))
+
+
+async def signal_setup(signal: Any) -> Any:
+    """`signal` set up (None, said on stdout, when Node.js is not there to run Baileys). A
+    target that fails the set-up raises SignalSetupError."""
+    from harness.node_target.errors import NodeUnavailable
+
     try:
         await signal.setup()
     except NodeUnavailable as exc:
