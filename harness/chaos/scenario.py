@@ -473,6 +473,8 @@ async def _run_steady(info: ScenarioInfo, params: ScenarioParams, target_spec: A
     if run.signal is not None:  # messages in flight settle, then its engine stops
         await run.signal.stop()
         await run.signal.close()
+        if isinstance(run.signal, SignalBeside):  # its Node.js starts while the target closes
+            run.signal.prepare_new_pod()
     run.workload = workload.stats()
     died = _target_died(target)
     if died is not None:  # the finding: judge what landed, show what it said last

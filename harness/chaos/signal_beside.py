@@ -29,6 +29,7 @@ from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
 from harness.metrics.windows import Window
 from harness.signal.attribution import attribute
+from harness.signal.engine import SignalEngine
 from harness.signal.newpod import NewPodResult, new_pod_check
 from harness.signal.profiles import SignalParams, signal_params
 from harness.signal.recorder import Processes
@@ -77,6 +78,7 @@ class SignalBeside:
         self.new_pod: NewPodResult | None = None
         self.target_errors: list[str] = []
         self.started = time.monotonic()
+        self._pod_engine: asyncio.Future[SignalEngine] | None = None
 
     async def setup(self) -> None:
         """Pair the companies and open every conversation (raises SignalSetupError: the
@@ -91,15 +93,41 @@ class SignalBeside:
         await self.workload.stop()
 
     async def close(self) -> None:
-        """Stop the engine (and its bridge sidecar for a Python target)."""
+        """Stop the engine (and its bridge sidecar for a Python target), and a new pod's
+        engine that was started and never used."""
         await self.workload.close()
+        pending, self._pod_engine = self._pod_engine, None
+        if pending is not None:
+            pending.cancel()
+            started = (await asyncio.gather(pending, return_exceptions=True))[0]
+            if isinstance(started, SignalEngine):
+                await started.close()
+
+    def prepare_new_pod(self) -> None:
+        """Start the new pod's engine now, while the old instance settles and closes: a
+        fresh Node.js process with Baileys loaded (~0.7 s on 2 cores) that serves no store
+        until the new pod binds it. Python targets only: a `node:` target's engine lives in
+        the new pod's own sidecar."""
+        if self._pod_engine is not None or getattr(self.workload.target, "sidecar", None):
+            return
+        c = self.params.workload
+        self._pod_engine = asyncio.ensure_future(SignalEngine.bridged(
+            self.workload.history, self.workload.processes, op_timeout_s=c.op_timeout_s,
+            commit_retries=c.commit_retries, commit_delay_ms=c.commit_delay_ms))
 
     async def check_new_pod(self, target_spec: Any, dsn: str, cache_dir: Path) -> None:
         """A fresh instance of the target, an empty cache, only PostgreSQL: every
         conversation must go on without a new session."""
+        engine = None
+        pending, self._pod_engine = self._pod_engine, None
+        if pending is not None:
+            try:
+                engine = await pending
+            except Exception as exc:  # the new pod starts its own, as without preparing
+                log.warning("signal new pod: the engine started ahead failed: %s", exc)
         self.new_pod = await new_pod(target_spec, dsn, cache_dir, self.workload.topology,
                                      self.workload.history, self.workload.processes,
-                                     self.params.workload, self.target_errors)
+                                     self.params.workload, self.target_errors, engine=engine)
 
     def section(self, scenario: str, target: str, *, contrast: bool, check: CheckResult,
                 history: History, windows: list[Window]) -> dict[str, Any]:
@@ -133,17 +161,23 @@ class SignalConversations(Protocol):
 
 async def new_pod(target_spec: Any, dsn: str, cache_dir: Path, topology: Topology,
                   history: History, processes: Processes, config: SignalConfig,
-                  target_errors: list[str]) -> NewPodResult:
+                  target_errors: list[str], engine: SignalEngine | None = None
+                  ) -> NewPodResult:
     """The new pod check (harness.signal.newpod) on a fresh instance of the target opened on
     `cache_dir` (created empty), closed afterwards with a bound; a close that hangs or throws
-    goes to `target_errors`."""
-    await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
-    pod = await target_spec.open(dsn, cache_dir=cache_dir)
+    goes to `target_errors`. `engine`: one started ahead (SignalEngine.bridged), or None."""
+    try:
+        await asyncio.to_thread(cache_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        pod = await target_spec.open(dsn, cache_dir=cache_dir)
+    except BaseException:
+        if engine is not None:
+            await asyncio.shield(engine.close())
+        raise
     try:
         return await new_pod_check(pod, topology, history, processes,
                                    op_timeout_s=config.op_timeout_s,
                                    commit_retries=config.commit_retries,
-                                   commit_delay_ms=config.commit_delay_ms)
+                                   commit_delay_ms=config.commit_delay_ms, engine=engine)
     finally:
         try:
             await asyncio.wait_for(pod.close(), CLOSE_TIMEOUT_S)

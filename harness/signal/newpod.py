@@ -63,13 +63,16 @@ class Locks:
 
 async def new_pod_check(target: Any, topology: Topology, history: History,
                         processes: Processes, *, op_timeout_s: float, commit_retries: int,
-                        commit_delay_ms: int, concurrency: int = 16) -> NewPodResult:
-    """Run the check against `target`, a freshly opened instance (the caller closes it)."""
+                        commit_delay_ms: int, concurrency: int = 16,
+                        engine: SignalEngine | None = None) -> NewPodResult:
+    """Run the check against `target`, a freshly opened instance (the caller closes it).
+    `engine`: a bridged engine started beforehand (a fresh Node.js process that has served no
+    store yet), bound to `target` here; None starts one."""
     started = time.monotonic()
     result = NewPodResult()
-    engine = await SignalEngine.start(target, history, processes, op_timeout_s=op_timeout_s,
-                                      commit_retries=commit_retries,
-                                      commit_delay_ms=commit_delay_ms)
+    engine = engine.bind(target) if engine is not None else await SignalEngine.start(
+        target, history, processes, op_timeout_s=op_timeout_s, commit_retries=commit_retries,
+        commit_delay_ms=commit_delay_ms)
     try:
         if await open_companies(engine, topology, result):
             await continue_conversations(engine, topology, result, Locks(), tag="new-pod",
