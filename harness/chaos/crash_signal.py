@@ -28,8 +28,9 @@ process without a verdict: messages the application had not posted yet (its outb
 memory), and envelopes whose decrypt was running at the kill and had already written (the
 child's history shows a write of the recipient since it began): received again, they may fail
 because that decrypt committed (a consumed message key: "Key used already or never filled")
-whatever the store does. An envelope in hand whose decrypt had written nothing must decrypt
-again, and a failure to counts. A delivery that failed before the kill stays counted as it was.
+whatever the store does; only those two answers (CONSUMED) are excused. An envelope in hand
+whose decrypt had written nothing must decrypt again, and a failure to counts. A delivery
+that failed before the kill stays counted as it was.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ NEW_POD_PROCESS_BASE = 6_000_000  # ... and of the new pod's (in a history of it
 NODE_EXIT_S = 15.0  # the sidecar ends at the end of its stdin; its module's close() is bounded
 SUCCESSOR_S = 180.0  # the successor's part: engine, loads, redelivery, one message each
 NODE_POLL_S = 0.05
+# What libsignal says to a message whose decrypt already committed (its message key consumed):
+# the only failures excused for an envelope in hand at the kill. Any other (Bad MAC, "No session
+# record", ...) is the store's, counted as undecryptable.
+CONSUMED = frozenset({"Key used already or never filled", "Received message with old counter"})
 
 
 class KilledRun:
@@ -290,7 +295,8 @@ class CrashSignal:
                                              "message": "decrypted to another plaintext"})
         if error.get("harness"):  # the engine failed, not libsignal: said as the workload does
             tally.harness_error(f"receive: {error.get('name')}: {error.get('message')}"[:160])
-        if posted.seq in self._committing:  # its decrypt at the kill wrote: key consumed?
+        if posted.seq in self._committing and label(error) in CONSUMED:
+            # its decrypt at the kill wrote and consumed the message key: no store verdict
             self.in_hand_rejected[label(error)] += 1
             self.redelivered["in hand at the kill, rejected"] += 1
             return
