@@ -40,7 +40,10 @@ async def probe_once(dsn: str, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
             down, detail = True, "read-only"
     except TimeoutError:
         down, detail = True, "timeout"
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError) as exc:
+        # InternalClientError: the connection was terminated in the middle of the query
+        # (terminate-backends) and asyncpg's protocol state is left mid-operation
         code = getattr(exc, "sqlstate", None)
         down, detail = True, f"{type(exc).__name__}{f' {code}' if code else ''}"
     finally:
