@@ -51,7 +51,7 @@ from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
 from harness.metrics.windows import Window
 from harness.signal.attribution import attribute
-from harness.signal.engine import SignalEngine
+from harness.signal.engine import SignalEngine, discard_start
 from harness.signal.journal import Journal, Posted, read_journal
 from harness.signal.newpod import (
     Locks,
@@ -256,7 +256,7 @@ class CrashSignal:
         prepared, self._prepared = self._prepared, None
         if prepared is not None and getattr(target, "sidecar", None) is None:
             return (await prepared).bind(target)
-        await _close_prepared(prepared)
+        await discard_start(prepared)
         c = self.params.workload
         return await SignalEngine.start(target, self.history, self.processes,
                                         op_timeout_s=c.op_timeout_s,
@@ -326,7 +326,7 @@ class CrashSignal:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         prepared, self._prepared = self._prepared, None
-        await _close_prepared(prepared)
+        await discard_start(prepared)
         _kill([p for p in self._node if _alive(p)])
 
     # -- after the runner settled and closed the successor -----------------------------------
@@ -429,19 +429,6 @@ def _conversation(conversations: list[Conversation], conv_id: str, sender: str,
         if conv.id == conv_id:
             return conv
     return Conversation(conv_id, "direct", [sender, recipient])
-
-
-async def _close_prepared(prepared: asyncio.Future[SignalEngine] | None) -> None:
-    """A prepared engine nobody will use: stopped (still starting: cancelled)."""
-    if prepared is None:
-        return
-    if not prepared.done():
-        prepared.cancel()
-        await asyncio.wait([prepared])
-    if prepared.cancelled() or prepared.exception() is not None:
-        return
-    with contextlib.suppress(Exception):
-        await prepared.result().close()
 
 
 def _alive(process: psutil.Process) -> bool:

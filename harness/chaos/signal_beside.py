@@ -29,7 +29,7 @@ from harness.metrics.checker import CheckResult
 from harness.metrics.history import History
 from harness.metrics.windows import Window
 from harness.signal.attribution import attribute
-from harness.signal.engine import SignalEngine
+from harness.signal.engine import SignalEngine, discard_start
 from harness.signal.newpod import NewPodResult, new_pod_check
 from harness.signal.profiles import SignalParams, signal_params
 from harness.signal.recorder import Processes
@@ -97,11 +97,7 @@ class SignalBeside:
         engine that was started and never used."""
         await self.workload.close()
         pending, self._pod_engine = self._pod_engine, None
-        if pending is not None:
-            pending.cancel()
-            started = (await asyncio.gather(pending, return_exceptions=True))[0]
-            if isinstance(started, SignalEngine):
-                await started.close()
+        await discard_start(pending)
 
     def prepare_new_pod(self) -> None:
         """Start the new pod's engine now, while the old instance settles and closes: a

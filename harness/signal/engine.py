@@ -18,6 +18,7 @@ trip as Python saw it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +181,17 @@ class SignalEngine:
         self._states.clear()
         if self.bridge is not None:
             await self.bridge.close()
+
+
+async def discard_start(starting: asyncio.Future[SignalEngine] | None) -> None:
+    """An engine start nobody will use (started ahead, then not needed): cancelled while still
+    starting, closed once started; its failure is not ours to report."""
+    if starting is None:
+        return
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait([starting])
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    with contextlib.suppress(Exception):
+        await starting.result().close()

@@ -52,7 +52,7 @@ from typing import Any
 from harness.authstate import codec
 from harness.errors import HarnessError
 from harness.metrics.history import History
-from harness.signal.engine import SignalEngine
+from harness.signal.engine import SignalEngine, discard_start
 from harness.signal.recorder import Processes
 from harness.signal.server import Envelope, Server
 from harness.signal.tally import Delivery, Failure, Message, Sink, Tally, label
@@ -272,11 +272,8 @@ class SignalWorkload:
                 self.tally.lost(delivery, "never sent" if not delivery.message.sent
                                 else "in flight at the end")
         starting, self._engine_start = self._engine_start, None
-        if starting is not None and self.engine is None:  # started, never set up
-            starting.cancel()
-            started = (await asyncio.gather(starting, return_exceptions=True))[0]
-            if isinstance(started, SignalEngine):
-                self.engine = started
+        if self.engine is None:  # started ahead, never set up
+            await discard_start(starting)
         if self.engine is not None:
             await self.engine.close()
 
